@@ -1,0 +1,1 @@
+//! hoist's Docker backend, on the Docker Engine API through bollard.

@@ -1,0 +1,1 @@
+//! hoist's Kubernetes backend: one pod per container through kube-rs.

@@ -1,0 +1,1 @@
+//! hoist's Mesos frontend: the v1 executor HTTP API driving the engine.

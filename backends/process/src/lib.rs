@@ -1,0 +1,1 @@
+//! hoist's embedded backend: tasks as local child processes.

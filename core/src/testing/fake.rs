@@ -1,0 +1,489 @@
+//! [`FakeContainerizer`]: an in-memory backend whose every call can be scripted and is recorded.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use crate::container::{
+    Capabilities, ContainerId, ContainerInfo, ContainerState, ExecOutput, ExecutorId, ExitStatus,
+    LogChunk, LogOptions, LogStream, OwnedContainer, Owner,
+};
+use crate::containerizer::{Containerizer, LogChunks};
+use crate::error::{Error, ErrorKind, Result};
+use crate::task::{ContainerSpec, TaskId};
+
+/// SIGTERM.
+pub const SIGTERM: i32 = 15;
+/// SIGKILL.
+pub const SIGKILL: i32 = 9;
+
+/// A function that answers `exec` calls.
+pub type ExecFn = Arc<dyn Fn(&[String]) -> Result<ExecOutput> + Send + Sync>;
+
+/// How the fake behaves for one task (or by default). Every field has a do-nothing default:
+/// create, start and stop succeed at once and the container runs until stopped.
+#[derive(Clone, Default)]
+pub struct Script {
+    /// Delay before `create` returns.
+    pub create_delay: Duration,
+    /// Delay before `start` returns.
+    pub start_delay: Duration,
+    /// Delay before `stop` acts.
+    pub stop_delay: Duration,
+    /// Make `create` fail with this kind and message.
+    pub fail_create: Option<(ErrorKind, String)>,
+    /// Make `start` fail with this kind and message.
+    pub fail_start: Option<(ErrorKind, String)>,
+    /// Exit on its own this long after start, with [`Script::exit`].
+    pub exit_after: Option<Duration>,
+    /// How it exits on its own (default code 0).
+    pub exit: ExitStatus,
+    /// Ignore TERM: only KILL after the grace ends it.
+    pub ignore_term: bool,
+    /// The pid `inspect` reports (default: a counter from 1000).
+    pub pid: Option<u32>,
+    /// The addresses `inspect` reports (default: loopback).
+    pub addresses: Vec<IpAddr>,
+    /// What `logs` returns.
+    pub logs: Vec<(LogStream, Bytes)>,
+    /// Answers `exec` (default: exit 0, no output).
+    pub exec: Option<ExecFn>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("exit_after", &self.exit_after)
+            .field("exit", &self.exit)
+            .field("ignore_term", &self.ignore_term)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Script {
+    /// Exits with `code` after `after`.
+    pub fn exits(code: i32, after: Duration) -> Self {
+        Script {
+            exit_after: Some(after),
+            exit: ExitStatus::code(code),
+            ..Script::default()
+        }
+    }
+}
+
+/// One recorded call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The method (`"create"`, `"start"`, `"stop"`...).
+    pub method: &'static str,
+    /// The task, for calls on a known container.
+    pub task: Option<TaskId>,
+    /// The container, for calls that name one.
+    pub container: Option<ContainerId>,
+}
+
+struct FakeContainer {
+    owner: Owner,
+    spec: ContainerSpec,
+    script: Script,
+    state: ContainerState,
+    pid: u32,
+    exit: watch::Sender<Option<ExitStatus>>,
+    removed: bool,
+}
+
+#[derive(Default)]
+struct Registry {
+    containers: HashMap<ContainerId, FakeContainer>,
+    scripts: HashMap<TaskId, Script>,
+    default_script: Script,
+    calls: Vec<Call>,
+}
+
+/// An in-memory [`Containerizer`] for tests: scriptable per task, recording every call.
+///
+/// It passes the conformance suite. Time in it is tokio time, so tests can pause the clock.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+/// use hoist_core::testing::{FakeContainerizer, Script};
+/// use hoist_core::{Containerizer, ContainerSpec, Owner};
+///
+/// let fake = FakeContainerizer::new();
+/// fake.script("job", Script::exits(3, Duration::from_millis(10)));
+/// let owner = Owner { executor_id: "e".into(), task_id: "job".into() };
+/// let id = fake.create(&owner, &ContainerSpec::command(["job"])).await.unwrap();
+/// fake.start(&id).await.unwrap();
+/// assert_eq!(fake.wait(&id).await.unwrap().code, Some(3));
+/// assert_eq!(fake.calls_to("start"), 1);
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct FakeContainerizer {
+    registry: Arc<Mutex<Registry>>,
+    next_id: Arc<AtomicU64>,
+    next_pid: Arc<AtomicU32>,
+    record: bool,
+}
+
+impl std::fmt::Debug for FakeContainerizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeContainerizer").finish_non_exhaustive()
+    }
+}
+
+impl FakeContainerizer {
+    /// A fake where containers run until stopped, recording every call.
+    pub fn new() -> Self {
+        FakeContainerizer {
+            record: true,
+            next_pid: Arc::new(AtomicU32::new(1000)),
+            ..FakeContainerizer::default()
+        }
+    }
+
+    /// A fake that records nothing (for benchmarks).
+    pub fn without_recording() -> Self {
+        FakeContainerizer {
+            record: false,
+            ..FakeContainerizer::new()
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Scripts the behaviour of the containers of task `task`.
+    pub fn script(&self, task: impl Into<TaskId>, script: Script) {
+        self.registry().scripts.insert(task.into(), script);
+    }
+
+    /// Scripts every task without a script of its own.
+    pub fn default_script(&self, script: Script) {
+        self.registry().default_script = script;
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.registry().calls.clone()
+    }
+
+    /// How many times `method` was called.
+    pub fn calls_to(&self, method: &str) -> usize {
+        self.registry().calls.iter().filter(|c| c.method == method).count()
+    }
+
+    /// The methods called for `task`, in order.
+    pub fn calls_for(&self, task: &str) -> Vec<&'static str> {
+        self.registry()
+            .calls
+            .iter()
+            .filter(|c| c.task.as_ref().is_some_and(|t| t.as_str() == task))
+            .map(|c| c.method)
+            .collect()
+    }
+
+    /// The spec a container was created with.
+    pub fn spec_of(&self, id: &ContainerId) -> Option<ContainerSpec> {
+        self.registry().containers.get(id).map(|c| c.spec.clone())
+    }
+
+    /// Containers not yet removed.
+    pub fn live_containers(&self) -> Vec<ContainerId> {
+        let reg = self.registry();
+        let mut ids: Vec<_> = reg.containers.iter().filter(|(_, c)| !c.removed).map(|(id, _)| id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// The container of `task`, if one was created.
+    pub fn container_of(&self, task: &str) -> Option<ContainerId> {
+        self.registry()
+            .containers
+            .iter()
+            .find(|(_, c)| c.owner.task_id.as_str() == task)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Kills a container as if from outside the executor (`docker kill`).
+    pub fn kill_externally(&self, id: &ContainerId, signal: i32) {
+        let mut reg = self.registry();
+        if let Some(c) = reg.containers.get_mut(id) {
+            exit_now(c, ExitStatus::signal(signal));
+        }
+    }
+
+    /// Removes a container as if from outside the executor: `wait` then fails with not-found.
+    pub fn remove_externally(&self, id: &ContainerId) {
+        let mut reg = self.registry();
+        if let Some(c) = reg.containers.remove(id) {
+            drop(c.exit); // wakes waiters with a closed channel
+        }
+    }
+
+    fn record(&self, reg: &mut Registry, method: &'static str, container: Option<&ContainerId>) {
+        if !self.record {
+            return;
+        }
+        let task = container.and_then(|id| reg.containers.get(id)).map(|c| c.owner.task_id.clone());
+        reg.calls.push(Call {
+            method,
+            task,
+            container: container.cloned(),
+        });
+    }
+
+    fn with_container<T>(
+        &self,
+        method: &'static str,
+        id: &ContainerId,
+        f: impl FnOnce(&mut FakeContainer) -> Result<T>,
+    ) -> Result<T> {
+        let mut reg = self.registry();
+        self.record(&mut reg, method, Some(id));
+        match reg.containers.get_mut(id) {
+            Some(c) if !c.removed => f(c),
+            _ => Err(Error::not_found("container", id).with_operation(method)),
+        }
+    }
+}
+
+fn exit_now(c: &mut FakeContainer, status: ExitStatus) {
+    if c.exit.borrow().is_none() {
+        c.state = ContainerState::Exited;
+        c.exit.send_replace(Some(status));
+    }
+}
+
+fn scripted_error(method: &'static str, id: impl std::fmt::Display, (kind, message): &(ErrorKind, String)) -> Error {
+    Error::new(*kind, message.clone()).with_operation(method).with_context("container", id)
+}
+
+#[async_trait]
+impl Containerizer for FakeContainerizer {
+    fn name(&self) -> &str {
+        "fake"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
+        let script = {
+            let mut reg = self.registry();
+            self.record(&mut reg, "create", None);
+            if let Some(last) = reg.calls.last_mut() {
+                last.task = Some(owner.task_id.clone());
+            }
+            reg.scripts.get(&owner.task_id).cloned().unwrap_or_else(|| reg.default_script.clone())
+        };
+        if !script.create_delay.is_zero() {
+            tokio::time::sleep(script.create_delay).await;
+        }
+        if let Some(err) = &script.fail_create {
+            return Err(scripted_error("create", &owner.task_id, err));
+        }
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = ContainerId::new(format!("fake-{n}"));
+        let pid = script.pid.unwrap_or_else(|| self.next_pid.fetch_add(1, Ordering::Relaxed));
+        let (exit, _) = watch::channel(None);
+        self.registry().containers.insert(
+            id.clone(),
+            FakeContainer {
+                owner: owner.clone(),
+                spec: spec.clone(),
+                script,
+                state: ContainerState::Created,
+                pid,
+                exit,
+                removed: false,
+            },
+        );
+        Ok(id)
+    }
+
+    async fn start(&self, id: &ContainerId) -> Result<()> {
+        let script = self.with_container("start", id, |c| Ok(c.script.clone()))?;
+        if !script.start_delay.is_zero() {
+            tokio::time::sleep(script.start_delay).await;
+        }
+        if let Some(err) = &script.fail_start {
+            return Err(scripted_error("start", id, err));
+        }
+        let exit_tx = {
+            let mut reg = self.registry();
+            let c = reg.containers.get_mut(id).ok_or_else(|| Error::not_found("container", id))?;
+            match c.state {
+                ContainerState::Created => c.state = ContainerState::Running,
+                ContainerState::Running => return Ok(()),
+                ContainerState::Exited => {
+                    return Err(Error::new(ErrorKind::InvalidState, "the container has already exited")
+                        .with_operation("start")
+                        .with_context("container", id));
+                }
+            }
+            c.exit.clone()
+        };
+        if let Some(after) = script.exit_after {
+            let registry = self.registry.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let mut reg = registry.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(c) = reg.containers.get_mut(&id) {
+                    exit_now(c, script.exit);
+                }
+            });
+        }
+        drop(exit_tx);
+        Ok(())
+    }
+
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
+        let mut rx = self.with_container("wait", id, |c| Ok(c.exit.subscribe()))?;
+        loop {
+            if let Some(status) = *rx.borrow_and_update() {
+                return Ok(status);
+            }
+            if rx.changed().await.is_err() {
+                return Err(Error::not_found("container", id)
+                    .with_operation("wait")
+                    .with_context("why", "removed outside the executor"));
+            }
+        }
+    }
+
+    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        let (script, state) = self.with_container("stop", id, |c| Ok((c.script.clone(), c.state)))?;
+        if state != ContainerState::Running {
+            let mut reg = self.registry();
+            if let Some(c) = reg.containers.get_mut(id) {
+                if c.state == ContainerState::Created {
+                    c.state = ContainerState::Exited;
+                    exit_now(c, ExitStatus::signal(SIGKILL));
+                }
+            }
+            return Ok(());
+        }
+        if !script.stop_delay.is_zero() {
+            tokio::time::sleep(script.stop_delay).await;
+        }
+        let mut rx = {
+            let mut reg = self.registry();
+            let Some(c) = reg.containers.get_mut(id) else { return Ok(()) };
+            if !script.ignore_term {
+                exit_now(c, ExitStatus::signal(SIGTERM));
+            }
+            c.exit.subscribe()
+        };
+        let exited = tokio::time::timeout(grace, rx.wait_for(Option::is_some)).await;
+        if exited.is_err() {
+            let mut reg = self.registry();
+            if let Some(c) = reg.containers.get_mut(id) {
+                exit_now(c, ExitStatus::signal(SIGKILL));
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
+        let mut reg = self.registry();
+        self.record(&mut reg, "remove", Some(id));
+        let Some(c) = reg.containers.get_mut(id) else { return Ok(()) };
+        if c.removed {
+            return Ok(());
+        }
+        if c.state == ContainerState::Running {
+            if !force {
+                return Err(Error::new(ErrorKind::InvalidState, "the container is running; remove it with force")
+                    .with_operation("remove")
+                    .with_context("container", id));
+            }
+            exit_now(c, ExitStatus::signal(SIGKILL));
+        }
+        c.removed = true;
+        Ok(())
+    }
+
+    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        self.with_container("inspect", id, |c| {
+            let mut info = ContainerInfo::new(id.clone(), c.state);
+            if c.state == ContainerState::Running {
+                info.pid = Some(c.pid);
+            }
+            info.addresses = if c.script.addresses.is_empty() {
+                vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+            } else {
+                c.script.addresses.clone()
+            };
+            info.ports = c
+                .spec
+                .ports
+                .iter()
+                .map(|p| crate::container::MappedPort {
+                    container_port: p.container_port,
+                    host_port: p.host_port.or(Some(p.container_port)),
+                    host_ip: p.host_ip,
+                    protocol: p.protocol,
+                })
+                .collect();
+            info.exit = *c.exit.borrow();
+            Ok(info)
+        })
+    }
+
+    async fn exec(&self, id: &ContainerId, argv: &[String], _timeout: Duration) -> Result<ExecOutput> {
+        let exec = self.with_container("exec", id, |c| {
+            if c.state != ContainerState::Running {
+                return Err(Error::new(ErrorKind::InvalidState, "the container is not running")
+                    .with_operation("exec")
+                    .with_context("container", id));
+            }
+            Ok(c.script.exec.clone())
+        })?;
+        if argv.is_empty() {
+            return Err(Error::invalid("exec needs a command").with_operation("exec").with_context("container", id));
+        }
+        match exec {
+            Some(f) => f(argv),
+            None => Ok(ExecOutput { exit_code: Some(0), ..ExecOutput::default() }),
+        }
+    }
+
+    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
+        let logs = self.with_container("logs", id, |c| Ok(c.script.logs.clone()))?;
+        let skip = options.tail.map_or(0, |n| logs.len().saturating_sub(n));
+        let chunks = logs
+            .into_iter()
+            .skip(skip)
+            .map(|(stream, data)| Ok(LogChunk { stream, data }));
+        Ok(Box::pin(futures::stream::iter(chunks)))
+    }
+
+    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
+        let mut reg = self.registry();
+        self.record(&mut reg, "list_owned", None);
+        let mut owned: Vec<_> = reg
+            .containers
+            .iter()
+            .filter(|(_, c)| !c.removed && &c.owner.executor_id == executor)
+            .map(|(id, c)| OwnedContainer {
+                id: id.clone(),
+                owner: c.owner.clone(),
+                state: c.state,
+            })
+            .collect();
+        owned.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(owned)
+    }
+}

@@ -1,0 +1,1 @@
+//! hoist's bundled hooks: remove-container, acl, iptables, netns, network.

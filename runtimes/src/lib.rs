@@ -1,0 +1,1 @@
+//! hoist's function runtimes: catalog, build plans, the runtime contract, the warm pool and invoke APIs.
