@@ -44,3 +44,6 @@ pub use hoist_hooks as hooks;
 
 #[cfg(feature = "runtimes")]
 pub use hoist_runtimes as runtimes;
+
+#[cfg(feature = "functions")]
+pub use hoist_functions as functions;
