@@ -1,0 +1,831 @@
+//! Engine tests on the fake containerizer, with tokio's paused clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::health::{HealthCheck, HealthChecker, ProbeOutcome, ProbeTarget, TcpProbe};
+use crate::hook::HookContext;
+use crate::testing::{FakeContainerizer, SIGKILL, SIGTERM, Script};
+use crate::{ExitStatus, Phase};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A hook that records every phase it runs and can be told to fail one.
+#[derive(Debug)]
+struct Recorder {
+    name: &'static str,
+    priority: i64,
+    log: Log,
+    fail_in: Option<Phase>,
+    hang_in: Option<Phase>,
+}
+
+impl Recorder {
+    fn new(name: &'static str, priority: i64, log: &Log) -> Self {
+        Recorder {
+            name,
+            priority,
+            log: log.clone(),
+            fail_in: None,
+            hang_in: None,
+        }
+    }
+
+    fn failing(mut self, phase: Phase) -> Self {
+        self.fail_in = Some(phase);
+        self
+    }
+
+    async fn phase(&self, phase: Phase) -> Result<()> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{}:{}", self.name, phase));
+        if self.hang_in == Some(phase) {
+            std::future::pending::<()>().await;
+        }
+        if self.fail_in == Some(phase) {
+            return Err(Error::new(ErrorKind::Backend, "boom"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Hook for Recorder {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn priority(&self) -> i64 {
+        self.priority
+    }
+    async fn pre_create<'c>(&self, ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+        assert!(ctx.container_id.is_none());
+        task.container
+            .env
+            .insert(format!("HOOK_{}", self.name.to_uppercase()), "1".into());
+        self.phase(Phase::PreCreate).await
+    }
+    async fn pre_run<'c>(&self, ctx: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+        assert!(ctx.container_id.is_some());
+        ctx.state
+            .get_mut::<Vec<&'static str>>()
+            .map(|v| v.push(self.name))
+            .unwrap_or_else(|| {
+                ctx.state.insert(vec![self.name]);
+            });
+        self.phase(Phase::PreRun).await
+    }
+    async fn post_run<'c>(&self, _: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+        self.phase(Phase::PostRun).await
+    }
+    async fn pre_stop<'c>(&self, _: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+        self.phase(Phase::PreStop).await
+    }
+    async fn post_stop<'c>(&self, ctx: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+        // Per-task state written in pre-run is still there (shared by every hook of the task).
+        if let Some(seen) = ctx.state.get::<Vec<&'static str>>() {
+            assert!(seen.contains(&self.name) || self.fail_in.is_some() || seen.len() < 4);
+        }
+        self.phase(Phase::PostStop).await
+    }
+}
+
+fn task(id: &str) -> TaskSpec {
+    TaskSpec::new(id, ContainerSpec::command(["server"]))
+}
+
+fn build(fake: &FakeContainerizer) -> (Executor, StatusStream) {
+    Executor::builder(Arc::new(fake.clone())).build().unwrap()
+}
+
+/// Collects statuses of `id` until its terminal one, then checks nothing more arrives for it.
+async fn until_terminal(statuses: &mut StatusStream, id: &str) -> Vec<TaskStatus> {
+    let mut seen = Vec::new();
+    while let Some(status) = statuses.recv().await {
+        if status.task_id.as_str() != id {
+            continue;
+        }
+        let done = status.state.is_terminal();
+        seen.push(status);
+        if done {
+            return seen;
+        }
+    }
+    panic!("status stream ended before {id} was terminal: {seen:?}");
+}
+
+fn states(statuses: &[TaskStatus]) -> Vec<TaskState> {
+    statuses.iter().map(|s| s.state).collect()
+}
+
+/// Drains what is already queued and asserts it holds no status for `id`.
+fn assert_no_more(statuses: &mut StatusStream, id: &str) {
+    while let Ok(status) = statuses.rx.try_recv() {
+        assert_ne!(
+            status.task_id.as_str(),
+            id,
+            "unexpected extra status {status}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_that_exits_zero_finishes() {
+    let fake = FakeContainerizer::new();
+    fake.script("t", Script::exits(0, Duration::from_secs(1)));
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("t")).await.unwrap();
+    let seen = until_terminal(&mut statuses, "t").await;
+    assert_eq!(
+        states(&seen),
+        [TaskState::Starting, TaskState::Running, TaskState::Finished]
+    );
+    let last = seen.last().unwrap();
+    assert_eq!(last.reason, Some(Reason::CommandExited));
+    assert_eq!(last.message.as_deref(), Some("exited with code 0"));
+    assert!(last.container_id.is_some());
+    assert_eq!(fake.calls_for("t"), ["create", "start", "wait"]);
+    assert!(
+        executor.tasks().is_empty(),
+        "terminal tasks leave the table"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_zero_exit_and_oom_fail_with_their_reasons() {
+    let fake = FakeContainerizer::new();
+    fake.script("bad", Script::exits(3, Duration::from_secs(1)));
+    let mut oom = Script::exits(137, Duration::from_secs(1));
+    oom.exit.oom_killed = true;
+    fake.script("oom", oom);
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("bad")).await.unwrap();
+    let seen = until_terminal(&mut statuses, "bad").await;
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Failed, Some(Reason::CommandExited))
+    );
+    assert_eq!(last.message.as_deref(), Some("exited with code 3"));
+
+    executor.launch(task("oom")).await.unwrap();
+    let last = until_terminal(&mut statuses, "oom").await.pop().unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Failed, Some(Reason::MemoryLimit))
+    );
+    assert!(last.message.unwrap().contains("memory limit"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hooks_run_by_priority_then_registration_in_every_phase() {
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(Recorder::new("low", -5, &log))
+        .hook(Recorder::new("first", 10, &log))
+        .hook(Recorder::new("tie-a", 0, &log))
+        .hook(Recorder::new("tie-b", 0, &log))
+        .build()
+        .unwrap();
+    executor.launch(task("t")).await.unwrap();
+    let seen = until_terminal_after_running(&executor, &mut statuses, "t").await;
+    assert_eq!(seen.last().unwrap().state, TaskState::Killed);
+    let log = log.lock().unwrap().clone();
+    let order = ["first", "tie-a", "tie-b", "low"];
+    for phase in ["pre_create", "pre_run", "post_run", "pre_stop", "post_stop"] {
+        let names: Vec<_> = log
+            .iter()
+            .filter_map(|l| l.strip_suffix(&format!(":{phase}")))
+            .collect();
+        assert_eq!(names, order, "order in {phase}");
+    }
+    // pre-create changed the spec the container was created with.
+    let spec = fake.spec_of(&fake.container_of("t").unwrap()).unwrap();
+    assert_eq!(spec.env.get("HOOK_FIRST").map(String::as_str), Some("1"));
+    assert_eq!(spec.env.len(), 4);
+}
+
+/// Waits for running, kills, and collects the rest.
+async fn until_terminal_after_running(
+    executor: &Executor,
+    statuses: &mut StatusStream,
+    id: &str,
+) -> Vec<TaskStatus> {
+    let mut seen = Vec::new();
+    while let Some(status) = statuses.recv().await {
+        let running = status.state == TaskState::Running;
+        seen.push(status);
+        if running {
+            break;
+        }
+    }
+    executor.kill(&id.into(), None).await.unwrap();
+    seen.extend(until_terminal(statuses, id).await);
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_setup_hook_failure_aborts_the_launch_and_tears_down() {
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(Recorder::new("good", 1, &log))
+        .hook(Recorder::new("acl", 0, &log).failing(Phase::PreRun))
+        .hook(Recorder::new("never", -1, &log))
+        .build()
+        .unwrap();
+    executor.launch(task("t")).await.unwrap();
+    let seen = until_terminal(&mut statuses, "t").await;
+    assert_eq!(states(&seen), [TaskState::Starting, TaskState::Failed]);
+    let last = seen.last().unwrap();
+    assert_eq!(last.reason, Some(Reason::HookFailed));
+    let message = last.message.as_deref().unwrap();
+    assert!(
+        message.contains("hook `acl` failed in pre_run"),
+        "{message}"
+    );
+    assert!(message.contains("boom"), "{message}");
+    // Never started; stopped (the container existed); every hook's teardown ran.
+    assert_eq!(fake.calls_for("t"), ["create", "stop"]);
+    let log = log.lock().unwrap().clone();
+    assert!(!log.contains(&"never:pre_run".to_string()));
+    for hook in ["good", "acl", "never"] {
+        assert!(
+            log.contains(&format!("{hook}:pre_stop")),
+            "{hook} pre_stop in {log:?}"
+        );
+        assert!(
+            log.contains(&format!("{hook}:post_stop")),
+            "{hook} post_stop in {log:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pre_create_failure_fails_without_creating() {
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(Recorder::new("network", 0, &log).failing(Phase::PreCreate))
+        .build()
+        .unwrap();
+    executor.launch(task("t")).await.unwrap();
+    let last = until_terminal(&mut statuses, "t").await.pop().unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Failed, Some(Reason::HookFailed))
+    );
+    assert_eq!(fake.calls_to("create"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn teardown_failures_are_reported_and_later_hooks_still_run() {
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(Recorder::new("flaky", 1, &log).failing(Phase::PreStop))
+        .hook(Recorder::new("after", 0, &log))
+        .build()
+        .unwrap();
+    executor.launch(task("t")).await.unwrap();
+    let seen = until_terminal_after_running(&executor, &mut statuses, "t").await;
+    let last = seen.last().unwrap();
+    assert_eq!(last.state, TaskState::Killed);
+    assert!(
+        last.message
+            .as_deref()
+            .unwrap()
+            .contains("teardown: hook `flaky` failed in pre_stop")
+    );
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains(&"after:pre_stop".into()) && log.contains(&"after:post_stop".into()));
+    assert_eq!(
+        fake.calls_to("stop"),
+        1,
+        "the container is stopped despite the hook failure"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hung_hook_times_out() {
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let mut hung = Recorder::new("hung", 0, &log);
+    hung.hang_in = Some(Phase::PostRun);
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(hung)
+        .hook_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    executor.launch(task("t")).await.unwrap();
+    let last = until_terminal(&mut statuses, "t").await.pop().unwrap();
+    assert_eq!(last.state, TaskState::Failed);
+    assert!(last.message.unwrap().contains("did not finish within 5s"));
+    assert!(started.elapsed() >= Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn kill_sends_killing_then_killed_and_honours_the_grace() {
+    let fake = FakeContainerizer::new();
+    fake.script(
+        "stubborn",
+        Script {
+            ignore_term: true,
+            ..Script::default()
+        },
+    );
+    let (executor, mut statuses) = build(&fake);
+    let mut spec = task("stubborn");
+    spec.kill_policy.grace = Duration::from_secs(7);
+    executor.launch(spec).await.unwrap();
+    let mut seen = vec![
+        statuses.recv().await.unwrap(),
+        statuses.recv().await.unwrap(),
+    ];
+    assert_eq!(states(&seen), [TaskState::Starting, TaskState::Running]);
+    let killed_at = tokio::time::Instant::now();
+    executor.kill(&"stubborn".into(), None).await.unwrap();
+    seen.extend(until_terminal(&mut statuses, "stubborn").await);
+    assert_eq!(
+        states(&seen),
+        [
+            TaskState::Starting,
+            TaskState::Running,
+            TaskState::Killing,
+            TaskState::Killed
+        ]
+    );
+    assert_eq!(seen[3].reason, Some(Reason::KillRequested));
+    // TERM was ignored: KILL came only after the whole grace.
+    assert_eq!(killed_at.elapsed(), Duration::from_secs(7));
+    let id = fake.container_of("stubborn").unwrap();
+    assert_eq!(fake.wait(&id).await.unwrap(), ExitStatus::signal(SIGKILL));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kill_grace_override_and_a_forcing_second_kill() {
+    let fake = FakeContainerizer::new();
+    fake.default_script(Script {
+        ignore_term: true,
+        ..Script::default()
+    });
+    let (executor, mut statuses) = build(&fake);
+    let mut spec = task("t");
+    spec.kill_policy.grace = Duration::from_secs(60);
+    executor.launch(spec).await.unwrap();
+    let _ = (statuses.recv().await, statuses.recv().await);
+    let start = tokio::time::Instant::now();
+    executor
+        .kill(&"t".into(), Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A second kill with a shorter grace forces the stop in progress.
+    executor
+        .kill(&"t".into(), Some(Duration::ZERO))
+        .await
+        .unwrap();
+    let seen = until_terminal(&mut statuses, "t").await;
+    assert_eq!(states(&seen), [TaskState::Killing, TaskState::Killed]);
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "forced after {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn killing_twice_and_killing_a_finished_task() {
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("t")).await.unwrap();
+    let _ = (statuses.recv().await, statuses.recv().await);
+    executor.kill(&"t".into(), None).await.unwrap();
+    let second = executor.kill(&"t".into(), None).await;
+    let seen = until_terminal(&mut statuses, "t").await;
+    assert_eq!(states(&seen), [TaskState::Killing, TaskState::Killed]);
+    // The second kill was either queued behind the first or found the task gone; either way
+    // only one terminal status exists.
+    if let Err(e) = second {
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_no_more(&mut statuses, "t");
+    let err = executor.kill(&"t".into(), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("task t does not exist"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kill_racing_the_tasks_exit_gives_one_terminal_status() {
+    for offset_ms in [0u64, 1, 2] {
+        let fake = FakeContainerizer::new();
+        fake.script("t", Script::exits(0, Duration::from_millis(100)));
+        let (executor, mut statuses) = build(&fake);
+        executor.launch(task("t")).await.unwrap();
+        let _ = (statuses.recv().await, statuses.recv().await);
+        tokio::time::sleep(Duration::from_millis(99 + offset_ms)).await;
+        let _ = executor.kill(&"t".into(), None).await;
+        let seen = until_terminal(&mut statuses, "t").await;
+        let terminal: Vec<_> = seen.iter().filter(|s| s.state.is_terminal()).collect();
+        assert_eq!(terminal.len(), 1);
+        assert!(matches!(
+            terminal[0].state,
+            TaskState::Killed | TaskState::Finished
+        ));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_no_more(&mut statuses, "t");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_kill_during_launch_stops_after_the_step_in_flight() {
+    let fake = FakeContainerizer::new();
+    fake.script(
+        "slow",
+        Script {
+            create_delay: Duration::from_secs(10),
+            ..Script::default()
+        },
+    );
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("slow")).await.unwrap();
+    assert_eq!(statuses.recv().await.unwrap().state, TaskState::Starting);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    executor.kill(&"slow".into(), None).await.unwrap();
+    let seen = until_terminal(&mut statuses, "slow").await;
+    assert_eq!(states(&seen), [TaskState::Killing, TaskState::Killed]);
+    // Created (the step in flight finished), never started, then stopped.
+    assert_eq!(fake.calls_for("slow"), ["create", "stop"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_during_launch_waits_for_every_teardown() {
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    fake.script(
+        "launching",
+        Script {
+            start_delay: Duration::from_secs(3),
+            ..Script::default()
+        },
+    );
+    fake.script(
+        "stubborn",
+        Script {
+            ignore_term: true,
+            ..Script::default()
+        },
+    );
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(Recorder::new("rec", 0, &log))
+        .build()
+        .unwrap();
+    executor.launch(task("running")).await.unwrap();
+    executor.launch(task("stubborn")).await.unwrap();
+    executor.launch(task("launching")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let start = tokio::time::Instant::now();
+    executor.shutdown(Some(Duration::from_secs(2))).await;
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "waited for the stubborn task's grace"
+    );
+    let mut terminal = Vec::new();
+    while let Ok(status) = statuses.rx.try_recv() {
+        if status.state.is_terminal() {
+            terminal.push((status.task_id.to_string(), status.state, status.reason));
+        }
+    }
+    terminal.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        terminal,
+        [
+            (
+                "launching".into(),
+                TaskState::Killed,
+                Some(Reason::ExecutorShutdown)
+            ),
+            (
+                "running".into(),
+                TaskState::Killed,
+                Some(Reason::ExecutorShutdown)
+            ),
+            (
+                "stubborn".into(),
+                TaskState::Killed,
+                Some(Reason::ExecutorShutdown)
+            ),
+        ]
+    );
+    assert_eq!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.ends_with("post_stop"))
+            .count(),
+        3
+    );
+    let err = executor.launch(task("late")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidState);
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicate_ids_are_refused() {
+    let fake = FakeContainerizer::new();
+    let (executor, _statuses) = build(&fake);
+    executor.launch(task("t")).await.unwrap();
+    let err = executor.launch(task("t")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backend_refusals_end_in_error_or_failed() {
+    let fake = FakeContainerizer::new();
+    fake.script(
+        "unsupported",
+        Script {
+            fail_create: Some((
+                ErrorKind::Unsupported,
+                "the fake backend does not support volumes".into(),
+            )),
+            ..Script::default()
+        },
+    );
+    fake.script(
+        "broken",
+        Script {
+            fail_start: Some((ErrorKind::Backend, "engine exploded".into())),
+            ..Script::default()
+        },
+    );
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("unsupported")).await.unwrap();
+    let last = until_terminal(&mut statuses, "unsupported")
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Error, Some(Reason::InvalidSpec))
+    );
+    assert!(last.message.unwrap().contains("does not support volumes"));
+
+    executor.launch(task("broken")).await.unwrap();
+    let last = until_terminal(&mut statuses, "broken").await.pop().unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Failed, Some(Reason::LaunchFailed))
+    );
+    assert!(last.message.unwrap().contains("engine exploded"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalid_spec_is_an_error_status() {
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = build(&fake);
+    executor
+        .launch(TaskSpec::new("t", ContainerSpec::default()))
+        .await
+        .unwrap();
+    let last = until_terminal(&mut statuses, "t").await.pop().unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Error, Some(Reason::InvalidSpec))
+    );
+    assert!(
+        last.message
+            .unwrap()
+            .contains("needs an `image` or a `command`")
+    );
+    assert_eq!(fake.calls_to("create"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn containers_killed_or_removed_outside_the_executor() {
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("killed")).await.unwrap();
+    executor.launch(task("removed")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    fake.kill_externally(&fake.container_of("killed").unwrap(), SIGKILL);
+    let last = until_terminal(&mut statuses, "killed").await.pop().unwrap();
+    assert_eq!(last.state, TaskState::Failed);
+    assert_eq!(last.message.as_deref(), Some("killed by signal 9"));
+
+    fake.remove_externally(&fake.container_of("removed").unwrap());
+    let last = until_terminal(&mut statuses, "removed")
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(
+        (last.state, last.reason),
+        (TaskState::Lost, Some(Reason::ContainerGone))
+    );
+}
+
+/// A checker that plays a script of outcomes, then repeats the last.
+#[derive(Debug)]
+struct Scripted(Mutex<Vec<ProbeOutcome>>);
+
+#[async_trait]
+impl HealthChecker for Scripted {
+    async fn check(&self, _: &ProbeTarget, _: Duration) -> ProbeOutcome {
+        let mut script = self.0.lock().unwrap();
+        if script.len() > 1 {
+            script.remove(0)
+        } else {
+            script[0].clone()
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_changes_are_reported_and_a_failing_check_kills_the_task() {
+    let fake = FakeContainerizer::new();
+    let outcomes = vec![
+        ProbeOutcome::Healthy,
+        ProbeOutcome::Healthy,
+        ProbeOutcome::Unhealthy("HTTP 503".into()),
+        ProbeOutcome::Unhealthy("HTTP 503".into()),
+        ProbeOutcome::Unhealthy("HTTP 503".into()),
+    ];
+    let script = Arc::new(Scripted(Mutex::new(outcomes)));
+    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .health_checkers(move |_| script.clone())
+        .build()
+        .unwrap();
+    let mut spec = task("web");
+    spec.health_check = Some(HealthCheck::new(crate::health::Probe::Tcp(TcpProbe {
+        port: 80,
+    })));
+    executor.launch(spec).await.unwrap();
+    let seen = until_terminal(&mut statuses, "web").await;
+    let summary: Vec<_> = seen.iter().map(|s| (s.state, s.healthy)).collect();
+    assert_eq!(
+        summary,
+        [
+            (TaskState::Starting, None),
+            (TaskState::Running, None),
+            (TaskState::Running, Some(true)),
+            (TaskState::Running, Some(false)),
+            (TaskState::Killing, None),
+            (TaskState::Killed, None),
+        ]
+    );
+    assert_eq!(seen[3].reason, Some(Reason::HealthCheckStatusUpdated));
+    assert_eq!(seen[3].message.as_deref(), Some("HTTP 503"));
+    let last = seen.last().unwrap();
+    assert_eq!(last.reason, Some(Reason::HealthCheckFailed));
+    assert!(
+        last.message
+            .as_deref()
+            .unwrap()
+            .contains("3 consecutive failed health checks")
+    );
+    let id = fake.container_of("web").unwrap();
+    assert_eq!(fake.wait(&id).await.unwrap(), ExitStatus::signal(SIGTERM));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_executor_reattaches_to_running_containers() {
+    let fake = FakeContainerizer::new();
+    let (first, statuses) = Executor::builder(Arc::new(fake.clone()))
+        .executor_id("exec-1")
+        .build()
+        .unwrap();
+    first.launch(task("long")).await.unwrap();
+    let mut exiting = task("exits-later");
+    exiting.kill_policy.grace = Duration::from_secs(1);
+    fake.script("exits-later", Script::exits(4, Duration::from_secs(60)));
+    first.launch(exiting.clone()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop((first, statuses)); // the executor dies without tearing anything down
+
+    // Another executor's containers are not ours.
+    let (other, _s) = Executor::builder(Arc::new(fake.clone()))
+        .executor_id("exec-2")
+        .build()
+        .unwrap();
+    assert_eq!(other.recover([]).await.unwrap(), RecoveryReport::default());
+
+    let (second, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+        .executor_id("exec-1")
+        .build()
+        .unwrap();
+    let report = second.recover([exiting]).await.unwrap();
+    let mut reattached: Vec<_> = report.reattached.iter().map(|t| t.to_string()).collect();
+    reattached.sort();
+    assert_eq!(reattached, ["exits-later", "long"]);
+    let first_status = statuses.recv().await.unwrap();
+    assert_eq!(
+        (first_status.state, first_status.reason),
+        (TaskState::Running, Some(Reason::Recovered))
+    );
+    // Its own exit is still seen...
+    let last = until_terminal(&mut statuses, "exits-later")
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(last.message.as_deref(), Some("exited with code 4"));
+    // ...and it can be killed.
+    second.kill(&"long".into(), None).await.unwrap();
+    let last = until_terminal(&mut statuses, "long").await.pop().unwrap();
+    assert_eq!(last.state, TaskState::Killed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recovery_can_clean_up_instead() {
+    let fake = FakeContainerizer::new();
+    let (first, _statuses) = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    first.launch(task("a")).await.unwrap();
+    first.launch(task("b")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    drop(first);
+    let (second, _s) = Executor::builder(Arc::new(fake.clone()))
+        .recovery(RecoveryMode::Cleanup)
+        .build()
+        .unwrap();
+    let report = second.recover([]).await.unwrap();
+    assert_eq!(report.cleaned_up.len(), 2);
+    assert!(report.reattached.is_empty());
+    assert!(
+        fake.live_containers().is_empty(),
+        "every container was removed"
+    );
+    assert!(second.tasks().is_empty());
+}
+
+#[tokio::test]
+async fn hook_configuration_is_validated_at_build() {
+    #[derive(Debug)]
+    struct Misconfigured;
+    #[async_trait]
+    impl Hook for Misconfigured {
+        fn name(&self) -> &str {
+            "acl"
+        }
+        fn validate(&self) -> Result<()> {
+            Err(Error::invalid("`acl.chain` must not be FORWARD"))
+        }
+    }
+    let err = Executor::builder(Arc::new(FakeContainerizer::new()))
+        .hook(Misconfigured)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert!(
+        err.to_string().contains("hook `acl` is misconfigured"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("acl.chain"), "{err}");
+
+    let log = Log::default();
+    let err = Executor::builder(Arc::new(FakeContainerizer::new()))
+        .hook(Recorder::new("same", 0, &log))
+        .hook(Recorder::new("same", 1, &log))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("registered twice"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_status_stream_ends_when_the_executor_is_gone() {
+    let fake = FakeContainerizer::new();
+    fake.script("t", Script::exits(0, Duration::from_secs(1)));
+    let (executor, mut statuses) = build(&fake);
+    executor.launch(task("t")).await.unwrap();
+    drop(executor);
+    let mut count = 0;
+    while statuses.recv().await.is_some() {
+        count += 1;
+    }
+    assert_eq!(count, 3, "starting, running, finished, then the end");
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_tasks_each_get_exactly_one_terminal_status() {
+    let fake = FakeContainerizer::without_recording();
+    let (executor, mut statuses) = build(&fake);
+    for i in 0..500 {
+        executor.launch(task(&format!("t{i}"))).await.unwrap();
+    }
+    for i in (0..500).step_by(2) {
+        let _ = executor.kill(&format!("t{i}").into(), None).await;
+    }
+    executor.shutdown(None).await;
+    let mut terminal = std::collections::HashMap::new();
+    while let Ok(status) = statuses.rx.try_recv() {
+        if status.state.is_terminal() {
+            *terminal.entry(status.task_id).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(terminal.len(), 500);
+    assert!(terminal.values().all(|&n| n == 1));
+}
