@@ -29,7 +29,7 @@ use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::{ContainerSpec, TaskId, TaskSpec};
 
 use chain::HookChain;
-use supervisor::{Command, Supervisor};
+use supervisor::{Control, KillOrder, Supervisor};
 
 /// What [`Executor::recover`] does with containers an earlier executor left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,7 +196,7 @@ struct Table {
 }
 
 struct Entry {
-    commands: mpsc::UnboundedSender<Command>,
+    control: Arc<Control>,
     state: TaskState,
     container_id: Option<ContainerId>,
 }
@@ -226,11 +226,7 @@ impl Inner {
 
     /// Registers a task and starts its supervisor; fails if the id is taken or the executor
     /// is shut down.
-    fn admit(
-        self: &Arc<Self>,
-        id: &TaskId,
-        state: TaskState,
-    ) -> Result<mpsc::UnboundedReceiver<Command>> {
+    fn admit(self: &Arc<Self>, id: &TaskId, state: TaskState) -> Result<Arc<Control>> {
         let mut table = self.table();
         if table.closed {
             return Err(
@@ -247,16 +243,16 @@ impl Inner {
             .with_operation("launch")
             .with_context("task", id));
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let control = Arc::new(Control::default());
         table.tasks.insert(
             id.clone(),
             Entry {
-                commands: tx,
+                control: control.clone(),
                 state,
                 container_id: None,
             },
         );
-        Ok(rx)
+        Ok(control)
     }
 }
 
@@ -322,8 +318,8 @@ impl Executor {
     /// including a spec the backend rejects, arrives on the status stream. Fails only when the
     /// id is already running or the executor is shutting down.
     pub async fn launch(&self, spec: TaskSpec) -> Result<()> {
-        let commands = self.inner.admit(&spec.id, TaskState::Starting)?;
-        let supervisor = Supervisor::new(self.inner.clone(), spec, commands);
+        let control = self.inner.admit(&spec.id, TaskState::Starting)?;
+        let supervisor = Supervisor::new(self.inner.clone(), spec, control);
         self.inner.tracker.spawn(supervisor.run_launch());
         Ok(())
     }
@@ -333,25 +329,16 @@ impl Executor {
     /// killed with a shorter grace forces it. Unknown (or already ended) tasks are
     /// [`ErrorKind::NotFound`].
     pub async fn kill(&self, task: &TaskId, grace: Option<Duration>) -> Result<()> {
-        self.send(
-            task,
-            Command::Kill {
-                grace,
-                reason: Reason::KillRequested,
-            },
-        )
-    }
-
-    fn send(&self, task: &TaskId, command: Command) -> Result<()> {
         let table = self.inner.table();
         let entry = table
             .tasks
             .get(task)
             .ok_or_else(|| Error::not_found("task", task).with_operation("kill"))?;
-        entry
-            .commands
-            .send(command)
-            .map_err(|_| Error::not_found("task", task).with_operation("kill"))
+        entry.control.kill(KillOrder {
+            grace,
+            reason: Reason::KillRequested,
+        });
+        Ok(())
     }
 
     /// The current state of every live task.
@@ -369,16 +356,15 @@ impl Executor {
     /// Kills every task (with `grace`, or each task's own kill policy) and returns once every
     /// task's teardown is done. No task can be launched afterwards.
     pub async fn shutdown(&self, grace: Option<Duration>) {
-        let senders: Vec<_> = {
+        {
             let mut table = self.inner.table();
             table.closed = true;
-            table.tasks.values().map(|e| e.commands.clone()).collect()
-        };
-        for tx in senders {
-            let _ = tx.send(Command::Kill {
-                grace,
-                reason: Reason::ExecutorShutdown,
-            });
+            for entry in table.tasks.values() {
+                entry.control.kill(KillOrder {
+                    grace,
+                    reason: Reason::ExecutorShutdown,
+                });
+            }
         }
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
@@ -420,12 +406,12 @@ impl Executor {
                     let spec = known.remove(&task_id).unwrap_or_else(|| {
                         TaskSpec::new(task_id.clone(), ContainerSpec::default())
                     });
-                    let commands = match self.inner.admit(&task_id, TaskState::Running) {
+                    let control = match self.inner.admit(&task_id, TaskState::Running) {
                         Ok(rx) => rx,
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                         Err(e) => return Err(e),
                     };
-                    let supervisor = Supervisor::new(self.inner.clone(), spec, commands);
+                    let supervisor = Supervisor::new(self.inner.clone(), spec, control);
                     let started = container.state != ContainerState::Created;
                     self.inner
                         .tracker

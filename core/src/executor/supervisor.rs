@@ -18,13 +18,44 @@ use crate::hook::{HookState, Phase};
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::TaskSpec;
 
-/// A request to a supervisor.
-#[derive(Debug, Clone)]
-pub(crate) enum Command {
-    Kill {
-        grace: Option<Duration>,
-        reason: Reason,
-    },
+/// A kill asked of a supervisor: the grace (or the task's own) and why.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KillOrder {
+    pub(crate) grace: Option<Duration>,
+    pub(crate) reason: Reason,
+}
+
+/// How the executor reaches a supervisor: the latest kill order and a wake-up. Lighter than a
+/// channel, which matters with tens of thousands of idle tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Control {
+    pending: std::sync::Mutex<Option<KillOrder>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Control {
+    /// Records a kill order (the newest wins) and wakes the supervisor.
+    pub(crate) fn kill(&self, order: KillOrder) {
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(order);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<KillOrder> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    /// Waits for the next kill order.
+    async fn next(&self) -> KillOrder {
+        loop {
+            if let Some(order) = self.take() {
+                return order;
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 /// How a task ends: its terminal state, reason and message.
@@ -54,7 +85,7 @@ struct KillRequest {
 pub(crate) struct Supervisor {
     inner: Arc<Inner>,
     spec: TaskSpec,
-    commands: mpsc::UnboundedReceiver<Command>,
+    control: Arc<Control>,
     hook_state: HookState,
     container: Option<ContainerId>,
     running_reported: bool,
@@ -66,15 +97,11 @@ pub(crate) struct Supervisor {
 const WAIT_RETRIES: u32 = 3;
 
 impl Supervisor {
-    pub(crate) fn new(
-        inner: Arc<Inner>,
-        spec: TaskSpec,
-        commands: mpsc::UnboundedReceiver<Command>,
-    ) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, spec: TaskSpec, control: Arc<Control>) -> Self {
         Supervisor {
             inner,
             spec,
-            commands,
+            control,
             hook_state: HookState::default(),
             container: None,
             running_reported: false,
@@ -131,12 +158,35 @@ impl Supervisor {
         .boxed()
     }
 
-    fn env(&mut self) -> ChainEnv<'_> {
-        ChainEnv {
-            executor_id: &self.inner.id,
-            containerizer: &self.inner.containerizer,
+    /// Runs `phase` of the hook chain with disjoint borrows of the supervisor's fields, so the
+    /// spec is never cloned on the way.
+    async fn run_phase(&mut self, phase: Phase) -> Result<(), Vec<Error>> {
+        let inner = &*self.inner;
+        let env = ChainEnv {
+            executor_id: &inner.id,
+            containerizer: &inner.containerizer,
             container_id: self.container.as_ref(),
             state: &mut self.hook_state,
+        };
+        match phase {
+            Phase::PreCreate => inner
+                .chain
+                .pre_create(env, &mut self.spec)
+                .await
+                .map_err(|e| vec![e]),
+            Phase::PreRun | Phase::PostRun => inner
+                .chain
+                .setup(phase, env, &self.spec)
+                .await
+                .map_err(|e| vec![e]),
+            Phase::PreStop | Phase::PostStop => {
+                let failures = inner.chain.teardown(phase, env, &self.spec).await;
+                if failures.is_empty() {
+                    Ok(())
+                } else {
+                    Err(failures)
+                }
+            }
         }
     }
 
@@ -145,10 +195,7 @@ impl Supervisor {
     async fn launch(&mut self) -> Result<(), Abort> {
         self.check_kill()?;
         let inner = self.inner.clone();
-        let mut spec = self.spec.clone();
-        let pre_create = inner.chain.pre_create(self.env(), &mut spec).await;
-        self.spec = spec;
-        pre_create.map_err(|e| Abort::failed(Reason::HookFailed, e.message()))?;
+        self.setup_phase(Phase::PreCreate).await?;
         self.check_kill()?;
 
         if let Err(e) = self.spec.validate() {
@@ -185,12 +232,7 @@ impl Supervisor {
         self.container = Some(id.clone());
         self.check_kill()?;
 
-        let spec = self.spec.clone();
-        inner
-            .chain
-            .setup(Phase::PreRun, self.env(), &spec)
-            .await
-            .map_err(|e| Abort::failed(Reason::HookFailed, e.message()))?;
+        self.setup_phase(Phase::PreRun).await?;
         self.check_kill()?;
 
         inner.containerizer.start(&id).await.map_err(|e| {
@@ -201,22 +243,27 @@ impl Supervisor {
         })?;
         self.check_kill()?;
 
-        inner
-            .chain
-            .setup(Phase::PostRun, self.env(), &spec)
-            .await
-            .map_err(|e| Abort::failed(Reason::HookFailed, e.message()))?;
+        self.setup_phase(Phase::PostRun).await?;
         self.check_kill()?;
         Ok(())
     }
 
+    async fn setup_phase(&mut self, phase: Phase) -> Result<(), Abort> {
+        self.run_phase(phase).await.map_err(|errors| {
+            let message = errors
+                .first()
+                .map_or_else(String::new, |e| e.message().to_owned());
+            Abort::failed(Reason::HookFailed, message)
+        })
+    }
+
     fn check_kill(&mut self) -> Result<(), Abort> {
-        match self.commands.try_recv() {
-            Ok(Command::Kill { grace, reason }) => Err(Abort::Killed(KillRequest {
+        match self.control.take() {
+            Some(KillOrder { grace, reason }) => Err(Abort::Killed(KillRequest {
                 grace: grace.unwrap_or(self.spec.kill_policy.grace),
                 reason,
             })),
-            Err(_) => Ok(()),
+            None => Ok(()),
         }
     }
 
@@ -230,27 +277,37 @@ impl Supervisor {
                 "no container to watch",
             );
         };
-        let health_cancel = CancellationToken::new();
-        let _stop_health = health_cancel.clone().drop_guard();
         if !self.running_reported {
             self.running_reported = true;
             self.report(TaskState::Running, None, None);
         }
-        let mut health = self.start_health(&id, &health_cancel).await;
+        // Only tasks with a health check pay for a monitor and its cancellation token.
+        let health_cancel = self
+            .spec
+            .health_check
+            .as_ref()
+            .map(|_| CancellationToken::new());
+        let _stop_health = health_cancel.clone().map(CancellationToken::drop_guard);
+        let mut health = match &health_cancel {
+            Some(cancel) => self.start_health(&id, cancel).await,
+            None => None,
+        };
+        let stop_health = || {
+            if let Some(cancel) = &health_cancel {
+                cancel.cancel();
+            }
+        };
+        let control = self.control.clone();
 
         let mut retries = 0;
         let mut wait = self.wait_future(&id);
         loop {
             tokio::select! {
                 biased;
-                command = self.commands.recv() => match command {
-                    Some(Command::Kill { grace, reason }) => {
-                        let grace = grace.unwrap_or(self.spec.kill_policy.grace);
-                        health_cancel.cancel();
-                        return self.kill(KillRequest { grace, reason }, "killed on request").await;
-                    }
-                    // Every sender is gone only while the executor is dropped; keep watching.
-                    None => std::future::pending::<()>().await,
+                order = control.next() => {
+                    let grace = order.grace.unwrap_or(self.spec.kill_policy.grace);
+                    stop_health();
+                    return self.kill(KillRequest { grace, reason: order.reason }, "killed on request").await;
                 },
                 event = recv_health(&mut health) => match event {
                     Some(HealthEvent::Healthy) => self.report_health(true, "health check passed".into()),
@@ -267,11 +324,11 @@ impl Supervisor {
                 },
                 exit = &mut wait => match exit {
                     Ok(status) => {
-                        health_cancel.cancel();
+                        stop_health();
                         return self.exited(status).await;
                     }
                     Err(e) if e.kind() == ErrorKind::NotFound => {
-                        health_cancel.cancel();
+                        stop_health();
                         let failures = self.teardown(None).await;
                         let ending = Ending::new(TaskState::Lost, Reason::ContainerGone, format!("the container disappeared: {e}"));
                         return with_teardown_failures(ending, &failures);
@@ -283,7 +340,7 @@ impl Supervisor {
                         wait = self.wait_future(&id);
                     }
                     Err(e) => {
-                        health_cancel.cancel();
+                        stop_health();
                         let failures = self.teardown(Some(self.spec.kill_policy.grace)).await;
                         let ending = Ending::new(TaskState::Lost, Reason::BackendFailed, format!("lost track of the container: {e}"));
                         return with_teardown_failures(ending, &failures);
@@ -368,28 +425,28 @@ impl Supervisor {
     /// Pre-stop hooks, stop (when `grace` is given and there is a container), post-stop hooks.
     /// A second kill during the stop with a shorter grace forces the container down.
     async fn teardown(&mut self, grace: Option<Duration>) -> Vec<Error> {
-        let inner = self.inner.clone();
-        let spec = self.spec.clone();
-        let mut failures = inner
-            .chain
-            .teardown(Phase::PreStop, self.env(), &spec)
-            .await;
+        let mut failures = self
+            .run_phase(Phase::PreStop)
+            .await
+            .err()
+            .unwrap_or_default();
         if let (Some(grace), Some(id)) = (grace, self.container.clone())
             && let Err(e) = self.stop(&id, grace).await
         {
             failures.push(e);
         }
         failures.extend(
-            inner
-                .chain
-                .teardown(Phase::PostStop, self.env(), &spec)
-                .await,
+            self.run_phase(Phase::PostStop)
+                .await
+                .err()
+                .unwrap_or_default(),
         );
         failures
     }
 
     async fn stop(&mut self, id: &ContainerId, grace: Duration) -> crate::Result<()> {
         let containerizer = self.inner.containerizer.clone();
+        let control = self.control.clone();
         let mut stop = {
             let (c, id) = (containerizer.clone(), id.clone());
             async move { c.stop(&id, grace).await }.boxed()
@@ -402,7 +459,8 @@ impl Supervisor {
                         other => other.map_err(|e| e.with_context("task", &self.spec.id)),
                     };
                 }
-                Some(Command::Kill { grace: Some(forced), .. }) = self.commands.recv() => {
+                order = control.next() => {
+                    let forced = order.grace.unwrap_or(grace);
                     if forced < grace {
                         tracing::info!(task = %self.spec.id, ?forced, "kill re-sent with a shorter grace; forcing");
                         if let Err(e) = containerizer.stop(id, forced).await {

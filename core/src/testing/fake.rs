@@ -91,7 +91,7 @@ pub struct Call {
 struct FakeContainer {
     owner: Owner,
     spec: ContainerSpec,
-    script: Script,
+    script: Arc<Script>,
     state: ContainerState,
     pid: u32,
     exit: watch::Sender<Option<ExitStatus>>,
@@ -101,8 +101,8 @@ struct FakeContainer {
 #[derive(Default)]
 struct Registry {
     containers: HashMap<ContainerId, FakeContainer>,
-    scripts: HashMap<TaskId, Script>,
-    default_script: Script,
+    scripts: HashMap<TaskId, Arc<Script>>,
+    default_script: Arc<Script>,
     calls: Vec<Call>,
 }
 
@@ -164,12 +164,14 @@ impl FakeContainerizer {
 
     /// Scripts the behaviour of the containers of task `task`.
     pub fn script(&self, task: impl Into<TaskId>, script: Script) {
-        self.registry().scripts.insert(task.into(), script);
+        self.registry()
+            .scripts
+            .insert(task.into(), Arc::new(script));
     }
 
     /// Scripts every task without a script of its own.
     pub fn default_script(&self, script: Script) {
-        self.registry().default_script = script;
+        self.registry().default_script = Arc::new(script);
     }
 
     /// Every call so far, in order.
