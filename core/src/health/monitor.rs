@@ -7,6 +7,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::deadline::fmt_duration;
 use super::{HealthCheck, HealthChecker, ProbeOutcome, ProbeTarget};
 
 /// A change the monitor reports. It reports changes only: the first success, a success after
@@ -74,8 +75,9 @@ impl HealthMonitor {
         }
     }
 
-    /// Runs the monitor on its own tokio task until `cancel` fires or the task fails; events
-    /// arrive on the returned receiver, which closes when the monitor ends.
+    /// Runs the monitor on its own tokio task until `cancel` fires, the task fails or the
+    /// receiver is dropped; events arrive on the returned receiver, which closes when the
+    /// monitor ends. Cancelling drops the probe in flight at once.
     pub fn spawn(self, cancel: CancellationToken) -> mpsc::Receiver<HealthEvent> {
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -86,46 +88,31 @@ impl HealthMonitor {
 
     /// Runs the monitor in the current task, sending events to `events`, until the task fails
     /// or the receiver is dropped. Cancel it by dropping the future.
+    ///
+    /// The first probe starts `delay` after the call; each later one `interval` after the end of
+    /// the previous one. A probe that runs past `timeout` is a failure.
     pub async fn run(self, events: mpsc::Sender<HealthEvent>) {
-        let policy = &self.check;
-        let started = Instant::now();
-        let grace_ends = started + policy.grace_period;
-        let mut in_grace = true;
-        let mut consecutive = 0u32;
-        let mut last_reported: Option<bool> = None;
-
-        tokio::time::sleep(policy.delay).await;
+        let mut policy = Policy::new(&self.check, Instant::now());
+        if !pause(self.check.delay, &events).await {
+            return;
+        }
         loop {
-            let outcome = self.probe_once().await;
-            let event = match outcome {
-                ProbeOutcome::Healthy => {
-                    in_grace = false;
-                    consecutive = 0;
-                    (last_reported != Some(true)).then_some(HealthEvent::Healthy)
-                }
-                ProbeOutcome::Unhealthy(reason) => {
-                    if in_grace && Instant::now() < grace_ends {
-                        tracing::debug!(container = %self.target.container_id, %reason, "health probe failed inside the grace period");
-                        None
-                    } else {
-                        in_grace = false;
-                        consecutive += 1;
-                        if consecutive >= policy.consecutive_failures {
-                            let _ = events.send(HealthEvent::Failed { reason, consecutive }).await;
-                            return;
-                        }
-                        (last_reported != Some(false))
-                            .then_some(HealthEvent::Unhealthy { reason, consecutive })
-                    }
-                }
+            let outcome = tokio::select! {
+                outcome = self.probe_once() => outcome,
+                () = events.closed() => return,
             };
-            if let Some(event) = event {
-                last_reported = Some(matches!(event, HealthEvent::Healthy));
-                if events.send(event).await.is_err() {
+            if let ProbeOutcome::Unhealthy(reason) = &outcome {
+                tracing::debug!(container = %self.target.container_id, %reason, "health probe failed");
+            }
+            if let Some(event) = policy.observe(outcome, Instant::now()) {
+                let last = matches!(event, HealthEvent::Failed { .. });
+                if events.send(event).await.is_err() || last {
                     return;
                 }
             }
-            tokio::time::sleep(policy.interval).await;
+            if !pause(self.check.interval, &events).await {
+                return;
+            }
         }
     }
 
@@ -137,15 +124,103 @@ impl HealthMonitor {
         }
         match tokio::time::timeout(timeout, probe).await {
             Ok(outcome) => outcome,
-            Err(_) => ProbeOutcome::Unhealthy(format!("probe timed out after {}", fmt_duration(timeout))),
+            Err(_) => ProbeOutcome::Unhealthy(format!(
+                "the probe timed out after {}",
+                fmt_duration(timeout)
+            )),
         }
     }
 }
 
-fn fmt_duration(d: Duration) -> String {
-    if d.subsec_nanos() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
+/// Sleeps `duration`; false when the receiver went away meanwhile (the monitor should end).
+async fn pause(duration: Duration, events: &mpsc::Sender<HealthEvent>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(duration) => true,
+        () = events.closed() => false,
+    }
+}
+
+/// Mesos's health policy, fed one probe outcome at a time.
+#[derive(Debug)]
+struct Policy {
+    /// When the grace period ends, until the first success ends it; `None` once over.
+    grace_until: Option<Grace>,
+    threshold: u32,
+    consecutive: u32,
+    reported: Reported,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Grace {
+    Until(Instant),
+    /// A grace period too long to represent as an instant: it ends only at a success.
+    UntilFirstSuccess,
+}
+
+/// The last health the monitor reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reported {
+    Nothing,
+    Healthy,
+    Unhealthy,
+}
+
+impl Policy {
+    /// The policy of `check` for a monitor started at `started` (the grace period includes the
+    /// delay, so it counts from here).
+    fn new(check: &HealthCheck, started: Instant) -> Self {
+        let grace = match started.checked_add(check.grace_period) {
+            Some(end) => Grace::Until(end),
+            None => Grace::UntilFirstSuccess,
+        };
+        Policy {
+            grace_until: Some(grace),
+            threshold: check.consecutive_failures.max(1),
+            consecutive: 0,
+            reported: Reported::Nothing,
+        }
+    }
+
+    /// Takes the outcome of a probe that ended at `now`; returns the event to report, if the
+    /// health changed. After [`HealthEvent::Failed`] the monitor stops.
+    fn observe(&mut self, outcome: ProbeOutcome, now: Instant) -> Option<HealthEvent> {
+        match outcome {
+            ProbeOutcome::Healthy => {
+                self.grace_until = None;
+                self.consecutive = 0;
+                self.report(Reported::Healthy)
+                    .then_some(HealthEvent::Healthy)
+            }
+            ProbeOutcome::Unhealthy(reason) => {
+                let in_grace = match self.grace_until {
+                    Some(Grace::Until(end)) => now <= end,
+                    Some(Grace::UntilFirstSuccess) => true,
+                    None => false,
+                };
+                if in_grace {
+                    return None;
+                }
+                self.grace_until = None;
+                self.consecutive += 1;
+                let consecutive = self.consecutive;
+                if consecutive >= self.threshold {
+                    self.reported = Reported::Unhealthy;
+                    return Some(HealthEvent::Failed {
+                        reason,
+                        consecutive,
+                    });
+                }
+                self.report(Reported::Unhealthy)
+                    .then_some(HealthEvent::Unhealthy {
+                        reason,
+                        consecutive,
+                    })
+            }
+        }
+    }
+
+    /// Records `health` as reported; true when it differs from what was reported last.
+    fn report(&mut self, health: Reported) -> bool {
+        std::mem::replace(&mut self.reported, health) != health
     }
 }
