@@ -277,7 +277,9 @@ impl TryFrom<RawHealthCheck> for HealthCheck {
             (None, Some(tcp), None) => Probe::Tcp(tcp),
             (None, None, Some(command)) => Probe::Command(command),
             _ => {
-                return Err("a health check needs exactly one of `http`, `tcp` or `command`".into());
+                return Err(
+                    "a health check needs exactly one of `http`, `tcp` or `command`".into(),
+                );
             }
         };
         let mut check = HealthCheck::new(probe);
@@ -389,6 +391,17 @@ fn shorten(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text.to_owned(),
+    }
+}
+
+/// A target for tests: a container of a fake containerizer, at `address`, in `netns`.
+#[cfg(all(test, feature = "testing"))]
+fn test_target(address: IpAddr, netns: Option<PathBuf>) -> ProbeTarget {
+    ProbeTarget {
+        container_id: "c1".into(),
+        containerizer: Arc::new(crate::testing::FakeContainerizer::new()),
+        address,
+        netns,
     }
 }
 
