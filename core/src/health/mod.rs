@@ -5,9 +5,21 @@
 //! previous check; timeout 20 s covering the whole probe (0 means none); 3 consecutive failures;
 //! a grace period of 10 s that includes the delay and ends at the first success. Failures inside
 //! the grace period are neither counted nor reported.
+//!
+//! The probes that ship here ([`HttpChecker`], [`TcpChecker`], [`CommandChecker`]) reach the
+//! container's own port. When the backend runs the container in a network namespace
+//! ([`ProbeTarget::netns`]), the probe's socket is made on a short-lived thread that enters the
+//! namespace, so the probe reaches the container's loopback exactly as a process inside it would;
+//! no tokio worker ever changes namespace.
 
-mod checkers;
+mod command;
+mod deadline;
+mod dial;
+mod http;
 mod monitor;
+mod tcp;
+#[cfg(feature = "https")]
+mod tls;
 
 use std::fmt::Debug;
 use std::net::IpAddr;
@@ -18,8 +30,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-pub use checkers::{CommandChecker, HttpChecker, TcpChecker, checker_for};
+pub use command::CommandChecker;
+pub use http::HttpChecker;
 pub use monitor::{HealthEvent, HealthMonitor};
+pub use tcp::TcpChecker;
 
 use crate::container::ContainerId;
 use crate::containerizer::Containerizer;
@@ -92,6 +106,16 @@ impl HealthCheck {
                     return Err(field_error(
                         &format!("{at}.http.path"),
                         "must start with `/`",
+                    ));
+                }
+                if http
+                    .path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(field_error(
+                        &format!("{at}.http.path"),
+                        "must not hold spaces or control characters (percent-encode them)",
                     ));
                 }
                 if let Some(bad) = http.statuses.iter().find(|s| !(100..=599).contains(*s)) {
@@ -290,6 +314,23 @@ impl From<HealthCheck> for RawHealthCheck {
     }
 }
 
+/// The checker for a probe spec: the engine's default way to turn a [`Probe`] into a
+/// [`HealthChecker`].
+///
+/// ```
+/// use hoist_core::health::{Probe, TcpProbe, checker_for};
+///
+/// let checker = checker_for(&Probe::Tcp(TcpProbe { port: 8080 }));
+/// assert!(format!("{checker:?}").contains("8080"));
+/// ```
+pub fn checker_for(probe: &Probe) -> Arc<dyn HealthChecker> {
+    match probe {
+        Probe::Http(http) => Arc::new(HttpChecker::new(http.clone())),
+        Probe::Tcp(tcp) => Arc::new(TcpChecker::new(tcp.port)),
+        Probe::Command(cmd) => Arc::new(CommandChecker::new(cmd.clone())),
+    }
+}
+
 /// Where a probe goes: the container, the address its own ports answer on, and its network
 /// namespace when the backend runs one.
 #[derive(Debug, Clone)]
@@ -301,7 +342,9 @@ pub struct ProbeTarget {
     /// The address the container's own ports answer on from the host (loopback for host
     /// networking and processes, the bridge address otherwise).
     pub address: IpAddr,
-    /// A network namespace to enter to reach the container's loopback, when set.
+    /// A network namespace (a path such as `/var/run/netns/<name>` or `/proc/<pid>/ns/net`) to
+    /// enter to reach the container's loopback, when set. HTTP and TCP probes then connect to
+    /// the loopback address (of `address`'s family) inside that namespace.
     pub netns: Option<PathBuf>,
 }
 
@@ -343,6 +386,25 @@ pub trait HealthChecker: Send + Sync + Debug + 'static {
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome;
 }
 
+/// `text` cut to `max_chars` characters (with `…` when cut), to quote in a probe's reason.
+fn shorten(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// A target for tests: a container of a fake containerizer, at `address`, in `netns`.
+#[cfg(all(test, feature = "testing"))]
+fn test_target(address: IpAddr, netns: Option<PathBuf>) -> ProbeTarget {
+    ProbeTarget {
+        container_id: "c1".into(),
+        containerizer: Arc::new(crate::testing::FakeContainerizer::new()),
+        address,
+        netns,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +442,25 @@ mod tests {
         assert!(probe.accepts(200) && probe.accepts(302) && !probe.accepts(404));
         probe.statuses = vec![503];
         assert!(probe.accepts(503) && !probe.accepts(200));
+    }
+
+    #[test]
+    fn http_path_must_be_a_plain_request_target() {
+        let mut check = HealthCheck::new(Probe::Http(HttpProbe {
+            scheme: Scheme::Http,
+            port: 80,
+            path: "/health HTTP/1.1\r\nX: y".into(),
+            statuses: vec![],
+        }));
+        let err = check.validate("health_check").unwrap_err();
+        assert!(err.to_string().contains("health_check.http.path"), "{err}");
+        check.probe = Probe::Http(HttpProbe {
+            scheme: Scheme::Https,
+            port: 443,
+            path: "/health?x=%20y".into(),
+            statuses: vec![204],
+        });
+        check.validate("health_check").unwrap();
     }
 
     #[test]
