@@ -25,8 +25,15 @@ impl Hook for PrintPhases {
     }
 
     async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
-        let info = ctx.containerizer.inspect(ctx.container_id.expect("started")).await?;
-        println!("  [hook] {} started as pid {}", task.id, info.pid.unwrap_or_default());
+        let info = ctx
+            .containerizer
+            .inspect(ctx.container_id.expect("started"))
+            .await?;
+        println!(
+            "  [hook] {} started as pid {}",
+            task.id,
+            info.pid.unwrap_or_default()
+        );
         Ok(())
     }
 
@@ -51,7 +58,9 @@ impl Hook for TaskIdEnv {
     }
 
     async fn pre_create<'c>(&self, _ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
-        task.container.env.insert("HOIST_TASK_ID".into(), task.id.to_string());
+        task.container
+            .env
+            .insert("HOIST_TASK_ID".into(), task.id.to_string());
         Ok(())
     }
 }
@@ -74,7 +83,9 @@ fn parse_args() -> anyhow::Result<Args> {
                 run_for = Some(hoist::units::parse_duration(&value).map_err(anyhow::Error::msg)?);
             }
             "--state-dir" => state_dir = args.next().context("--state-dir needs a path")?.into(),
-            flag if flag.starts_with('-') => bail!("unknown flag {flag} (known: --for, --state-dir)"),
+            flag if flag.starts_with('-') => {
+                bail!("unknown flag {flag} (known: --for, --state-dir)")
+            }
             path => task_file = Some(PathBuf::from(path)),
         }
     }
@@ -93,7 +104,8 @@ async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let text = std::fs::read_to_string(&args.task_file)
         .with_context(|| format!("reading {}", args.task_file.display()))?;
-    let file = TaskFile::from_yaml(&text).with_context(|| format!("in {}", args.task_file.display()))?;
+    let file =
+        TaskFile::from_yaml(&text).with_context(|| format!("in {}", args.task_file.display()))?;
 
     let backend = Arc::new(ProcessContainerizer::new(&args.state_dir)?);
     let (executor, mut statuses) = Executor::builder(backend)

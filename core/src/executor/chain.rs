@@ -40,6 +40,11 @@ impl HookChain {
         phase: Phase,
         run: impl Future<Output = Result<()>>,
     ) -> Result<()> {
+        // Most hooks finish on their first poll: only the others pay for a timer.
+        let mut run = std::pin::pin!(run);
+        if let Some(result) = futures::future::poll_immediate(&mut run).await {
+            return result.map_err(|e| hook_error(hook.name(), phase, e));
+        }
         match tokio::time::timeout(self.timeout, run).await {
             Ok(result) => result.map_err(|e| hook_error(hook.name(), phase, e)),
             Err(_) => Err(hook_error(
