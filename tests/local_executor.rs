@@ -11,12 +11,25 @@ use hoist::{Executor, Reason, TaskFile, TaskState};
 
 #[tokio::test]
 async fn the_demo_task_file_runs_on_the_process_backend() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tasks/demo.yaml")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/tasks/demo.yaml"
+    ))
+    .unwrap();
     let mut file = TaskFile::from_yaml(&text).unwrap();
     // Use a free port, so the test can run beside a demo started by hand.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let web = &mut file.tasks[0];
-    for arg in web.container.command.iter_mut().chain(web.container.args.iter_mut()) {
+    for arg in web
+        .container
+        .command
+        .iter_mut()
+        .chain(web.container.args.iter_mut())
+    {
         if arg == "18080" {
             *arg = port.to_string();
         }
@@ -54,13 +67,17 @@ async fn the_demo_task_file_runs_on_the_process_backend() {
     executor.shutdown(Some(Duration::from_secs(3))).await;
     drop(executor);
     let mut web_end = None;
-    while let Ok(Some(status)) = tokio::time::timeout(Duration::from_secs(5), statuses.recv()).await {
+    while let Ok(Some(status)) = tokio::time::timeout(Duration::from_secs(5), statuses.recv()).await
+    {
         if status.task_id.as_str() == "web" && status.state.is_terminal() {
             web_end = Some(status);
         }
     }
     let web_end = web_end.expect("web got a terminal status at shutdown");
-    assert_eq!((web_end.state, web_end.reason), (TaskState::Killed, Some(Reason::ExecutorShutdown)));
+    assert_eq!(
+        (web_end.state, web_end.reason),
+        (TaskState::Killed, Some(Reason::ExecutorShutdown))
+    );
     // The server is gone: its port refuses connections.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
