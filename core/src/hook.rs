@@ -129,7 +129,7 @@ pub struct HookContext<'a> {
 /// #[async_trait]
 /// impl Hook for InjectEnv {
 ///     fn name(&self) -> &str { "inject-env" }
-///     async fn pre_create(&self, _ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
+///     async fn pre_create<'c>(&self, _ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
 ///         task.container.env.insert("DEPLOYED_BY".into(), "hoist".into());
 ///         Ok(())
 ///     }

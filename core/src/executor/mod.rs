@@ -263,9 +263,11 @@ impl Inner {
 /// # async fn main() -> hoist_core::Result<()> {
 /// use std::sync::Arc;
 /// use hoist_core::{ContainerSpec, Executor, TaskSpec, TaskState};
-/// use hoist_core::testing::FakeContainerizer;
+/// use hoist_core::testing::{FakeContainerizer, Script};
 ///
 /// let fake = Arc::new(FakeContainerizer::new());
+/// // A container that exits 0 a moment after it starts.
+/// fake.default_script(Script::exits(0, std::time::Duration::from_millis(10)));
 /// let (executor, mut statuses) = Executor::builder(fake).build()?;
 /// executor.launch(TaskSpec::new("hello", ContainerSpec::command(["echo", "hi"]))).await?;
 /// let mut states = vec![];
