@@ -122,17 +122,15 @@ impl ContainerDir {
     }
 
     /// Writes the record atomically (a temporary file renamed over the old one), so a crash
-    /// never leaves half a record.
+    /// of the executor never leaves half a record. It is not synced to disk: a crash of the
+    /// machine ends its processes too.
     pub(crate) fn write(&self, record: &Record) -> Result<()> {
         let path = self.record();
         let tmp = self.root.join("record.json.tmp");
         let json = serde_json::to_vec_pretty(record).map_err(|e| {
             Error::new(ErrorKind::Backend, "could not encode the container record").with_source(e)
         })?;
-        let written = std::fs::File::create(&tmp).and_then(|mut file| {
-            file.write_all(&json)?;
-            file.sync_data()
-        });
+        let written = std::fs::File::create(&tmp).and_then(|mut file| file.write_all(&json));
         written.map_err(|e| io_error("could not write the container record", &tmp, e))?;
         std::fs::rename(&tmp, &path)
             .map_err(|e| io_error("could not write the container record", &path, e))
