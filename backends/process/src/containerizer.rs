@@ -455,7 +455,9 @@ impl Containerizer for ProcessContainerizer {
 
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
         let entry = self.entry(id, "stop")?;
-        let _busy = entry.busy.lock().await;
+        // Let a start in flight finish, but do not hold the lock through the grace: a second
+        // stop with a shorter grace must be able to force the container down meanwhile.
+        drop(entry.busy.lock().await);
         self.terminate(&entry, grace)
             .await
             .map_err(|e| e.with_operation("stop"))

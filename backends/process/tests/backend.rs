@@ -387,3 +387,39 @@ async fn a_malformed_record_is_a_typed_error_naming_the_file() {
     let traversal = c.inspect(&"../etc".into()).await.unwrap_err();
     assert_eq!(traversal.kind(), ErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn a_second_stop_with_a_shorter_grace_forces_the_first() {
+    let state = tempfile::tempdir().unwrap();
+    let c = ProcessContainerizer::new(state.path()).unwrap();
+    let id = c
+        .create(
+            &owner("e", "stubborn"),
+            &sh("trap '' TERM; echo ready; exec sleep 100"),
+        )
+        .await
+        .unwrap();
+    c.start(&id).await.unwrap();
+    while !stdout_of(&c, &id, LogOptions::default())
+        .await
+        .contains("ready")
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let patient = tokio::spawn({
+        let (c, id) = (c.clone(), id.clone());
+        async move { c.stop(&id, Duration::from_secs(600)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(DEADLINE, c.stop(&id, Duration::from_millis(100)))
+        .await
+        .expect("the forcing stop waited for the first one")
+        .unwrap();
+    tokio::time::timeout(DEADLINE, patient)
+        .await
+        .expect("the first stop did not see the exit")
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.wait(&id).await.unwrap().signal, Some(9));
+    c.remove(&id, false).await.unwrap();
+}
