@@ -586,7 +586,17 @@ impl Containerizer for ProcessContainerizer {
             let Some(name) = folder.file_name().to_str().map(ContainerId::new) else {
                 continue;
             };
-            let entry = match self.inner.lookup(&name) {
+            // Another executor's containers are left alone: not loaded, not watched.
+            let known = self.inner.containers().get(&name).cloned();
+            if known.is_none() {
+                let record = ContainerDir::new(state_dir, &name).map(|dir| dir.read());
+                if let Some(Ok(Some(record))) = record
+                    && record.owner.executor_id != *executor
+                {
+                    continue;
+                }
+            }
+            let entry = match known.map_or_else(|| self.inner.lookup(&name), |e| Ok(Some(e))) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e) => {
