@@ -29,19 +29,21 @@ const KILL_WAIT: Duration = Duration::from_secs(10);
 /// Runs each container as a child process of this program. See the [crate docs](crate) for
 /// what each part of a spec means here.
 ///
-/// ```no_run
+/// ```
 /// # #[tokio::main]
 /// # async fn main() -> hoist_core::Result<()> {
 /// use hoist_core::{ContainerSpec, Containerizer, ContainerizerExt, Owner};
 /// use hoist_process::ProcessContainerizer;
 ///
-/// let processes = ProcessContainerizer::new("/var/lib/my-executor/containers")?;
+/// let state = std::env::temp_dir().join(format!("hoist-doc-{}", std::process::id()));
+/// let processes = ProcessContainerizer::new(&state)?;
 /// let owner = Owner { executor_id: "my-executor".into(), task_id: "hello".into() };
 /// let spec = ContainerSpec::command(["/bin/sh", "-c", "echo hello; exit 3"]);
 /// let status = processes
 ///     .run_to_completion(&owner, &spec, std::time::Duration::from_secs(10))
 ///     .await?;
 /// assert_eq!(status.code, Some(3));
+/// # std::fs::remove_dir_all(&state).unwrap();
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
