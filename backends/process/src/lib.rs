@@ -53,6 +53,7 @@
 //! starter died is reaped by the system (init or the nearest subreaper), not by hoist.
 
 mod containerizer;
+mod entry;
 mod exec;
 mod logs;
 mod plan;

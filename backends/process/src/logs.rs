@@ -11,7 +11,7 @@ use hoist_core::{LogChunk, LogChunks, LogOptions, LogStream, Result};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::watch;
 
-use crate::containerizer::Phase;
+use crate::entry::Phase;
 use crate::record::{ContainerDir, io_error};
 
 /// The log chunks of the container in `dir`. Without `follow`, stdout's chunk comes before
