@@ -578,7 +578,7 @@ fn unique() -> String {
 }
 
 /// One check's scratch space: a fresh executor id, the containers it created (removed at the
-/// end whatever happened) and the helpers that turn surprises into errors naming the check.
+/// end whatever happened) and the methods that turn surprises into errors naming the check.
 struct Scratch<'a> {
     c: &'a dyn Containerizer,
     t: &'a ConformanceTarget,
