@@ -66,7 +66,7 @@ async fn remove_container_removes_after_kill_and_after_exit() {
         .unwrap();
     until_state(&mut statuses, TaskState::Running).await;
     let long = fake.container_of("long").unwrap();
-    assert_eq!(fake.live_containers(), [long.clone()]);
+    assert_eq!(fake.live_containers(), [long]);
     executor.kill(&"long".into(), None).await.unwrap();
     assert_eq!(
         until_state(&mut statuses, TaskState::Killed).await.state,
