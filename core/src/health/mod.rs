@@ -253,7 +253,9 @@ impl TryFrom<RawHealthCheck> for HealthCheck {
             (None, Some(tcp), None) => Probe::Tcp(tcp),
             (None, None, Some(command)) => Probe::Command(command),
             _ => {
-                return Err("a health check needs exactly one of `http`, `tcp` or `command`".into());
+                return Err(
+                    "a health check needs exactly one of `http`, `tcp` or `command`".into(),
+                );
             }
         };
         let mut check = HealthCheck::new(probe);
