@@ -18,29 +18,13 @@ use std::time::Duration;
 use futures::FutureExt;
 use hoist_core::{
     ContainerSpec, Containerizer, ErrorKind, Executor, ExecutorId, PortMapping, PullPolicy,
-    TaskSpec, TaskState, TaskStatus,
+    TaskSpec, TaskState,
 };
 use hoist_docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
 use hoist_docker::{DockerConfig, DockerContainerizer};
 use hoist_hooks::{AclHook, NetnsHook, RemoveContainerHook};
 use serde_json::json;
 use support::Netns;
-
-async fn until_state(
-    statuses: &mut hoist_core::executor::StatusStream,
-    state: TaskState,
-) -> TaskStatus {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let status = statuses.recv().await.expect("the status stream ended");
-            if status.state == state || status.state.is_terminal() {
-                return status;
-            }
-        }
-    })
-    .await
-    .expect("no status in time")
-}
 
 /// Two client namespaces joined to the host by veth pairs, and the ACL chain with its jumps;
 /// all deleted on drop.
@@ -204,7 +188,7 @@ async fn scenario(docker: Arc<DockerContainerizer>, image: &str) {
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.232.1.2".into());
     executor.launch(task).await.unwrap();
-    let running = until_state(&mut statuses, TaskState::Running).await;
+    let running = support::until_state(&mut statuses, TaskState::Running).await;
     assert_eq!(running.state, TaskState::Running, "{running}");
     let container_id = running.container_id.clone().expect("a container id");
     let info = docker.inspect(&container_id).await.unwrap();
@@ -261,7 +245,7 @@ async fn scenario(docker: Arc<DockerContainerizer>, image: &str) {
 
     // After the kill: no rule, no link, no container.
     executor.kill(&task_id.as_str().into(), None).await.unwrap();
-    let killed = until_state(&mut statuses, TaskState::Killed).await;
+    let killed = support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(killed.state, TaskState::Killed, "{killed}");
     assert!(
         clients.rules().is_empty(),

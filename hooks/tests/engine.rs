@@ -1,6 +1,8 @@
 //! The bundled hooks driven by the real engine, on the fake containerizer and the recording
 //! firewall.
 
+mod support;
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,6 @@ use std::time::Duration;
 use hoist_core::testing::{FakeContainerizer, Script};
 use hoist_core::{
     ContainerSpec, ErrorKind, Executor, NetworkMode, PortMapping, Protocol, TaskSpec, TaskState,
-    TaskStatus,
 };
 use hoist_hooks::firewall::{Family, RecordingFirewall, Table};
 use hoist_hooks::{
@@ -17,22 +18,6 @@ use hoist_hooks::{
 use serde_json::json;
 
 const CHAIN: &str = "HOIST-ACL";
-
-async fn until_state(
-    statuses: &mut hoist_core::executor::StatusStream,
-    state: TaskState,
-) -> TaskStatus {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let status = statuses.recv().await.expect("the status stream ended");
-            if status.state == state || status.state.is_terminal() {
-                return status;
-            }
-        }
-    })
-    .await
-    .expect("no status in time")
-}
 
 fn web_task(id: &str) -> TaskSpec {
     let mut container = ContainerSpec::command(["/bin/httpd"]);
@@ -64,12 +49,14 @@ async fn remove_container_removes_after_kill_and_after_exit() {
         .launch(TaskSpec::new("long", ContainerSpec::command(["sleep"])))
         .await
         .unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     let long = fake.container_of("long").unwrap();
     assert_eq!(fake.live_containers(), [long]);
     executor.kill(&"long".into(), None).await.unwrap();
     assert_eq!(
-        until_state(&mut statuses, TaskState::Killed).await.state,
+        support::until_state(&mut statuses, TaskState::Killed)
+            .await
+            .state,
         TaskState::Killed
     );
     assert!(fake.live_containers().is_empty());
@@ -83,7 +70,9 @@ async fn remove_container_removes_after_kill_and_after_exit() {
         .await
         .unwrap();
     assert_eq!(
-        until_state(&mut statuses, TaskState::Finished).await.state,
+        support::until_state(&mut statuses, TaskState::Finished)
+            .await
+            .state,
         TaskState::Finished
     );
     assert!(fake.live_containers().is_empty());
@@ -97,9 +86,9 @@ async fn without_remove_container_stopped_containers_stay() {
         .launch(TaskSpec::new("t", ContainerSpec::command(["sleep"])))
         .await
         .unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     executor.kill(&"t".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(fake.live_containers().len(), 1);
 }
 
@@ -114,10 +103,10 @@ async fn remove_container_tolerates_a_container_removed_behind_its_back() {
         .launch(TaskSpec::new("t", ContainerSpec::command(["sleep"])))
         .await
         .unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     let id = fake.container_of("t").unwrap();
     fake.remove_externally(&id);
-    let end = until_state(&mut statuses, TaskState::Lost).await;
+    let end = support::until_state(&mut statuses, TaskState::Lost).await;
     assert!(end.state.is_terminal());
     assert!(!end.message.unwrap_or_default().contains("remove-container"));
 }
@@ -133,7 +122,7 @@ async fn network_hook_uses_the_configured_name_or_the_framework_label() {
     task.labels
         .insert(hoist_hooks::FRAMEWORK_NAME_LABEL.into(), "marathon".into());
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     let spec = fake.spec_of(&fake.container_of("a").unwrap()).unwrap();
     assert_eq!(spec.network, Some(NetworkMode::User("marathon".into())));
 
@@ -142,7 +131,7 @@ async fn network_hook_uses_the_configured_name_or_the_framework_label() {
         .launch(TaskSpec::new("b", ContainerSpec::command(["x"])))
         .await
         .unwrap();
-    let failed = until_state(&mut statuses, TaskState::Failed).await;
+    let failed = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(failed.state, TaskState::Failed);
     let message = failed.message.unwrap();
     assert!(
@@ -159,7 +148,7 @@ async fn network_hook_uses_the_configured_name_or_the_framework_label() {
     let mut task = TaskSpec::new("c", ContainerSpec::command(["x"]));
     task.container.network = Some(NetworkMode::Bridge);
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     let spec = fake.spec_of(&fake.container_of("c").unwrap()).unwrap();
     assert_eq!(spec.network, Some(NetworkMode::User("backend".into())));
 }
@@ -196,7 +185,7 @@ async fn acl_adds_rules_in_post_run_and_removes_them_in_pre_stop() {
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.0.0.0/8, 192.168.1.7".into());
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
 
     let port = |p: u16| {
         format!(
@@ -218,7 +207,7 @@ async fn acl_adds_rules_in_post_run_and_removes_them_in_pre_stop() {
     );
 
     executor.kill(&"web.1".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(firewall.rule_count(), 0);
 }
 
@@ -241,7 +230,7 @@ async fn a_bad_acl_label_fails_the_launch_naming_label_and_value() {
         let mut task = web_task(&id);
         task.labels.insert(label.into(), value.into());
         executor.launch(task).await.unwrap();
-        let end = until_state(&mut statuses, TaskState::Failed).await;
+        let end = support::until_state(&mut statuses, TaskState::Failed).await;
         assert_eq!(end.state, TaskState::Failed);
         let message = end.message.unwrap();
         assert!(
@@ -271,7 +260,7 @@ async fn a_failing_rule_fails_the_launch_and_leaves_no_rule_or_container() {
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.1.2.3".into());
     executor.launch(task).await.unwrap();
-    let end = until_state(&mut statuses, TaskState::Failed).await;
+    let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
     assert!(end.message.unwrap().contains("acl"));
     assert!(
@@ -365,7 +354,7 @@ async fn acl_extra_rules_and_ipv6() {
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "fd00::/64".into());
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     let v6: Vec<String> = firewall
         .rules_in(Family::Ipv6, Table::Filter, CHAIN)
         .into_iter()
@@ -384,7 +373,7 @@ async fn acl_extra_rules_and_ipv6() {
         "{v4:?}"
     );
     executor.kill(&"dns".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(firewall.rule_count(), 0);
 }
 
@@ -409,7 +398,7 @@ async fn iptables_adds_docker_style_rules_for_the_container_address_and_removes_
     let mut task = web_task("web");
     task.container.ports.truncate(1);
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
 
     let chain = |table, chain| -> Vec<String> {
         firewall
@@ -444,7 +433,7 @@ async fn iptables_adds_docker_style_rules_for_the_container_address_and_removes_
         ]
     );
     executor.kill(&"web".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(firewall.rule_count(), 0);
 }
 
@@ -471,7 +460,7 @@ async fn iptables_switches_chains_and_network_modes() {
     let hook = IptablesHook::with_firewall(config, firewall.clone()).unwrap();
     let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
     executor.launch(web_task("bridged")).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     // Only DNAT, for both ports, the second on the host port the backend chose.
     let pre = firewall.rules_in(Family::Ipv4, Table::Nat, "HOIST-PRE");
     assert_eq!(pre.len(), 2);
@@ -483,7 +472,7 @@ async fn iptables_switches_chains_and_network_modes() {
     let mut host = web_task("host");
     host.container.network = Some(NetworkMode::Host);
     executor.launch(host).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
     assert_eq!(
         firewall.rule_count(),
         2,
@@ -505,7 +494,7 @@ async fn iptables_fails_the_launch_when_the_container_has_no_bridge_address() {
         .unwrap();
     // The fake reports only loopback.
     executor.launch(web_task("lo")).await.unwrap();
-    let end = until_state(&mut statuses, TaskState::Failed).await;
+    let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
     assert!(end.message.unwrap().contains("docker0"));
     assert!(fake.live_containers().is_empty());

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoist_core::testing::{FakeContainerizer, Script};
-use hoist_core::{
-    ContainerSpec, ErrorKind, Executor, PortMapping, TaskSpec, TaskState, TaskStatus,
-};
+use hoist_core::{ContainerSpec, ErrorKind, Executor, PortMapping, TaskSpec, TaskState};
 use hoist_hooks::firewall::{
     Family, Firewall, FirewallExt, IptablesFirewall, Position, Rule, Table,
 };
@@ -29,22 +27,6 @@ fn accept(family: Family, chain: &str, source: &str) -> Rule {
             "-s", source, "-p", "tcp", "-m", "tcp", "--dport", "8080", "-j", "ACCEPT",
         ],
     )
-}
-
-async fn until_state(
-    statuses: &mut hoist_core::executor::StatusStream,
-    state: TaskState,
-) -> TaskStatus {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let status = statuses.recv().await.expect("the status stream ended");
-            if status.state == state || status.state.is_terminal() {
-                return status;
-            }
-        }
-    })
-    .await
-    .expect("no status in time")
 }
 
 #[tokio::test]
@@ -228,7 +210,7 @@ async fn acl_hook_writes_and_clears_a_real_chain() {
         "198.51.100.7,203.0.113.0/24".into(),
     );
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
 
     let rules = ns.rules("iptables", "filter", "HOIST-ACL");
     assert_eq!(rules.len(), 4, "{rules:?}");
@@ -252,7 +234,7 @@ async fn acl_hook_writes_and_clears_a_real_chain() {
     );
 
     executor.kill(&"web.1".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert!(ns.rules("iptables", "filter", "HOIST-ACL").is_empty());
 }
 
@@ -275,7 +257,7 @@ async fn iptables_hook_writes_and_clears_real_nat_and_filter_rules() {
         .launch(TaskSpec::new("web", container))
         .await
         .unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
 
     let pre = ns.rules("iptables", "nat", "PREROUTING");
     assert_eq!(pre.len(), 1);
@@ -288,7 +270,7 @@ async fn iptables_hook_writes_and_clears_real_nat_and_filter_rules() {
     assert_eq!(ns.rules("iptables", "filter", "FORWARD").len(), 2);
 
     executor.kill(&"web".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert!(ns.rules("iptables", "nat", "PREROUTING").is_empty());
     assert!(ns.rules("iptables", "nat", "POSTROUTING").is_empty());
     assert!(ns.rules("iptables", "filter", "FORWARD").is_empty());
@@ -352,11 +334,11 @@ async fn acl_lets_the_allowed_source_through_and_drops_the_other() {
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.231.1.2".into());
     executor.launch(task).await.unwrap();
-    until_state(&mut statuses, TaskState::Running).await;
+    support::until_state(&mut statuses, TaskState::Running).await;
 
     let (allowed_ok, denied_ok) = (fetch(&allowed, "10.231.1.1"), fetch(&denied, "10.231.2.1"));
     executor.kill(&"web".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     let after = fetch(&denied, "10.231.2.1");
     let left = server.rules("iptables", "filter", "HOIST-ACL");
 

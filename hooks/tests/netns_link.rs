@@ -7,25 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoist_core::testing::{FakeContainerizer, Script};
-use hoist_core::{ContainerSpec, Executor, TaskSpec, TaskState, TaskStatus};
+use hoist_core::{ContainerSpec, Executor, TaskSpec, TaskState};
 use hoist_hooks::{NetnsConfig, NetnsHook};
 use support::Background;
-
-async fn until_state(
-    statuses: &mut hoist_core::executor::StatusStream,
-    state: TaskState,
-) -> TaskStatus {
-    tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let status = statuses.recv().await.expect("the status stream ended");
-            if status.state == state || status.state.is_terminal() {
-                return status;
-            }
-        }
-    })
-    .await
-    .expect("no status in time")
-}
 
 /// A process in a new network namespace holding a veth pair, one end called `interface`.
 fn process_in_own_netns(interface: &str) -> Background {
@@ -59,7 +43,9 @@ async fn ip_netns_exec_sees_the_task_network_until_the_kill() {
         .await
         .unwrap();
     assert_eq!(
-        until_state(&mut statuses, TaskState::Running).await.state,
+        support::until_state(&mut statuses, TaskState::Running)
+            .await
+            .state,
         TaskState::Running
     );
 
@@ -84,7 +70,9 @@ async fn ip_netns_exec_sees_the_task_network_until_the_kill() {
 
     executor.kill(&task_id.as_str().into(), None).await.unwrap();
     assert_eq!(
-        until_state(&mut statuses, TaskState::Killed).await.state,
+        support::until_state(&mut statuses, TaskState::Killed)
+            .await
+            .state,
         TaskState::Killed
     );
     assert!(
@@ -132,7 +120,9 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
         .await
         .unwrap();
     assert_eq!(
-        until_state(&mut statuses, TaskState::Running).await.state,
+        support::until_state(&mut statuses, TaskState::Running)
+            .await
+            .state,
         TaskState::Running
     );
     assert_eq!(
@@ -143,7 +133,7 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
     std::fs::remove_file(links.join("stale")).unwrap();
     std::os::unix::fs::symlink("/somewhere/else", links.join("stale")).unwrap();
     executor.kill(&"stale".into(), None).await.unwrap();
-    until_state(&mut statuses, TaskState::Killed).await;
+    support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(
         std::fs::read_link(links.join("stale")).unwrap(),
         Path::new("/somewhere/else")
@@ -155,7 +145,7 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
         .launch(TaskSpec::new("taken", ContainerSpec::command(["x"])))
         .await
         .unwrap();
-    let end = until_state(&mut statuses, TaskState::Failed).await;
+    let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
     assert!(end.message.unwrap().contains("is not a link"));
     assert!(links.join("taken").is_file());
@@ -165,7 +155,7 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
         .launch(TaskSpec::new("a/b", ContainerSpec::command(["x"])))
         .await
         .unwrap();
-    let end = until_state(&mut statuses, TaskState::Failed).await;
+    let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert!(end.message.unwrap().contains("`a/b`"));
 }
 
@@ -186,7 +176,7 @@ async fn a_container_without_a_process_fails_the_launch() {
         .launch(TaskSpec::new("gone", ContainerSpec::command(["x"])))
         .await
         .unwrap();
-    let end = until_state(&mut statuses, TaskState::Failed).await;
+    let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
     assert!(end.message.unwrap().contains("ns/net"));
     assert!(std::fs::read_dir(dir.path().join("netns")).map_or(true, |mut d| d.next().is_none()));

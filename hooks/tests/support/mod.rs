@@ -157,3 +157,20 @@ impl Drop for Background {
         let _ = self.0.wait();
     }
 }
+
+/// The next status of `state` (or the first terminal one), within 60 s.
+pub async fn until_state(
+    statuses: &mut hoist_core::executor::StatusStream,
+    state: hoist_core::TaskState,
+) -> hoist_core::TaskStatus {
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            let status = statuses.recv().await.expect("the status stream ended");
+            if status.state == state || status.state.is_terminal() {
+                return status;
+            }
+        }
+    })
+    .await
+    .expect("no status in time")
+}
