@@ -11,7 +11,7 @@ use hoist_core::testing::{FakeContainerizer, Script};
 use hoist_core::{
     ContainerSpec, ErrorKind, Executor, NetworkMode, PortMapping, Protocol, TaskSpec, TaskState,
 };
-use hoist_hooks::firewall::{Family, RecordingFirewall, Table};
+use hoist_hooks::firewall::{Family, Firewall, RecordingFirewall, Rule, Table};
 use hoist_hooks::{
     AclConfig, AclHook, IptablesConfig, IptablesHook, NetworkHook, RemoveContainerHook,
 };
@@ -589,4 +589,88 @@ fn from_config_knows_every_bundled_hook_and_rejects_others() {
         })
         .unwrap_err();
     assert!(err.to_string().contains("netns.proc_path"), "{err}");
+}
+
+/// A firewall that forwards to another and counts the rules its deletes actually removed, so a
+/// test can tell which executor removed them.
+#[derive(Debug)]
+struct CountingDeletes {
+    inner: Arc<RecordingFirewall>,
+    removed: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Firewall for CountingDeletes {
+    fn chain_exists(&self, family: Family, table: Table, chain: &str) -> hoist_core::Result<bool> {
+        self.inner.chain_exists(family, table, chain)
+    }
+    async fn contains(&self, rule: &Rule) -> hoist_core::Result<bool> {
+        self.inner.contains(rule).await
+    }
+    async fn add(&self, rule: &Rule, at: Option<u32>) -> hoist_core::Result<()> {
+        self.inner.add(rule, at).await
+    }
+    async fn delete(&self, rule: &Rule) -> hoist_core::Result<bool> {
+        let removed = self.inner.delete(rule).await?;
+        if removed {
+            self.removed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(removed)
+    }
+}
+
+/// A restarted executor has no hook state for the tasks it re-attaches; killing one still
+/// removes the rules the earlier executor added for it.
+#[tokio::test]
+async fn acl_and_iptables_rules_are_removed_for_a_task_reattached_after_a_restart() {
+    let fake = Arc::new(FakeContainerizer::new());
+    fake.default_script(Script {
+        addresses: vec!["172.17.0.7".parse().unwrap()],
+        ..Script::default()
+    });
+    let firewall = firewall_with_chain();
+    let build = |firewall: Arc<dyn Firewall>| {
+        let acl = AclHook::with_firewall(acl_config(), firewall.clone()).unwrap();
+        let iptables = IptablesHook::with_firewall(iptables_config(), firewall).unwrap();
+        Executor::builder(fake.clone())
+            .hook(acl)
+            .hook(iptables)
+            .build()
+            .unwrap()
+    };
+    let mut task = web_task("web");
+    task.labels
+        .insert("EXECUTOR_1_ACL".into(), "10.9.0.0/16".into());
+
+    let (first, mut first_statuses) = build(firewall.clone());
+    first.launch(task.clone()).await.unwrap();
+    support::until_state(&mut first_statuses, TaskState::Running).await;
+    // acl: a drop for port 0, an accept and a drop for port 1; iptables: one masquerade, then
+    // per port a DNAT, a hairpin masquerade and two forward rules.
+    assert_eq!(firewall.rule_count(), 3 + 1 + 2 * 4);
+
+    let second_firewall = Arc::new(CountingDeletes {
+        inner: firewall.clone(),
+        removed: 0.into(),
+    });
+    let (second, mut statuses) = build(second_firewall.clone());
+    let report = second.recover([task]).await.unwrap();
+    assert_eq!(report.reattached, ["web".into()]);
+    second.kill(&"web".into(), None).await.unwrap();
+    support::until_state(&mut statuses, TaskState::Killed).await;
+    // The restarted executor's pre-stop (before the container stopped, so before the first
+    // executor could see the exit) removed every rule.
+    assert_eq!(
+        second_firewall
+            .removed
+            .load(std::sync::atomic::Ordering::SeqCst),
+        12
+    );
+    assert_eq!(
+        firewall.rule_count(),
+        0,
+        "left: {:?}",
+        firewall.non_empty_chains()
+    );
 }
