@@ -33,7 +33,8 @@ pub struct AclConfig {
     /// The filter-table chain the rules go into. It must exist, and must not be `FORWARD` or
     /// `OUTPUT`: create a chain of your own (`iptables -N HOIST-ACL`) and jump to it from
     /// `INPUT` (traffic to the host's own ports) or `DOCKER-USER`/`FORWARD` (traffic forwarded
-    /// to containers), or use `INPUT` itself.
+    /// to containers; jump there only for traffic from outside, `-i eth0`, so the containers'
+    /// own outgoing connections never meet a port's DROP rule), or use `INPUT` itself.
     pub chain: String,
     /// The interface the clients come in on; unset or `all` for every interface.
     #[serde(default)]
