@@ -42,6 +42,8 @@ use axum::response::{IntoResponse, Response};
 use hoist_core::{Error, ErrorKind, Result};
 use tokio::net::TcpListener;
 
+/// axum, for building responses (`Json`, status codes, headers).
+pub use axum;
 pub use config::ContractConfig;
 pub use event::{Context, Event, EventData, Extensions};
 pub use log::{LogSink, RequestLog, rfc3339, stdout_sink};
