@@ -1,11 +1,11 @@
 //! A function that answers every call with "hello world", served by the runtime contract.
 //!
-//! Run with `FUNC_PORT=8080 cargo run --example function-get --features runtimes`, then
+//! Run with `FUNC_PORT=8080 cargo run -p hoist-runtimes --example function-get`, then
 //! `curl localhost:8080/`.
 
 use std::convert::Infallible;
 
-use hoist::runtimes::contract::{Context, Event, serve_from_env};
+use hoist_runtimes::contract::{Context, Event, serve_from_env};
 
 async fn foo(_event: Event, _context: Context) -> Result<&'static str, Infallible> {
     Ok("hello world")

@@ -49,6 +49,7 @@ def encode(result):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format, *args):
         pass  # hoist-proxy logs each request.

@@ -296,6 +296,28 @@ impl BuildPlan {
     }
 }
 
+impl BuildPlan {
+    /// Builds the function (see [`BuildPlan::build`]), then creates and starts its runtime
+    /// container and returns its id. A container that fails to start is removed.
+    pub async fn deploy(
+        &self,
+        containerizer: &dyn Containerizer,
+        owner: &Owner,
+        target: &Target,
+        rendering: &Rendering,
+        step_timeout: Duration,
+    ) -> Result<ContainerId> {
+        self.build(containerizer, owner, target, rendering, step_timeout)
+            .await?;
+        let id = containerizer.create(owner, &rendering.runtime).await?;
+        if let Err(e) = containerizer.start(&id).await {
+            let _ = containerizer.remove(&id, true).await;
+            return Err(e.with_context("function", &self.spec.name));
+        }
+        Ok(id)
+    }
+}
+
 /// Replaces `$(NAME)` (Kubernetes' syntax, as Kubeless catalogs use) with values of `vars`.
 fn substitute(
     env: &BTreeMap<String, String>,
