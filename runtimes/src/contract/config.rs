@@ -12,6 +12,8 @@ use super::log::{LogSink, stdout_sink};
 pub struct ContractConfig {
     /// `FUNC_PORT` (default 8080).
     pub port: u16,
+    /// `FUNC_HOST`: the address to listen on (default `0.0.0.0`).
+    pub host: std::net::IpAddr,
     /// `FUNC_TIMEOUT` in seconds (default 180).
     pub timeout: Duration,
     /// The function's name for the context (`FUNC_HANDLER`, default `function`).
@@ -28,6 +30,7 @@ impl std::fmt::Debug for ContractConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ContractConfig")
             .field("port", &self.port)
+            .field("host", &self.host)
             .field("timeout", &self.timeout)
             .field("function_name", &self.function_name)
             .field("runtime", &self.runtime)
@@ -40,6 +43,7 @@ impl Default for ContractConfig {
     fn default() -> Self {
         ContractConfig {
             port: 8080,
+            host: std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             timeout: Duration::from_secs(180),
             function_name: "function".into(),
             runtime: String::new(),
@@ -50,7 +54,7 @@ impl Default for ContractConfig {
 }
 
 impl ContractConfig {
-    /// Reads `FUNC_PORT`, `FUNC_TIMEOUT`, `FUNC_HANDLER`, `FUNC_RUNTIME` and
+    /// Reads `FUNC_PORT`, `FUNC_HOST`, `FUNC_TIMEOUT`, `FUNC_HANDLER`, `FUNC_RUNTIME` and
     /// `FUNC_MEMORY_LIMIT` from `vars` (pass `std::env::vars()` in a binary); a malformed value
     /// is an error naming the variable.
     pub fn from_vars<K: AsRef<str>, V: Into<String>>(
@@ -87,6 +91,12 @@ impl ContractConfig {
                             .with_context("variable", "FUNC_TIMEOUT")
                         })?;
                     config.timeout = Duration::from_secs_f64(secs);
+                }
+                "FUNC_HOST" => {
+                    config.host = value.trim().parse().map_err(|_| {
+                        Error::invalid(format!("FUNC_HOST `{value}` is not an IP address"))
+                            .with_context("variable", "FUNC_HOST")
+                    })?;
                 }
                 "FUNC_HANDLER" if !value.is_empty() => config.function_name = value,
                 "FUNC_RUNTIME" => config.runtime = value,

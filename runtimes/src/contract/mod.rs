@@ -138,7 +138,7 @@ impl ContractServer {
     }
 }
 
-/// Binds `0.0.0.0:FUNC_PORT` and serves `function` with the settings of the process's
+/// Binds `FUNC_HOST:FUNC_PORT` (`0.0.0.0:8080` by default) and serves `function` with the settings of the process's
 /// `FUNC_*` variables until SIGTERM or Ctrl-C. Meant for a function binary's `main`.
 pub async fn serve_from_env<F, Fut, R, E>(function: F) -> Result<()>
 where
@@ -148,17 +148,18 @@ where
     E: Display,
 {
     let config = ContractConfig::from_vars(std::env::vars())?;
-    let listener = bind(config.port).await?;
+    let listener = bind_listener(config.host, config.port).await?;
     ContractServer::new(config, function)
         .serve_with_shutdown(listener, terminated())
         .await
 }
 
-pub(crate) async fn bind(port: u16) -> Result<TcpListener> {
-    TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| {
+/// Listens on `host:port`; failing to is an [`ErrorKind::Unavailable`] error naming both.
+pub async fn bind_listener(host: std::net::IpAddr, port: u16) -> Result<TcpListener> {
+    TcpListener::bind((host, port)).await.map_err(|e| {
         Error::new(
             ErrorKind::Unavailable,
-            format!("cannot listen on port {port}: {e}"),
+            format!("cannot listen on {host}:{port}: {e}"),
         )
         .with_context("port", port)
         .with_source(e)

@@ -262,7 +262,7 @@ impl BuildPlan {
             ..ContainerSpec::default()
         };
         spec.labels
-            .insert("io.hoist.function".into(), self.spec.name.clone());
+            .insert("hoist-function".into(), self.spec.name.clone());
         if let Target::Docker { work_dir } = target {
             spec.image = Some(image.to_owned());
             spec.volumes.push(Volume {

@@ -131,3 +131,4 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .find(|(s, _)| s == series)
         .map(|(_, v)| v)
 }
+pub mod deploy;
