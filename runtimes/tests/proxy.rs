@@ -139,6 +139,19 @@ async fn a_timed_out_python_call_is_answered_408_and_the_process_restarted() {
     );
     let reply = call("hang").await;
     assert_eq!(reply.status, 408);
+    assert_eq!(
+        get(&format!("{}/healthz", running.url)).await.status,
+        503,
+        "restarting"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while get(&format!("{}/healthz", running.url)).await.status != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the process was not restarted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let after = call("pid").await;
     assert_eq!(after.status, 200);
     assert_ne!(

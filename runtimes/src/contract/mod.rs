@@ -105,7 +105,6 @@ impl ContractServer {
             metrics: ContractMetrics::default(),
             call,
             health: None,
-            on_timeout: None,
         };
         ContractServer {
             service: Arc::new(service),

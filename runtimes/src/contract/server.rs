@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -22,8 +22,6 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>
 pub(crate) type CallFn = Arc<dyn Fn(Request) -> BoxFuture<Response> + Send + Sync>;
 /// Answers whether the function is healthy.
 pub(crate) type HealthFn = Arc<dyn Fn() -> BoxFuture<bool> + Send + Sync>;
-/// Told when a call timed out.
-pub(crate) type TimeoutFn = Arc<dyn Fn() + Send + Sync>;
 
 /// The body of a 408.
 pub const TIMEOUT_MESSAGE: &str = "Timeout while processing the function";
@@ -33,7 +31,6 @@ pub(crate) struct Service {
     pub(crate) metrics: ContractMetrics,
     pub(crate) call: CallFn,
     pub(crate) health: Option<HealthFn>,
-    pub(crate) on_timeout: Option<TimeoutFn>,
 }
 
 impl Service {
@@ -103,9 +100,9 @@ async fn call(service: &Service, request: Request, started: Instant) -> Response
         }
         Err(_) => {
             task.abort();
-            if let Some(on_timeout) = &service.on_timeout {
-                on_timeout();
-            }
+            // Let the cancellation run (the proxy marks its process for restart when a call
+            // is dropped) before answering; a call stuck without yielding is not waited for.
+            let _ = tokio::time::timeout(Duration::from_millis(100), task).await;
             (
                 (StatusCode::REQUEST_TIMEOUT, TIMEOUT_MESSAGE).into_response(),
                 true,

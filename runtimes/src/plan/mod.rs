@@ -242,7 +242,10 @@ impl BuildPlan {
             .with_context("runtime", &self.runtime.name));
         }
         let mut runtime = self.container(target, &phase.image, phase.command.as_deref(), env);
-        runtime.resources.memory = self.spec.memory_limit;
+        if matches!(target, Target::Docker { .. }) {
+            // Processes have no memory limit without cgroups: they get FUNC_MEMORY_LIMIT only.
+            runtime.resources.memory = self.spec.memory_limit;
+        }
         Ok(Rendering { steps, runtime })
     }
 
@@ -294,9 +297,7 @@ impl BuildPlan {
         }
         Ok(())
     }
-}
 
-impl BuildPlan {
     /// Builds the function (see [`BuildPlan::build`]), then creates and starts its runtime
     /// container and returns its id. A container that fails to start is removed.
     pub async fn deploy(

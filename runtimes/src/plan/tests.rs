@@ -126,7 +126,10 @@ fn process_rendering_sets_the_contract_env_and_installs_deps() {
     }
     assert_eq!(env["PYTHONPATH"], format!("{work}/lib"));
     assert_eq!(rendering.runtime.working_dir.as_deref(), Some(dir.path()));
-    assert_eq!(rendering.runtime.resources.memory, Some(64 << 20));
+    assert_eq!(
+        rendering.runtime.resources.memory, None,
+        "processes get no cgroup limit"
+    );
 }
 
 #[test]
@@ -150,6 +153,7 @@ fn docker_rendering_shares_a_volume_between_init_and_runtime_containers() {
         );
     }
     assert_eq!(rendering.runtime.image.as_deref(), Some("local/go"));
+    assert_eq!(rendering.runtime.resources.memory, Some(64 << 20));
     assert!(
         rendering.runtime.command.is_empty(),
         "the image's own command runs"

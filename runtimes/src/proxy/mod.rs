@@ -171,7 +171,6 @@ impl Proxy {
             metrics: ContractMetrics::default(),
             call,
             health: Some(health),
-            on_timeout: None,
         };
         Ok(Proxy {
             service: Arc::new(service),
@@ -294,6 +293,3 @@ async fn forward(supervisor: &Supervisor, request: Request) -> Response {
         ),
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -28,7 +28,7 @@ pub(crate) struct State {
 pub(crate) struct Supervisor {
     pub(crate) port: u16,
     pub(crate) client: UpstreamClient,
-    state: watch::Receiver<State>,
+    state: Arc<watch::Sender<State>>,
     restarts: mpsc::UnboundedSender<Request>,
 }
 
@@ -50,21 +50,22 @@ impl Supervisor {
     /// timeout.
     pub(crate) async fn start(launch: Launch) -> Result<Arc<Supervisor>> {
         let client = Client::builder(TokioExecutor::new()).build_http();
-        let (state_tx, state) = watch::channel(State {
+        let (state, _) = watch::channel(State {
             generation: 0,
             ready: false,
             stopped: false,
         });
+        let state = Arc::new(state);
         let (restarts, requests) = mpsc::unbounded_channel();
         let supervisor = Arc::new(Supervisor {
             port: launch.port,
             client: client.clone(),
-            state,
+            state: state.clone(),
             restarts,
         });
         let start_timeout = launch.start_timeout;
         let (first_tx, first) = tokio::sync::oneshot::channel();
-        tokio::spawn(run(launch, client, state_tx, requests, first_tx));
+        tokio::spawn(run(launch, client, state, requests, first_tx));
         match tokio::time::timeout(start_timeout, first).await {
             Ok(Ok(Ok(()))) => Ok(supervisor),
             Ok(Ok(Err(e))) => Err(e),
@@ -91,20 +92,28 @@ impl Supervisor {
 
     /// Waits until a process is ready and returns its generation.
     pub(crate) async fn ready(&self) -> Option<u64> {
-        let mut state = self.state.clone();
+        let mut state = self.state.subscribe();
         let ready = state.wait_for(|s| s.ready || s.stopped).await.ok()?;
         (!ready.stopped).then_some(ready.generation)
     }
 
     /// Kills and restarts generation `generation`, unless it was already replaced.
     pub(crate) fn restart(&self, generation: u64) {
+        // Stop sending calls to the old process at once, before the supervisor kills it.
+        self.state.send_if_modified(|s| {
+            let current = s.ready && s.generation == generation;
+            if current {
+                s.ready = false;
+            }
+            current
+        });
         let _ = self.restarts.send(Request::Restart(generation));
     }
 
     /// Kills the process and stops supervising.
     pub(crate) async fn stop(&self) {
         let _ = self.restarts.send(Request::Stop);
-        let mut state = self.state.clone();
+        let mut state = self.state.subscribe();
         let _ = tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| s.stopped)).await;
     }
 }
@@ -153,7 +162,7 @@ async fn healthy(client: &UpstreamClient, port: u16) -> bool {
 async fn run(
     launch: Launch,
     client: UpstreamClient,
-    state: watch::Sender<State>,
+    state: Arc<watch::Sender<State>>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     first: tokio::sync::oneshot::Sender<Result<()>>,
 ) {
