@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use hoist_core::{
-    Capabilities, ContainerId, ContainerInfo, ContainerSpec, Containerizer, ExecOutput, Executor, ExecutorId,
-    ExitStatus, LogChunks, LogOptions, OwnedContainer, Owner, Result, TaskSpec, TaskState,
+    Capabilities, ContainerId, ContainerInfo, ContainerSpec, Containerizer, ExecOutput, Executor,
+    ExecutorId, ExitStatus, LogChunks, LogOptions, OwnedContainer, Owner, Result, TaskSpec,
+    TaskState,
 };
 use hoist_docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
 use hoist_docker::{DockerConfig, DockerContainerizer, create_body};
@@ -24,13 +25,28 @@ use tokio::sync::Semaphore;
 async fn main() {
     let count: usize = env_or("HOIST_BENCH_CONTAINERS", 50);
     let concurrency: usize = env_or("HOIST_BENCH_CONCURRENCY", 10);
-    let docker = Arc::new(DockerContainerizer::connect(DockerConfig::from_env()).await.expect("the Docker Engine"));
-    let socket = docker.config().host_address().strip_prefix("unix://").expect("a unix socket Engine").to_owned();
+    let docker = Arc::new(
+        DockerContainerizer::connect(DockerConfig::from_env())
+            .await
+            .expect("the Docker Engine"),
+    );
+    let socket = docker
+        .config()
+        .host_address()
+        .strip_prefix("unix://")
+        .expect("a unix socket Engine")
+        .to_owned();
     let run = format!("hoist-bench-{}", std::process::id());
     let image = format!("hoist-bench-busybox:{}", std::process::id());
-    build_busybox_image(docker.client(), DEBIAN_STATIC_BUSYBOX.as_ref(), &image, &[], Duration::from_secs(120))
-        .await
-        .expect("building the bench image");
+    build_busybox_image(
+        docker.client(),
+        DEBIAN_STATIC_BUSYBOX.as_ref(),
+        &image,
+        &[],
+        Duration::from_secs(120),
+    )
+    .await
+    .expect("building the bench image");
     let bench = Bench {
         docker: docker.clone(),
         socket,
@@ -39,7 +55,10 @@ async fn main() {
         api: docker.api_version().to_owned(),
     };
 
-    println!("Docker Engine API {}, {count} containers, concurrency {concurrency}", bench.api);
+    println!(
+        "Docker Engine API {}, {count} containers, concurrency {concurrency}",
+        bench.api
+    );
     bench.warm_up().await;
     let mut rows = Vec::new();
     for (mode, width) in [("sequential", 1), ("concurrent", concurrency)] {
@@ -48,15 +67,31 @@ async fn main() {
         let (hoist, split) = bench.hoist(count, width).await;
         rows.push((mode, width, raw, cli, hoist, split));
     }
-    remove_image(docker.client(), &image).await.expect("removing the bench image");
+    remove_image(docker.client(), &image)
+        .await
+        .expect("removing the bench image");
 
     println!();
-    println!("| mode | baseline or path | mean latency (ms) | p50 (ms) | p95 (ms) | throughput (containers/s) | vs raw API |");
+    println!(
+        "| mode | baseline or path | mean latency (ms) | p50 (ms) | p95 (ms) | throughput (containers/s) | vs raw API |"
+    );
     println!("|---|---|---:|---:|---:|---:|---:|");
     for (mode, width, raw, cli, hoist, _) in &rows {
-        let label = if *width == 1 { mode.to_string() } else { format!("{mode} ({width} at a time)") };
-        for (name, m) in [("raw Engine API create + start", raw), ("`docker run -d`", cli), ("hoist executor (launch to running)", hoist)] {
-            let ratio = if *width == 1 { m.mean_ms() / raw.mean_ms() } else { raw.throughput() / m.throughput() };
+        let label = if *width == 1 {
+            mode.to_string()
+        } else {
+            format!("{mode} ({width} at a time)")
+        };
+        for (name, m) in [
+            ("raw Engine API create + start", raw),
+            ("`docker run -d`", cli),
+            ("hoist executor (launch to running)", hoist),
+        ] {
+            let ratio = if *width == 1 {
+                m.mean_ms() / raw.mean_ms()
+            } else {
+                raw.throughput() / m.throughput()
+            };
             println!(
                 "| {label} | {name} | {:.1} | {:.1} | {:.1} | {:.2} | {ratio:.3}× |",
                 m.mean_ms(),
@@ -83,7 +118,10 @@ async fn main() {
 }
 
 fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Bench {
@@ -102,7 +140,12 @@ struct Measured {
 
 impl Measured {
     fn mean_ms(&self) -> f64 {
-        self.latencies.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / self.latencies.len() as f64
+        self.latencies
+            .iter()
+            .map(Duration::as_secs_f64)
+            .sum::<f64>()
+            * 1000.0
+            / self.latencies.len() as f64
     }
     fn percentile_ms(&self, p: usize) -> f64 {
         let mut sorted = self.latencies.clone();
@@ -176,7 +219,13 @@ impl Bench {
             pool.lock().unwrap().push(conn);
         }
         let bodies: Vec<Vec<u8>> = (0..count)
-            .map(|i| serde_json::to_vec(&create_body(&self.owner(&mode, i), &self.spec(), self.docker.config()).unwrap()).unwrap())
+            .map(|i| {
+                serde_json::to_vec(
+                    &create_body(&self.owner(&mode, i), &self.spec(), self.docker.config())
+                        .unwrap(),
+                )
+                .unwrap()
+            })
             .collect();
         let bodies = Arc::new(bodies);
         let measured = self
@@ -185,11 +234,15 @@ impl Bench {
                 async move {
                     let mut conn = pool.lock().unwrap().pop().expect("a free connection");
                     let started = Instant::now();
-                    let (status, body) = conn.request("POST", "/containers/create", Some(&bodies[i])).await;
+                    let (status, body) = conn
+                        .request("POST", "/containers/create", Some(&bodies[i]))
+                        .await;
                     assert_eq!(status, 201, "create: {}", String::from_utf8_lossy(&body));
                     let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
                     let id = created["Id"].as_str().unwrap().to_owned();
-                    let (status, body) = conn.request("POST", &format!("/containers/{id}/start"), None).await;
+                    let (status, body) = conn
+                        .request("POST", &format!("/containers/{id}/start"), None)
+                        .await;
                     assert_eq!(status, 204, "start: {}", String::from_utf8_lossy(&body));
                     let took = started.elapsed();
                     pool.lock().unwrap().push(conn);
@@ -219,7 +272,11 @@ impl Bench {
                         .output()
                         .await
                         .expect("the docker CLI runs");
-                    assert!(output.status.success(), "docker run: {}", String::from_utf8_lossy(&output.stderr));
+                    assert!(
+                        output.status.success(),
+                        "docker run: {}",
+                        String::from_utf8_lossy(&output.stderr)
+                    );
                     started.elapsed()
                 }
             })
@@ -232,7 +289,10 @@ impl Bench {
         let mode = format!("hoist{width}");
         let timed = Arc::new(Timed::new(self.docker.clone()));
         let executor_id = self.owner(&mode, 0).executor_id;
-        let (executor, mut statuses) = Executor::builder(timed.clone()).executor_id(executor_id).build().unwrap();
+        let (executor, mut statuses) = Executor::builder(timed.clone())
+            .executor_id(executor_id)
+            .build()
+            .unwrap();
         let launched: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
         let running: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
         let (done_tx, _) = tokio::sync::broadcast::channel::<usize>(count * 2);
@@ -244,7 +304,9 @@ impl Bench {
                         let i: usize = status.task_id.as_str()[1..].parse().unwrap();
                         running.lock().unwrap()[i] = Some(Instant::now());
                         let _ = done_tx.send(i);
-                    } else if status.state.is_terminal() && status.reason != Some(hoist_core::Reason::KillRequested) {
+                    } else if status.state.is_terminal()
+                        && status.reason != Some(hoist_core::Reason::KillRequested)
+                    {
                         panic!("a benchmark task ended: {status:?}");
                     }
                 }
@@ -253,14 +315,24 @@ impl Bench {
         let spec = self.spec();
         let measured = self
             .drive(count, width, |i| {
-                let (executor, spec, launched, running) = (executor.clone(), spec.clone(), launched.clone(), running.clone());
+                let (executor, spec, launched, running) = (
+                    executor.clone(),
+                    spec.clone(),
+                    launched.clone(),
+                    running.clone(),
+                );
                 let mut done = done_tx.subscribe();
                 async move {
                     let started = Instant::now();
                     launched.lock().unwrap()[i] = Some(started);
-                    executor.launch(TaskSpec::new(format!("t{i}"), spec)).await.unwrap();
+                    executor
+                        .launch(TaskSpec::new(format!("t{i}"), spec))
+                        .await
+                        .unwrap();
                     while running.lock().unwrap()[i].is_none() {
-                        let _ = tokio::time::timeout(Duration::from_secs(30), done.recv()).await.expect("running in time");
+                        let _ = tokio::time::timeout(Duration::from_secs(30), done.recv())
+                            .await
+                            .expect("running in time");
                     }
                     running.lock().unwrap()[i].unwrap() - started
                 }
@@ -301,7 +373,9 @@ struct RawConnection {
 
 impl RawConnection {
     async fn open(socket: &str, api: &str) -> Self {
-        let stream = UnixStream::connect(socket).await.expect("the Engine socket");
+        let stream = UnixStream::connect(socket)
+            .await
+            .expect("the Engine socket");
         RawConnection {
             stream: BufReader::new(stream),
             prefix: format!("/v{api}"),
@@ -407,7 +481,10 @@ impl Containerizer for Timed {
     async fn start(&self, id: &ContainerId) -> Result<()> {
         let started = Instant::now();
         let result = self.inner.start(id).await;
-        self.starts.lock().unwrap().push((started.elapsed(), Instant::now()));
+        self.starts
+            .lock()
+            .unwrap()
+            .push((started.elapsed(), Instant::now()));
         result
     }
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
@@ -422,7 +499,12 @@ impl Containerizer for Timed {
     async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
         self.inner.inspect(id).await
     }
-    async fn exec(&self, id: &ContainerId, argv: &[String], timeout: Duration) -> Result<ExecOutput> {
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
         self.inner.exec(id, argv, timeout).await
     }
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
