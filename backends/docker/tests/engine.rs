@@ -84,6 +84,11 @@ async fn an_http_health_check_turns_healthy_then_kill_ends_it() {
             }),
             3,
         ));
+        // Probes before the server listens fall in the grace period, which ends at the first
+        // success: the first health status reported is the healthy one.
+        if let Some(check) = task.health_check.as_mut() {
+            check.grace_period = Duration::from_secs(20);
+        }
         executor.launch(task).await.unwrap();
         next_status(&mut statuses, "web", |s| s.state == TaskState::Running).await;
         let healthy = next_status(&mut statuses, "web", |s| s.healthy.is_some()).await;
