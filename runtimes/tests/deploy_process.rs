@@ -32,3 +32,9 @@ async fn rust_examples_on_processes() {
     let state = tempfile::tempdir().unwrap();
     run_examples(&host(&state), "rust", "rust1").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_installation_ends_with_its_output() {
+    let state = tempfile::tempdir().unwrap();
+    support::deploy::failed_install(&host(&state)).await;
+}

@@ -536,3 +536,49 @@ async fn check(
     let _ = language;
     Ok(())
 }
+
+/// A deps file naming a package that is not there: the deploy fails with pip's output.
+pub async fn failed_install(host: &Host) {
+    let catalog = catalog(host, &host_paths());
+    let dir = tempfile::tempdir().unwrap();
+    write_packages(&dir.path().join("pkgs"));
+    let work = dir.path().join("work");
+    let mut spec = FunctionSpec::new(
+        "broken",
+        "helloget.foo",
+        "python3.11",
+        Source::text("x = 1\n"),
+    )
+    .unwrap();
+    spec.deps = Some("no-such-package-anywhere\n".into());
+    let plan = BuildPlan::new(&spec, &catalog).unwrap();
+    let target = Target::process(&work);
+    let rendering = plan.render(&target, free_port()).unwrap();
+    let owner = Owner {
+        executor_id: ExecutorId::new("hoist-runtimes-tests"),
+        task_id: TaskId::new(format!("broken-{}", std::process::id())),
+    };
+    let err = plan
+        .deploy(
+            host.backend.as_ref(),
+            &owner,
+            &target,
+            &rendering,
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("the installation of function `broken` failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no-such-package-anywhere"),
+        "pip's output is in the error: {text}"
+    );
+    assert!(
+        !work.join(".hoist-deps.sha256").exists(),
+        "a failed install is not recorded"
+    );
+}
