@@ -31,9 +31,7 @@ pub(crate) async fn pull(docker: &Docker, image: &str, timeout: Duration) -> Res
     let mut progress = docker.create_image(Some(options.build()), None, None);
     let pulling = async {
         while let Some(item) = progress.next().await {
-            if let Err(e) = item {
-                return Err(e);
-            }
+            item?;
         }
         Ok(())
     };

@@ -47,6 +47,9 @@ pub async fn build_busybox_image(
     let context = busybox_context(busybox)?;
     let mut options = BuildImageOptionsBuilder::new()
         .dockerfile("Dockerfile")
+        // No build cache: a cached step would tie this image to another build's, which a
+        // concurrent removal of that image could pull from under it.
+        .nocache(true)
         .t(tag)
         .rm(true)
         .forcerm(true);
