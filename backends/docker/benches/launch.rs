@@ -62,9 +62,29 @@ async fn main() {
     bench.warm_up().await;
     let mut rows = Vec::new();
     for (mode, width) in [("sequential", 1), ("concurrent", concurrency)] {
-        let raw = bench.raw(count, width).await;
-        let cli = bench.cli(count, width).await;
-        let (hoist, split) = bench.hoist(count, width).await;
+        // The three paths take turns, in rounds, so that drift in the machine's load (it is
+        // shared) falls on all of them alike.
+        let rounds = if width == 1 { 5 } else { 2 };
+        let per_round = count.div_ceil(rounds);
+        let (mut raw, mut cli, mut hoist) = (
+            Measured::default(),
+            Measured::default(),
+            Measured::default(),
+        );
+        let mut split = Split::default();
+        for round in 0..rounds {
+            for turn in 0..3 {
+                match (round + turn) % 3 {
+                    0 => raw.add(bench.raw(per_round, width).await),
+                    1 => cli.add(bench.cli(per_round, width).await),
+                    _ => {
+                        let (measured, s) = bench.hoist(per_round, width).await;
+                        split.add(&s, rounds);
+                        hoist.add(measured);
+                    }
+                }
+            }
+        }
         rows.push((mode, width, raw, cli, hoist, split));
     }
     remove_image(docker.client(), &image)
@@ -133,12 +153,18 @@ struct Bench {
 }
 
 /// Latencies of one mode and its wall time.
+#[derive(Default)]
 struct Measured {
     latencies: Vec<Duration>,
     wall: Duration,
 }
 
 impl Measured {
+    fn add(&mut self, other: Measured) {
+        self.latencies.extend(other.latencies);
+        self.wall += other.wall;
+    }
+
     fn mean_ms(&self) -> f64 {
         self.latencies
             .iter()
@@ -163,6 +189,16 @@ struct Split {
     create_ms: f64,
     start_ms: f64,
     first_status_ms: f64,
+}
+
+impl Split {
+    /// Adds one of `rounds` equal rounds' means.
+    fn add(&mut self, other: &Split, rounds: usize) {
+        let n = rounds as f64;
+        self.create_ms += other.create_ms / n;
+        self.start_ms += other.start_ms / n;
+        self.first_status_ms += other.first_status_ms / n;
+    }
 }
 
 impl Bench {
@@ -305,7 +341,7 @@ impl Bench {
                         running.lock().unwrap()[i] = Some(Instant::now());
                         let _ = done_tx.send(i);
                     } else if status.state.is_terminal()
-                        && status.reason != Some(hoist_core::Reason::KillRequested)
+                        && status.reason != Some(hoist_core::Reason::ExecutorShutdown)
                     {
                         panic!("a benchmark task ended: {status:?}");
                     }

@@ -149,10 +149,22 @@ async fn exit_codes_zero_and_non_zero() {
             .launch(TaskSpec::new("bad", h.shell("exit 3")))
             .await
             .unwrap();
-        let ok = terminal(&mut statuses, "ok").await;
+        // Either may end first: collect both terminal statuses from the one stream.
+        let mut ended = std::collections::HashMap::new();
+        let collect = async {
+            while ended.len() < 2 {
+                let status = statuses.recv().await.expect("the status stream is open");
+                if status.state.is_terminal() {
+                    ended.insert(status.task_id.to_string(), status);
+                }
+            }
+        };
+        tokio::time::timeout(DEADLINE, collect)
+            .await
+            .expect("both tasks ended in time");
+        let (ok, bad) = (&ended["ok"], &ended["bad"]);
         assert_eq!(ok.state, TaskState::Finished, "{ok:?}");
         assert_eq!(ok.reason, Some(Reason::CommandExited));
-        let bad = terminal(&mut statuses, "bad").await;
         assert_eq!(bad.state, TaskState::Failed, "{bad:?}");
         assert_eq!(bad.message.as_deref(), Some("exited with code 3"));
     })
