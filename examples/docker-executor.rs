@@ -24,8 +24,13 @@ async fn main() -> anyhow::Result<()> {
     container.image = Some(image);
 
     let docker = Arc::new(DockerContainerizer::connect(DockerConfig::from_env()).await?);
-    println!("connected to the Docker Engine (API {})", docker.api_version());
-    let (executor, mut statuses) = Executor::builder(docker.clone()).executor_id("docker-example").build()?;
+    println!(
+        "connected to the Docker Engine (API {})",
+        docker.api_version()
+    );
+    let (executor, mut statuses) = Executor::builder(docker.clone())
+        .executor_id("docker-example")
+        .build()?;
     executor.launch(TaskSpec::new("example", container)).await?;
 
     let ctrl_c = tokio::signal::ctrl_c();
