@@ -302,10 +302,14 @@ impl Containerizer for KubeContainerizer {
             name,
             "wait",
             None,
-            |seen| match seen {
-                Seen::Pod(pod) => exit_status(pod, stopping(name)),
-                Seen::Gone(pod) => ended(name)
-                    .or_else(|| pod.as_ref().and_then(|p| exit_status(p, stopping(name)))),
+            // How a stop recorded the end wins over what the pod shows: a waiter may see the
+            // terminated pod only after the stop that caused it has finished.
+            |seen| {
+                let pod = match seen {
+                    Seen::Pod(pod) => Some(pod),
+                    Seen::Gone(pod) => pod.as_ref(),
+                };
+                ended(name).or_else(|| pod.and_then(|p| exit_status(p, stopping(name))))
             },
         )
         .await
@@ -493,47 +497,55 @@ impl Containerizer for KubeContainerizer {
                 .with_operation("exec")
                 .with_context("container", id));
         }
-        let run = async {
-            let params = AttachParams::default()
-                .container(MAIN_CONTAINER)
-                .stdin(false)
-                .stdout(true)
-                .stderr(true);
-            let mut process = self
-                .api
-                .exec(name, argv.to_vec(), &params)
-                .await
-                .map_err(|e| from_kube(e, "exec", name))?;
-            let mut stdout = process.stdout();
-            let mut stderr = process.stderr();
-            let status = process.take_status();
-            let read_out = async {
-                let mut buf = Vec::new();
-                if let Some(out) = stdout.as_mut() {
-                    out.read_to_end(&mut buf).await?;
-                }
-                Ok::<_, std::io::Error>(buf)
+        let run =
+            async {
+                let params = AttachParams::default()
+                    .container(MAIN_CONTAINER)
+                    .stdin(false)
+                    .stdout(true)
+                    .stderr(true);
+                let mut process = self.api.exec(name, argv.to_vec(), &params).await.map_err(
+                    |e| match from_kube(e, "exec", name) {
+                        // The API server refuses exec into a container that is not running with 400.
+                        err if err.kind() == ErrorKind::InvalidInput => Error::new(
+                            ErrorKind::InvalidState,
+                            format!("the container is not running ({})", err.message()),
+                        )
+                        .with_operation("exec")
+                        .with_context("container", name),
+                        err => err,
+                    },
+                )?;
+                let mut stdout = process.stdout();
+                let mut stderr = process.stderr();
+                let status = process.take_status();
+                let read_out = async {
+                    let mut buf = Vec::new();
+                    if let Some(out) = stdout.as_mut() {
+                        out.read_to_end(&mut buf).await?;
+                    }
+                    Ok::<_, std::io::Error>(buf)
+                };
+                let read_err = async {
+                    let mut buf = Vec::new();
+                    if let Some(err) = stderr.as_mut() {
+                        err.read_to_end(&mut buf).await?;
+                    }
+                    Ok::<_, std::io::Error>(buf)
+                };
+                let (out, err) = tokio::try_join!(read_out, read_err)?;
+                let status = match status {
+                    Some(status) => status.await,
+                    None => None,
+                };
+                let _ = process.join().await;
+                let exit_code = exec_exit_code(name, status)?;
+                Ok::<_, Error>(ExecOutput {
+                    exit_code: Some(exit_code),
+                    stdout: Bytes::from(out),
+                    stderr: Bytes::from(err),
+                })
             };
-            let read_err = async {
-                let mut buf = Vec::new();
-                if let Some(err) = stderr.as_mut() {
-                    err.read_to_end(&mut buf).await?;
-                }
-                Ok::<_, std::io::Error>(buf)
-            };
-            let (out, err) = tokio::try_join!(read_out, read_err)?;
-            let status = match status {
-                Some(status) => status.await,
-                None => None,
-            };
-            let _ = process.join().await;
-            let exit_code = exec_exit_code(name, status)?;
-            Ok::<_, Error>(ExecOutput {
-                exit_code: Some(exit_code),
-                stdout: Bytes::from(out),
-                stderr: Bytes::from(err),
-            })
-        };
         match tokio::time::timeout(timeout, run).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(

@@ -370,7 +370,7 @@ async fn exec_runs_commands_through_the_websocket_protocol() {
         .exec(&id, &argv(&["check"]), Duration::from_secs(5))
         .await
         .unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidState, "{err}");
     assert!(err.to_string().contains("not running"), "{err}");
     f.pods.remove(&id, false).await.unwrap();
 }

@@ -131,7 +131,10 @@ impl PodScript {
         let mut output = String::new();
         let mut exit = None;
         for step in text.split([';', '\n']).flat_map(|s| s.split("&&")) {
-            let words: Vec<&str> = step.split_whitespace().collect();
+            let mut words: Vec<&str> = step.split_whitespace().collect();
+            if words.first() == Some(&"exec") {
+                words.remove(0);
+            }
             match words.as_slice() {
                 [] => {}
                 ["trap", _, "TERM"] | ["trap", _, "TERM", ..] | ["trap", _, "15"] => {
@@ -285,6 +288,8 @@ mod tests {
         let s = PodScript::from_command(&argv(&["sh", "-c", "trap '' TERM; sleep infinity"]));
         assert_eq!(s.on_term, OnTerm::Ignore);
         assert_eq!(s.exit_after, None);
+        let s = PodScript::from_command(&argv(&["sh", "-c", "echo up; exec sleep 1000"]));
+        assert_eq!(s.exit_after, Some((Duration::from_secs(1000), 0)));
         let s = PodScript::from_command(&argv(&["/bin/server", "--port", "80"]));
         assert_eq!(s.exit_after, None);
         assert_eq!(s.on_term, OnTerm::Exit(143));
