@@ -257,11 +257,27 @@ impl Containerizer for KubeContainerizer {
         let submitted = self
             .request("start", name, self.api.create(&PostParams::default(), &pod))
             .await;
-        if let Err(err) = submitted {
-            self.local().created.insert(name.to_owned(), (owner, pod));
-            return Err(err);
+        match submitted {
+            Ok(_) => Ok(()),
+            // A retried start whose first submission reached the server (its answer lost to a
+            // timeout) finds its own pod there: that is success.
+            Err(err)
+                if err.kind() == ErrorKind::AlreadyExists
+                    && self
+                        .get("start", name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|existing| owner_of(&existing))
+                        .is_some_and(|existing| existing == owner) =>
+            {
+                Ok(())
+            }
+            Err(err) => {
+                self.local().created.insert(name.to_owned(), (owner, pod));
+                Err(err)
+            }
         }
-        Ok(())
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {

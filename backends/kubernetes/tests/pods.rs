@@ -538,3 +538,61 @@ async fn an_unreachable_api_server_is_a_temporary_error() {
         ContainerState::Created
     );
 }
+
+#[tokio::test]
+async fn a_retried_start_accepts_its_own_pod_and_refuses_a_foreign_one() {
+    let f = fixture().await;
+    let api: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::default_namespaced(f.server.client());
+    let existing = |name: &str, task: &str| {
+        let mut pod = k8s_openapi::api::core::v1::Pod {
+            spec: Some(k8s_openapi::api::core::v1::PodSpec {
+                containers: vec![k8s_openapi::api::core::v1::Container {
+                    name: "main".into(),
+                    image: Some("busybox".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        pod.metadata.name = Some(name.into());
+        pod.metadata.annotations = Some(
+            [
+                ("hoist.io/executor-id".to_string(), "exec-1".to_string()),
+                ("hoist.io/task-id".to_string(), task.to_string()),
+            ]
+            .into(),
+        );
+        pod
+    };
+    // The first submission reached the server but its answer was lost: the pod is there.
+    let mine = f
+        .pods
+        .create(&owner("retry"), &ContainerSpec::command(["/srv/r"]))
+        .await
+        .unwrap();
+    api.create(&Default::default(), &existing(mine.as_str(), "retry"))
+        .await
+        .unwrap();
+    f.pods.start(&mine).await.unwrap();
+    // A pod of another task under the same name is a conflict.
+    let theirs = f
+        .pods
+        .create(&owner("other"), &ContainerSpec::command(["/srv/o"]))
+        .await
+        .unwrap();
+    api.create(
+        &Default::default(),
+        &existing(theirs.as_str(), "someone-else"),
+    )
+    .await
+    .unwrap();
+    let err = f.pods.start(&theirs).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    f.pods.remove(&mine, true).await.unwrap();
+    f.pods.remove(&theirs, true).await.unwrap();
+    api.delete(theirs.as_str(), &Default::default())
+        .await
+        .unwrap();
+}
