@@ -130,6 +130,7 @@ pub struct TaskRunner {
     group: Arc<dyn TargetGroup>,
     tasks: Mutex<BTreeMap<TaskId, RunningTask>>,
     next: AtomicU64,
+    address_timeout: Duration,
 }
 
 impl fmt::Debug for TaskRunner {
@@ -156,6 +157,50 @@ impl TaskRunner {
             group,
             tasks: Mutex::new(BTreeMap::new()),
             next: AtomicU64::new(1),
+            address_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// How long `run` waits for a started container to get an address (a pod's IP comes once
+    /// it is scheduled). Default 60 s.
+    pub fn with_address_timeout(mut self, timeout: Duration) -> Self {
+        self.address_timeout = timeout;
+        self
+    }
+
+    /// Polls `inspect` until the container has an address, backing off from 50 ms to 1 s.
+    async fn address_of(
+        &self,
+        id: &TaskId,
+        container: &ContainerId,
+    ) -> Result<(hoist_core::ContainerInfo, IpAddr)> {
+        let deadline = tokio::time::Instant::now() + self.address_timeout;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let info = self.backend.inspect(container).await?;
+            if let Some(address) = info.addresses.first().copied() {
+                return Ok((info, address));
+            }
+            let problem = if info.state == ContainerState::Exited {
+                "the task's container exited before it had an address to register".to_owned()
+            } else if tokio::time::Instant::now() + pause > deadline {
+                format!(
+                    "the task's container had no address to register within {:?}",
+                    self.address_timeout
+                )
+            } else {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+                continue;
+            };
+            let kind = if info.state == ContainerState::Exited {
+                ErrorKind::InvalidState
+            } else {
+                ErrorKind::Timeout
+            };
+            return Err(Error::new(kind, problem)
+                .with_operation("run")
+                .with_context("task", id));
         }
     }
 
@@ -163,9 +208,10 @@ impl TaskRunner {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts a task running `spec`. Once its container runs, its first port (on the
-    /// container's first address) is registered with the target group; a spec without ports
-    /// registers nothing. If registration fails the container is removed and the error returned.
+    /// Starts a task running `spec`. Once its container has an address (see
+    /// [`TaskRunner::with_address_timeout`]), its first port on that address is registered with
+    /// the target group; a spec without ports registers nothing. If registration fails the
+    /// container is removed and the error returned.
     pub async fn run(&self, spec: ContainerSpec) -> Result<TaskId> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = TaskId::new(format!("task-{n:08x}"));
@@ -179,15 +225,7 @@ impl TaskRunner {
             let Some(port) = spec.ports.first() else {
                 return Ok(None);
             };
-            let info = self.backend.inspect(&container).await?;
-            let address = info.addresses.first().copied().ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidState,
-                    "the task's container has no address to register",
-                )
-                .with_operation("run")
-                .with_context("task", &id)
-            })?;
+            let (info, address) = self.address_of(&id, &container).await?;
             let port = info
                 .ports
                 .iter()
@@ -356,6 +394,99 @@ mod tests {
         assert!(group.targets().is_empty());
         runner.stop(&id, Duration::ZERO).await.unwrap();
         assert!(fake.live_containers().is_empty());
+    }
+
+    /// A backend whose containers get their address only after `blank` inspects, as a pod
+    /// gets its IP once scheduled.
+    #[derive(Debug)]
+    struct LateAddress {
+        inner: FakeContainerizer,
+        blank: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Containerizer for LateAddress {
+        fn name(&self) -> &str {
+            "late-address"
+        }
+        fn capabilities(&self) -> hoist_core::Capabilities {
+            self.inner.capabilities()
+        }
+        async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
+            self.inner.create(owner, spec).await
+        }
+        async fn start(&self, id: &ContainerId) -> Result<()> {
+            self.inner.start(id).await
+        }
+        async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
+            self.inner.wait(id).await
+        }
+        async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+            self.inner.stop(id, grace).await
+        }
+        async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
+            self.inner.remove(id, force).await
+        }
+        async fn inspect(&self, id: &ContainerId) -> Result<hoist_core::ContainerInfo> {
+            let mut info = self.inner.inspect(id).await?;
+            let blank = self.blank.load(Ordering::SeqCst);
+            if blank > 0 {
+                self.blank.store(blank - 1, Ordering::SeqCst);
+                info.addresses.clear();
+            }
+            Ok(info)
+        }
+        async fn exec(
+            &self,
+            id: &ContainerId,
+            argv: &[String],
+            timeout: Duration,
+        ) -> Result<hoist_core::ExecOutput> {
+            self.inner.exec(id, argv, timeout).await
+        }
+        async fn logs(
+            &self,
+            id: &ContainerId,
+            options: hoist_core::LogOptions,
+        ) -> Result<hoist_core::LogChunks> {
+            self.inner.logs(id, options).await
+        }
+        async fn list_owned(
+            &self,
+            executor: &ExecutorId,
+        ) -> Result<Vec<hoist_core::OwnedContainer>> {
+            self.inner.list_owned(executor).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn run_waits_for_an_address_within_its_deadline() {
+        let fake = FakeContainerizer::new();
+        let late = Arc::new(LateAddress {
+            inner: fake.clone(),
+            blank: 3.into(),
+        });
+        let group = Arc::new(InMemoryTargetGroup::default());
+        let runner = TaskRunner::new(late.clone(), "ecs", group.clone());
+        let started = tokio::time::Instant::now();
+        let task = runner.run(web()).await.unwrap();
+        // Three blank inspects: 50 + 100 + 200 ms of backoff before the fourth.
+        assert_eq!(started.elapsed(), Duration::from_millis(350));
+        assert_eq!(group.targets().len(), 1);
+        runner.stop(&task, Duration::ZERO).await.unwrap();
+
+        late.blank.store(usize::MAX, Ordering::SeqCst);
+        let runner = runner.with_address_timeout(Duration::from_secs(5));
+        let started = tokio::time::Instant::now();
+        let err = runner.run(web()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(4) && waited <= Duration::from_secs(5),
+            "{waited:?}"
+        );
+        assert!(fake.live_containers().is_empty());
+        assert!(group.targets().is_empty());
     }
 
     #[tokio::test]
