@@ -47,3 +47,6 @@ pub use hoist_runtimes as runtimes;
 
 #[cfg(feature = "functions")]
 pub use hoist_functions as functions;
+
+#[cfg(feature = "compute")]
+pub use hoist_compute as compute;

@@ -1,0 +1,709 @@
+//! [`KubeContainerizer`]: one pod per container.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{AsyncReadExt, StreamExt};
+use hoist_core::{
+    Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
+    ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunk, LogChunks, LogOptions, LogStream,
+    MappedPort, OwnedContainer, Owner, Result, TaskId,
+};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, PostParams};
+use tokio::io::AsyncReadExt as _;
+
+use crate::config::{KubeConfig, label_value};
+use crate::error::{from_kube, timed_out};
+use crate::render::{
+    BuildStep, EXECUTOR_ANNOTATION, MAIN_CONTAINER, TASK_ANNOTATION, pod_name, render_pod,
+};
+use crate::watch::{Seen, watch_pod};
+
+const SIGKILL: i32 = 9;
+
+/// Runs each container as a pod with `restartPolicy: Never`, through kube-rs.
+///
+/// `create` renders and validates the pod and keeps it; `start` submits it. `stop` deletes the
+/// pod with the grace period (the kubelet sends TERM, then KILL) and remembers how it ended, so
+/// `wait` and `inspect` still answer until `remove`. Waits watch the pod with backoff, surviving
+/// expired resource versions and dropped connections. The pod's logs merge stdout and stderr,
+/// so every log chunk is reported as stdout.
+///
+/// ```no_run
+/// # async fn run() -> hoist_core::Result<()> {
+/// use hoist_core::{ContainerSpec, ContainerizerExt, Owner, TaskId};
+/// use hoist_kube::{KubeConfig, KubeContainerizer};
+///
+/// let client = kube::Client::try_default().await.expect("a kubeconfig or in-cluster config");
+/// let pods = KubeContainerizer::new(client, KubeConfig::default());
+/// let mut spec = ContainerSpec::command(["sh", "-c", "echo hello"]);
+/// spec.image = Some("busybox:1.37".into());
+/// let owner = Owner { executor_id: "demo".into(), task_id: TaskId::new("hello") };
+/// let status = pods.run_to_completion(&owner, &spec, std::time::Duration::from_secs(60)).await?;
+/// assert!(status.success());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct KubeContainerizer {
+    api: Api<Pod>,
+    config: Arc<KubeConfig>,
+    local: Arc<Mutex<Local>>,
+    salt: Arc<AtomicU64>,
+}
+
+/// What the backend remembers between calls: pods rendered but not yet submitted, pods being
+/// stopped, and how stopped (deleted) pods ended.
+#[derive(Debug, Default)]
+struct Local {
+    created: HashMap<String, (Owner, Pod)>,
+    stopping: HashSet<String>,
+    ended: HashMap<String, (Owner, ExitStatus)>,
+}
+
+impl KubeContainerizer {
+    /// A backend using `client` (from [`kube::Client::try_default`], a kubeconfig, in-cluster
+    /// config, or a test server) and `config`.
+    pub fn new(client: kube::Client, config: KubeConfig) -> Self {
+        let api = Api::namespaced(client, &config.namespace);
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or_default();
+        KubeContainerizer {
+            api,
+            config: Arc::new(config),
+            local: Arc::new(Mutex::new(Local::default())),
+            salt: Arc::new(AtomicU64::new(seed)),
+        }
+    }
+
+    /// A backend for the cluster and user named by the current context of the kubeconfig at
+    /// `path`.
+    pub async fn from_kubeconfig(path: &std::path::Path, config: KubeConfig) -> Result<Self> {
+        let file = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+            Error::invalid(format!("cannot read kubeconfig {}", path.display()))
+                .with_context("path", path.display())
+                .with_source(e)
+        })?;
+        let options = kube::config::KubeConfigOptions::default();
+        let kube_config = kube::Config::from_custom_kubeconfig(file, &options)
+            .await
+            .map_err(|e| {
+                Error::invalid(format!(
+                    "kubeconfig {} has no usable context",
+                    path.display()
+                ))
+                .with_context("path", path.display())
+                .with_source(e)
+            })?;
+        Self::from_kube_config(kube_config, config)
+    }
+
+    /// A backend for the cluster this process runs in, from the service account Kubernetes
+    /// mounts into every pod (this reads `KUBERNETES_SERVICE_HOST` and `_PORT`, as the caller
+    /// asks by calling it).
+    pub fn in_cluster(config: KubeConfig) -> Result<Self> {
+        let kube_config = kube::Config::incluster().map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "not running inside a Kubernetes pod",
+            )
+            .with_source(e)
+        })?;
+        Self::from_kube_config(kube_config, config)
+    }
+
+    /// A backend from a kube client configuration.
+    pub fn from_kube_config(kube_config: kube::Config, config: KubeConfig) -> Result<Self> {
+        let client = kube::Client::try_from(kube_config).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, "cannot build a Kubernetes client").with_source(e)
+        })?;
+        Ok(Self::new(client, config))
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &KubeConfig {
+        &self.config
+    }
+
+    fn local(&self) -> MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Like [`Containerizer::create`], with build steps that run first as init containers on a
+    /// shared `emptyDir` volume mounted at [`KubeConfig::build_mount`] in every container.
+    pub async fn create_with_build(
+        &self,
+        owner: &Owner,
+        spec: &ContainerSpec,
+        steps: &[BuildStep],
+    ) -> Result<ContainerId> {
+        let salt = self.salt.fetch_add(1, Ordering::Relaxed);
+        let name = pod_name(&self.config.name_prefix, owner.task_id.as_str(), salt);
+        let pod = render_pod(&self.config, &name, owner, spec, steps)
+            .map_err(|e| e.with_context("task", &owner.task_id))?;
+        self.local()
+            .created
+            .insert(name.clone(), (owner.clone(), pod));
+        Ok(ContainerId::new(name))
+    }
+
+    async fn request<T>(
+        &self,
+        operation: &'static str,
+        name: &str,
+        call: impl std::future::Future<Output = kube::Result<T>>,
+    ) -> Result<T> {
+        match tokio::time::timeout(self.config.request_timeout, call).await {
+            Ok(result) => result.map_err(|e| from_kube(e, operation, name)),
+            Err(_) => Err(timed_out(operation, name, self.config.request_timeout)),
+        }
+    }
+
+    async fn get(&self, operation: &'static str, name: &str) -> Result<Option<Pod>> {
+        self.request(operation, name, self.api.get_opt(name)).await
+    }
+
+    fn exit_of(&self, name: &str, pod: &Pod) -> Option<ExitStatus> {
+        let stopped = self.local().stopping.contains(name);
+        exit_status(pod, stopped)
+    }
+}
+
+/// How the main container ended, from its terminated state. When the backend stopped it, exit
+/// codes above 128 are read as the signal that ended it (`143` is TERM, `137` KILL).
+fn exit_status(pod: &Pod, stopped: bool) -> Option<ExitStatus> {
+    let status = pod.status.as_ref()?;
+    let main = status
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .find(|c| c.name == MAIN_CONTAINER)?;
+    let ended = main.state.as_ref()?.terminated.as_ref()?;
+    let oom_killed = ended.reason.as_deref() == Some("OOMKilled");
+    let mut exit = match ended.signal {
+        Some(signal) if signal > 0 => ExitStatus::signal(signal),
+        _ if stopped && (129..=128 + 64).contains(&ended.exit_code) => {
+            ExitStatus::signal(ended.exit_code - 128)
+        }
+        _ => ExitStatus::code(ended.exit_code),
+    };
+    exit.oom_killed = oom_killed;
+    Some(exit)
+}
+
+fn phase(pod: &Pod) -> &str {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.phase.as_deref())
+        .unwrap_or("Pending")
+}
+
+fn owner_of(pod: &Pod) -> Option<Owner> {
+    let annotations = pod.metadata.annotations.as_ref()?;
+    Some(Owner {
+        executor_id: ExecutorId::new(annotations.get(EXECUTOR_ANNOTATION)?.clone()),
+        task_id: TaskId::new(annotations.get(TASK_ANNOTATION)?.clone()),
+    })
+}
+
+fn state_of(pod: &Pod) -> ContainerState {
+    match phase(pod) {
+        "Succeeded" | "Failed" => ContainerState::Exited,
+        _ => ContainerState::Running,
+    }
+}
+
+#[async_trait]
+impl Containerizer for KubeContainerizer {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut capabilities = Capabilities::all();
+        capabilities.network_none = false;
+        capabilities.network_user = false;
+        capabilities
+    }
+
+    async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
+        self.create_with_build(owner, spec, &[]).await
+    }
+
+    async fn start(&self, id: &ContainerId) -> Result<()> {
+        let name = id.as_str();
+        let created = self.local().created.remove(name);
+        let Some((owner, pod)) = created else {
+            if self.local().ended.contains_key(name) {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "the container has already exited",
+                )
+                .with_operation("start")
+                .with_context("container", id));
+            }
+            return match self.get("start", name).await? {
+                Some(_) => Ok(()),
+                None => Err(Error::not_found("container", id).with_operation("start")),
+            };
+        };
+        let submitted = self
+            .request("start", name, self.api.create(&PostParams::default(), &pod))
+            .await;
+        match submitted {
+            Ok(_) => Ok(()),
+            // A retried start whose first submission reached the server (its answer lost to a
+            // timeout) finds its own pod there: that is success.
+            Err(err)
+                if err.kind() == ErrorKind::AlreadyExists
+                    && self
+                        .get("start", name)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|existing| owner_of(&existing))
+                        .is_some_and(|existing| existing == owner) =>
+            {
+                Ok(())
+            }
+            Err(err) => {
+                self.local().created.insert(name.to_owned(), (owner, pod));
+                Err(err)
+            }
+        }
+    }
+
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
+        let name = id.as_str();
+        {
+            let local = self.local();
+            if let Some((_, exit)) = local.ended.get(name) {
+                return Ok(*exit);
+            }
+            if local.created.contains_key(name) {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "the container has not been started",
+                )
+                .with_operation("wait")
+                .with_context("container", id));
+            }
+        }
+        let local = self.local.clone();
+        let stopping = |name: &str| {
+            local
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .stopping
+                .contains(name)
+        };
+        let ended = |name: &str| {
+            local
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .ended
+                .get(name)
+                .map(|(_, exit)| *exit)
+        };
+        watch_pod(
+            &self.api,
+            &self.config,
+            name,
+            "wait",
+            None,
+            // How a stop recorded the end wins over what the pod shows: a waiter may see the
+            // terminated pod only after the stop that caused it has finished.
+            |seen| {
+                let pod = match seen {
+                    Seen::Pod(pod) => Some(pod),
+                    Seen::Gone(pod) => pod.as_ref(),
+                };
+                ended(name).or_else(|| pod.and_then(|p| exit_status(p, stopping(name))))
+            },
+        )
+        .await
+    }
+
+    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        let name = id.as_str();
+        {
+            let mut local = self.local();
+            if let Some((owner, _)) = local.created.remove(name) {
+                local
+                    .ended
+                    .insert(name.to_owned(), (owner, ExitStatus::signal(SIGKILL)));
+                return Ok(());
+            }
+            if local.ended.contains_key(name) {
+                return Ok(());
+            }
+        }
+        let Some(pod) = self.get("stop", name).await? else {
+            return Err(Error::not_found("container", id).with_operation("stop"));
+        };
+        let owner = owner_of(&pod).ok_or_else(|| {
+            Error::not_found("container", id)
+                .with_operation("stop")
+                .with_context("why", "the pod carries no hoist owner")
+        })?;
+        if state_of(&pod) == ContainerState::Exited {
+            return Ok(());
+        }
+        self.local().stopping.insert(name.to_owned());
+        let params = DeleteParams {
+            grace_period_seconds: Some(grace.as_secs_f64().ceil() as u32),
+            ..DeleteParams::default()
+        };
+        match self
+            .request("stop", name, self.api.delete(name, &params))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                self.local().stopping.remove(name);
+                return Err(e);
+            }
+        }
+        let deadline = grace + self.config.stop_slack;
+        let mut last = None;
+        let watched = tokio::time::timeout(
+            deadline,
+            watch_pod(
+                &self.api,
+                &self.config,
+                name,
+                "stop",
+                Some(pod),
+                |seen| match seen {
+                    Seen::Pod(pod) => {
+                        if let Some(exit) = exit_status(pod, true) {
+                            last = Some(exit);
+                        }
+                        None
+                    }
+                    Seen::Gone(pod) => Some(
+                        pod.as_ref()
+                            .and_then(|p| exit_status(p, true))
+                            .or(last)
+                            .unwrap_or(ExitStatus::signal(SIGKILL)),
+                    ),
+                },
+            ),
+        )
+        .await;
+        let mut local = self.local();
+        local.stopping.remove(name);
+        match watched {
+            Ok(Ok(exit)) => {
+                local.ended.insert(name.to_owned(), (owner, exit));
+                Ok(())
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the pod was not gone {deadline:?} after its deletion"),
+            )
+            .with_operation("stop")
+            .with_context("container", id)),
+        }
+    }
+
+    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
+        let name = id.as_str();
+        {
+            let mut local = self.local();
+            if local.created.remove(name).is_some() {
+                return Ok(());
+            }
+            local.ended.remove(name);
+        }
+        let Some(pod) = self.get("remove", name).await? else {
+            return Ok(());
+        };
+        if state_of(&pod) == ContainerState::Running && !force {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "the container is running; remove it with force",
+            )
+            .with_operation("remove")
+            .with_context("container", id));
+        }
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            ..DeleteParams::default()
+        };
+        match self
+            .request("remove", name, self.api.delete(name, &params))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        let name = id.as_str();
+        {
+            let local = self.local();
+            if local.created.contains_key(name) {
+                return Ok(ContainerInfo::new(id.clone(), ContainerState::Created));
+            }
+            if let Some((_, exit)) = local.ended.get(name) {
+                let mut info = ContainerInfo::new(id.clone(), ContainerState::Exited);
+                info.exit = Some(*exit);
+                info.details.insert("phase".into(), "Deleted".into());
+                return Ok(info);
+            }
+        }
+        let pod = self
+            .get("inspect", name)
+            .await?
+            .ok_or_else(|| Error::not_found("container", id).with_operation("inspect"))?;
+        let mut info = ContainerInfo::new(id.clone(), state_of(&pod));
+        info.exit = self.exit_of(name, &pod);
+        let status = pod.status.as_ref();
+        let ip: Option<IpAddr> = status
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok());
+        info.addresses.extend(ip);
+        if let Some(main) = pod.spec.as_ref().and_then(|s| s.containers.first()) {
+            for port in main.ports.iter().flatten() {
+                info.ports.push(MappedPort {
+                    container_port: port.container_port as u16,
+                    host_port: Some(port.container_port as u16),
+                    host_ip: ip,
+                    protocol: if port.protocol.as_deref() == Some("UDP") {
+                        hoist_core::Protocol::Udp
+                    } else {
+                        hoist_core::Protocol::Tcp
+                    },
+                });
+            }
+        }
+        info.details.insert("phase".into(), phase(&pod).to_owned());
+        info.details
+            .insert("namespace".into(), self.config.namespace.clone());
+        if let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.clone()) {
+            info.details.insert("node".into(), node);
+        }
+        if let Some(ip) = ip {
+            info.details.insert("pod_ip".into(), ip.to_string());
+        }
+        Ok(info)
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let name = id.as_str();
+        if argv.is_empty() {
+            return Err(Error::invalid("exec needs a command")
+                .with_operation("exec")
+                .with_context("container", id));
+        }
+        let run =
+            async {
+                let params = AttachParams::default()
+                    .container(MAIN_CONTAINER)
+                    .stdin(false)
+                    .stdout(true)
+                    .stderr(true);
+                let mut process = self.api.exec(name, argv.to_vec(), &params).await.map_err(
+                    |e| match from_kube(e, "exec", name) {
+                        // The API server refuses exec into a container that is not running with 400.
+                        err if err.kind() == ErrorKind::InvalidInput => Error::new(
+                            ErrorKind::InvalidState,
+                            format!("the container is not running ({})", err.message()),
+                        )
+                        .with_operation("exec")
+                        .with_context("container", name),
+                        err => err,
+                    },
+                )?;
+                let mut stdout = process.stdout();
+                let mut stderr = process.stderr();
+                let status = process.take_status();
+                let read_out = async {
+                    let mut buf = Vec::new();
+                    if let Some(out) = stdout.as_mut() {
+                        out.read_to_end(&mut buf).await?;
+                    }
+                    Ok::<_, std::io::Error>(buf)
+                };
+                let read_err = async {
+                    let mut buf = Vec::new();
+                    if let Some(err) = stderr.as_mut() {
+                        err.read_to_end(&mut buf).await?;
+                    }
+                    Ok::<_, std::io::Error>(buf)
+                };
+                let (out, err) = tokio::try_join!(read_out, read_err)?;
+                let status = match status {
+                    Some(status) => status.await,
+                    None => None,
+                };
+                let _ = process.join().await;
+                let exit_code = exec_exit_code(name, status)?;
+                Ok::<_, Error>(ExecOutput {
+                    exit_code: Some(exit_code),
+                    stdout: Bytes::from(out),
+                    stderr: Bytes::from(err),
+                })
+            };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the command did not finish within {timeout:?}"),
+            )
+            .with_operation("exec")
+            .with_context("container", id)),
+        }
+    }
+
+    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
+        let name = id.as_str();
+        if self.local().created.contains_key(name) {
+            return Ok(Box::pin(futures::stream::empty()));
+        }
+        let params = LogParams {
+            container: Some(MAIN_CONTAINER.into()),
+            follow: options.follow,
+            tail_lines: options.tail.map(|n| n as i64),
+            ..LogParams::default()
+        };
+        let reader = self
+            .request("logs", name, self.api.log_stream(name, &params))
+            .await?;
+        let name = name.to_owned();
+        let chunks = futures::stream::unfold(Some(Box::pin(reader)), move |reader| {
+            let name = name.clone();
+            async move {
+                let mut reader = reader?;
+                let mut buf = vec![0u8; 16 * 1024];
+                match reader.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        let chunk = LogChunk {
+                            stream: LogStream::Stdout,
+                            data: Bytes::from(buf),
+                        };
+                        Some((Ok(chunk), Some(reader)))
+                    }
+                    Err(e) => {
+                        let err = Error::new(ErrorKind::Unavailable, "the log stream broke")
+                            .with_operation("logs")
+                            .with_context("container", &name)
+                            .with_source(e);
+                        Some((Err(err), None))
+                    }
+                }
+            }
+        });
+        Ok(chunks.boxed())
+    }
+
+    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
+        let selector = format!(
+            "{}={}",
+            hoist_core::container::labels::EXECUTOR_ID,
+            label_value(executor.as_str())
+        );
+        let list = self
+            .request(
+                "list_owned",
+                executor.as_str(),
+                self.api.list(&ListParams::default().labels(&selector)),
+            )
+            .await?;
+        let local = self.local();
+        let mut owned: Vec<OwnedContainer> = list
+            .items
+            .iter()
+            .filter_map(|pod| {
+                let owner = owner_of(pod)?;
+                let name = pod.metadata.name.clone()?;
+                (owner.executor_id == *executor && !local.ended.contains_key(&name)).then(|| {
+                    OwnedContainer {
+                        id: ContainerId::new(name),
+                        owner,
+                        state: state_of(pod),
+                    }
+                })
+            })
+            .collect();
+        for (name, (owner, _)) in &local.created {
+            if owner.executor_id == *executor {
+                owned.push(OwnedContainer {
+                    id: ContainerId::new(name.clone()),
+                    owner: owner.clone(),
+                    state: ContainerState::Created,
+                });
+            }
+        }
+        for (name, (owner, _)) in &local.ended {
+            if owner.executor_id == *executor {
+                owned.push(OwnedContainer {
+                    id: ContainerId::new(name.clone()),
+                    owner: owner.clone(),
+                    state: ContainerState::Exited,
+                });
+            }
+        }
+        owned.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(owned)
+    }
+}
+
+/// The exit code of an exec from the status the remote-command protocol sends on its error
+/// channel: `Success`, or `NonZeroExitCode` with the code in `details.causes[ExitCode]`.
+fn exec_exit_code(
+    name: &str,
+    status: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
+) -> Result<i32> {
+    let Some(status) = status else {
+        return Err(
+            Error::new(ErrorKind::Backend, "the exec ended without a status")
+                .with_operation("exec")
+                .with_context("container", name),
+        );
+    };
+    if status.status.as_deref() == Some("Success") {
+        return Ok(0);
+    }
+    if status.reason.as_deref() == Some("NonZeroExitCode") {
+        let code = status
+            .details
+            .as_ref()
+            .and_then(|d| d.causes.as_ref())
+            .and_then(|causes| {
+                causes
+                    .iter()
+                    .find(|c| c.reason.as_deref() == Some("ExitCode"))
+            })
+            .and_then(|c| c.message.as_deref())
+            .and_then(|m| m.parse().ok());
+        if let Some(code) = code {
+            return Ok(code);
+        }
+    }
+    Err(Error::new(
+        ErrorKind::Backend,
+        format!("the exec failed: {}", status.message.unwrap_or_default()),
+    )
+    .with_operation("exec")
+    .with_context("container", name))
+}
