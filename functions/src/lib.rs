@@ -9,10 +9,15 @@
 //!   [`Executor`](hoist_core::Executor), on any containerizer.
 
 pub mod config;
+mod executor;
 mod function;
+pub mod invoke;
 pub mod launcher;
 pub mod pool;
 mod registry;
+pub mod runtime_api;
 
+pub use executor::{FUNCTION_LABEL, FunctionExecutor};
 pub use function::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FunctionSpec, MAX_TIMEOUT};
+pub use invoke::{Invocation, InvocationType, InvokeError, InvokeResponse};
 pub use registry::{FunctionVersion, Registry};
