@@ -11,6 +11,7 @@
 pub mod config;
 mod executor;
 mod function;
+pub mod http;
 pub mod invoke;
 pub mod launcher;
 pub mod pool;
