@@ -1,0 +1,3 @@
+module.exports = {
+  foo: (event, context) => 'hello world',
+};

@@ -1,0 +1,6 @@
+import time
+
+
+def forever(event, context):
+    while True:
+        time.sleep(1)
