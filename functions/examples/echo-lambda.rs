@@ -16,7 +16,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     Ok(json!({ "echo": payload, "request_id": context.request_id, "pid": std::process::id() }))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(handle)).await
 }

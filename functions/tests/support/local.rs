@@ -1,6 +1,8 @@
 //! A minimal local-process containerizer for these tests: environments run as child processes
 //! of the test. Only what the function executor uses is implemented.
 
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
