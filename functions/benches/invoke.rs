@@ -115,10 +115,7 @@ fn config(keepalive: Duration) -> FunctionsConfig {
     config.pool.keepalive = keepalive;
     config.runtimes.insert(
         "provided".into(),
-        RuntimeCommand {
-            image: None,
-            command: vec!["{code}/bootstrap".into()],
-        },
+        RuntimeCommand::lambda(["{code}/bootstrap"]),
     );
     config
 }

@@ -61,14 +61,47 @@ pub enum Backend {
     Kubernetes,
 }
 
-/// How one runtime is started: an image (for container backends) and a command whose
-/// arguments may hold `{handler}` and `{code}` (the function's code directory).
+/// How the executor talks to a runtime's environments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeProtocol {
+    /// The AWS Lambda Runtime API: the runtime polls `AWS_LAMBDA_RUNTIME_API` (awslambdaric,
+    /// the `lambda_runtime` crate, any custom runtime).
+    #[default]
+    LambdaRuntimeApi,
+    /// The Kubeless-style runtime contract: the runtime serves HTTP on `FUNC_PORT`, answers
+    /// `GET /healthz`, and takes each event as a request with the event headers.
+    Contract,
+}
+
+/// How one runtime is started: an image (for container backends), a command whose arguments
+/// may hold `{handler}` and `{code}` (the function's code directory), and its protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RuntimeCommand {
     /// The image, for container backends.
     pub image: Option<String>,
     /// The argv; `{handler}` and `{code}` are replaced.
     pub command: Vec<String>,
+    /// How the executor talks to it.
+    pub protocol: RuntimeProtocol,
+}
+
+impl RuntimeCommand {
+    /// A runtime on the Lambda Runtime API that runs `argv`.
+    pub fn lambda<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        RuntimeCommand {
+            image: None,
+            command: argv.into_iter().map(Into::into).collect(),
+            protocol: RuntimeProtocol::LambdaRuntimeApi,
+        }
+    }
+
+    /// A runtime on the runtime contract that runs `argv`.
+    pub fn contract<S: Into<String>>(argv: impl IntoIterator<Item = S>) -> Self {
+        RuntimeCommand {
+            protocol: RuntimeProtocol::Contract,
+            ..RuntimeCommand::lambda(argv)
+        }
+    }
 }
 
 /// Everything the function executor is configured with.

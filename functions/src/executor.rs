@@ -12,13 +12,23 @@ use hoist_core::{ContainerSpec, Containerizer, Error, ErrorKind, Executor, TaskS
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
-use crate::config::FunctionsConfig;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::{FunctionsConfig, RuntimeProtocol};
 use crate::function::FunctionSpec;
 use crate::invoke::{
     Completion, Invocation, InvocationType, InvokeError, InvokeResponse, MAX_EVENT_PAYLOAD,
-    MAX_SYNC_PAYLOAD, new_request_id,
+    MAX_SYNC_PAYLOAD, new_request_id, rfc3339,
 };
-use crate::launcher::{ExecutorLauncher, Readiness, SpecFn};
+use crate::launcher::{EnvironmentLauncher, ExecutorLauncher, Readiness, SpecFn};
 use crate::pool::{FunctionLimits, WarmPool};
 use crate::registry::{FunctionVersion, Registry};
 use crate::runtime_api::{RuntimeApi, RuntimeInvocation, RuntimeReply};
@@ -32,7 +42,20 @@ struct Shared {
     runtime_api: RuntimeApi,
     /// Whether the backend can enforce memory limits (the process backend cannot).
     memory_limits: bool,
+    /// The `FUNC_PORT` of each running contract environment.
+    ports: std::sync::Mutex<HashMap<EnvironmentId, u16>>,
+    /// The client that calls contract runtimes.
+    client: Client<HttpConnector, Full<Bytes>>,
 }
+
+/// How a new environment is reached: a Runtime API endpoint or a contract port.
+#[derive(Debug, Clone, Copy)]
+enum Attachment {
+    Api(SocketAddr),
+    Contract(u16),
+}
+
+type Attachments = Arc<std::sync::Mutex<BTreeMap<EnvironmentId, Attachment>>>;
 
 /// The function executor: a registry of functions whose invocations run in warm
 /// environments on a containerizer.
@@ -43,10 +66,10 @@ struct Shared {
 /// use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
 ///
 /// let mut config = FunctionsConfig::default();
-/// config.runtimes.insert("python3".into(), RuntimeCommand {
-///     image: None,
-///     command: vec!["python3".into(), "-m".into(), "awslambdaric".into(), "{handler}".into()],
-/// });
+/// config.runtimes.insert(
+///     "python3".into(),
+///     RuntimeCommand::lambda(["python3", "-m", "awslambdaric", "{handler}"]),
+/// );
 /// let functions = FunctionExecutor::start(containerizer, config)?;
 /// functions.create(FunctionSpec::new("hello", "python3", "app.handler", "/srv/hello"))?;
 /// let response = functions.invoke("hello", Invocation::new(r#"{"name":"world"}"#)).await.unwrap();
@@ -97,7 +120,7 @@ impl Shared {
         &self,
         environment: &EnvironmentId,
         version: &FunctionVersion,
-        api: std::net::SocketAddr,
+        attachment: Attachment,
     ) -> hoist_core::Result<TaskSpec> {
         let spec = &version.spec;
         let runtime = self
@@ -123,7 +146,22 @@ impl Shared {
         let mut set = |k: &str, v: String| {
             env.insert(k.to_owned(), v);
         };
-        set("AWS_LAMBDA_RUNTIME_API", api.to_string());
+        match attachment {
+            Attachment::Api(api) => set("AWS_LAMBDA_RUNTIME_API", api.to_string()),
+            Attachment::Contract(port) => {
+                let (module, function) =
+                    spec.handler.rsplit_once('.').unwrap_or(("", &spec.handler));
+                set("FUNC_PORT", port.to_string());
+                set("MOD_NAME", module.to_owned());
+                set("FUNC_HANDLER", function.to_owned());
+                set("FUNC_TIMEOUT", spec.timeout.as_secs().to_string());
+                set("FUNC_RUNTIME", spec.runtime.clone());
+                set(
+                    "FUNC_MEMORY_LIMIT",
+                    (u64::from(spec.memory) * 1024 * 1024).to_string(),
+                );
+            }
+        }
         set("_HANDLER", spec.handler.clone());
         set("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone());
         set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
@@ -160,6 +198,92 @@ impl Shared {
     }
 }
 
+impl Shared {
+    fn protocol(&self, spec: &FunctionSpec) -> RuntimeProtocol {
+        self.config
+            .runtimes
+            .get(&spec.runtime)
+            .map(|r| r.protocol)
+            .unwrap_or_default()
+    }
+
+    /// Whether the contract runtime on `port` answers `GET /healthz` with 200.
+    async fn healthy(&self, port: u16) -> bool {
+        let Ok(request) = hyper::Request::get(format!("http://127.0.0.1:{port}/healthz"))
+            .body(Full::new(Bytes::new()))
+        else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), self.client.request(request)).await,
+            Ok(Ok(response)) if response.status().is_success()
+        )
+    }
+
+    /// Posts the event to a contract runtime, with the Kubeless event headers.
+    async fn invoke_contract(
+        &self,
+        environment: &EnvironmentId,
+        invocation: &RuntimeInvocation,
+        event: &Invocation,
+    ) -> Result<RuntimeReply, String> {
+        let port = self
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(environment)
+            .copied()
+            .ok_or_else(|| format!("environment {environment} has no runtime port"))?;
+        let request = hyper::Request::post(format!("http://127.0.0.1:{port}/"))
+            .header("content-type", "application/json")
+            .header("event-id", &invocation.request_id)
+            .header(
+                "event-type",
+                event.event_type.as_deref().unwrap_or("application/json"),
+            )
+            .header(
+                "event-time",
+                event
+                    .event_time
+                    .clone()
+                    .unwrap_or_else(|| rfc3339(SystemTime::now())),
+            )
+            .header(
+                "event-namespace",
+                event.event_namespace.as_deref().unwrap_or("hoist"),
+            )
+            .body(Full::new(invocation.payload.clone()))
+            .map_err(|e| format!("the event headers are invalid: {e}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("the runtime did not answer: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("the runtime's answer broke off: {e}"))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(RuntimeReply::Response(body));
+        }
+        let text = String::from_utf8_lossy(&body).into_owned();
+        Ok(if status == hyper::StatusCode::REQUEST_TIMEOUT {
+            RuntimeReply::Error {
+                error_type: "Sandbox.Timedout".into(),
+                body: error_document("Sandbox.Timedout", text),
+            }
+        } else {
+            RuntimeReply::Error {
+                error_type: "FunctionError".into(),
+                body: error_document("FunctionError", format!("{status}: {text}")),
+            }
+        })
+    }
+}
+
 fn unknown_runtime(runtime: &str) -> Error {
     Error::new(
         ErrorKind::InvalidInput,
@@ -193,11 +317,12 @@ impl FunctionExecutor {
             registry: Registry::new(),
             runtime_api: RuntimeApi::new(),
             memory_limits,
+            ports: std::sync::Mutex::default(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
         });
         // The spec function runs inside `EnvironmentLauncher::start`, which is async; it only
         // needs the endpoint address, which `prepare` below opened already.
-        let addresses: Arc<std::sync::Mutex<BTreeMap<EnvironmentId, std::net::SocketAddr>>> =
-            Arc::default();
+        let addresses: Attachments = Arc::default();
         let specs: SpecFn = {
             let (shared, addresses) = (shared.clone(), addresses.clone());
             Arc::new(move |environment: &EnvironmentId, key: &str| {
@@ -207,18 +332,15 @@ impl FunctionExecutor {
                     .get(name)
                     .filter(|v| v.key() == key)
                     .ok_or_else(|| Error::not_found("function version", key))?;
-                let api = addresses
+                let attachment = addresses
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(environment)
                     .ok_or_else(|| {
-                        Error::new(
-                            ErrorKind::InvalidState,
-                            "no runtime api endpoint was opened",
-                        )
-                        .with_context("environment", environment)
+                        Error::new(ErrorKind::InvalidState, "no runtime endpoint was prepared")
+                            .with_context("environment", environment)
                     })?;
-                shared.task_spec(environment, &version, api)
+                shared.task_spec(environment, &version, attachment)
             })
         };
         let (launcher, mut exits) =
@@ -233,6 +355,10 @@ impl FunctionExecutor {
         tokio::spawn(async move {
             while let Some(exit) = exits.recv().await {
                 watcher.environment_exited(&exit.environment, &exit.reason);
+                api.ports
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&exit.environment);
                 api.runtime_api.close(&exit.environment, &exit.reason).await;
             }
         });
@@ -459,20 +585,28 @@ impl FunctionExecutor {
         };
         let runtime_invocation = RuntimeInvocation {
             request_id: request_id.clone(),
-            payload: invocation.payload,
+            payload: invocation.payload.clone(),
             deadline: SystemTime::now() + spec.timeout,
             function_arn: self.shared.function_arn(&spec.name),
-            client_context: invocation.client_context,
+            client_context: invocation.client_context.clone(),
         };
         let cold = lease.cold_start;
         let environment = lease.environment.clone();
-        let answer = tokio::time::timeout(
-            spec.timeout,
-            self.shared
-                .runtime_api
-                .invoke(&environment, runtime_invocation),
-        )
-        .await;
+        let answer = match self.shared.protocol(spec) {
+            RuntimeProtocol::LambdaRuntimeApi => {
+                let call = self
+                    .shared
+                    .runtime_api
+                    .invoke(&environment, runtime_invocation);
+                tokio::time::timeout(spec.timeout, call).await
+            }
+            RuntimeProtocol::Contract => {
+                let call =
+                    self.shared
+                        .invoke_contract(&environment, &runtime_invocation, &invocation);
+                tokio::time::timeout(spec.timeout, call).await
+            }
+        };
         match answer {
             Ok(Ok(RuntimeReply::Response(body))) => {
                 self.pool.release(lease, ReleaseOutcome::Reusable).await;
@@ -526,7 +660,57 @@ impl FunctionExecutor {
 struct EndpointLauncher {
     inner: ExecutorLauncher,
     shared: Arc<Shared>,
-    addresses: Arc<std::sync::Mutex<BTreeMap<EnvironmentId, std::net::SocketAddr>>>,
+    addresses: Attachments,
+}
+
+/// A free loopback port for a contract runtime's `FUNC_PORT`.
+fn free_port() -> hoist_core::Result<u16> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl EndpointLauncher {
+    fn attach(&self, environment: &EnvironmentId, attachment: Attachment) {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(environment.clone(), attachment);
+    }
+
+    /// Starts a contract environment: ready once `GET /healthz` answers 200.
+    async fn start_contract(
+        &self,
+        environment: &EnvironmentId,
+        key: &str,
+    ) -> hoist_core::Result<()> {
+        let port = free_port().map_err(|e| e.with_operation("start environment"))?;
+        self.attach(environment, Attachment::Contract(port));
+        self.shared
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(environment.clone(), port);
+        let signal = self.inner.ready_signal();
+        let probe = async {
+            while !self.shared.healthy(port).await {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            signal.ready(environment);
+            std::future::pending::<Infallible>().await
+        };
+        let result = tokio::select! {
+            result = self.inner.start(environment, key) => result,
+            never = probe => match never {},
+        };
+        if result.is_err() {
+            self.shared
+                .ports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(environment);
+        }
+        result
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -538,17 +722,18 @@ impl std::fmt::Debug for Shared {
 }
 
 #[async_trait::async_trait]
-impl crate::launcher::EnvironmentLauncher for EndpointLauncher {
+impl EnvironmentLauncher for EndpointLauncher {
     async fn start(&self, environment: &EnvironmentId, key: &str) -> hoist_core::Result<()> {
+        let version = self.shared.registry.get(crate::pool::function_of(key));
+        if version.is_some_and(|v| self.shared.protocol(&v.spec) == RuntimeProtocol::Contract) {
+            return self.start_contract(environment, key).await;
+        }
         let api = self
             .shared
             .runtime_api
             .open(environment, self.inner.ready_signal())
             .await?;
-        self.addresses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(environment.clone(), api);
+        self.attach(environment, Attachment::Api(api));
         let result = self.inner.start(environment, key).await;
         if result.is_err() {
             self.addresses

@@ -154,7 +154,10 @@ async fn invoke_plain(
     let event_id = header(&headers, "event-id");
     let invocation = Invocation {
         payload: body,
-        request_id: event_id.clone(),
+        request_id: event_id,
+        event_type: header(&headers, "event-type"),
+        event_time: header(&headers, "event-time"),
+        event_namespace: header(&headers, "event-namespace"),
         ..Invocation::default()
     };
     let mut out = HeaderMap::new();
@@ -262,8 +265,8 @@ async fn invoke_lambda(
         payload: body,
         kind,
         qualifier: query.qualifier.or(path_qualifier),
-        request_id: None,
         client_context: header(&headers, "x-amz-client-context"),
+        ..Invocation::default()
     };
     let unqualified = invocation.qualifier.is_none();
     match functions.invoke(&name, invocation).await {

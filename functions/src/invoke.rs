@@ -47,6 +47,12 @@ pub struct Invocation {
     pub request_id: Option<String>,
     /// The caller's client context, passed to the runtime.
     pub client_context: Option<String>,
+    /// The Kubeless `event-type` for contract runtimes (default `application/json`).
+    pub event_type: Option<String>,
+    /// The Kubeless `event-time` for contract runtimes (default: now, RFC 3339).
+    pub event_time: Option<String>,
+    /// The Kubeless `event-namespace` for contract runtimes (default `hoist`).
+    pub event_namespace: Option<String>,
 }
 
 impl Invocation {
@@ -140,4 +146,48 @@ pub(crate) fn new_request_id() -> String {
         (b >> 48) & 0x3fff | 0x8000,
         b & 0xffff_ffff_ffff
     )
+}
+
+/// `time` as RFC 3339 in UTC, to the second (`2026-11-22T18:50:00Z`).
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096);
+        assert_eq!(super::rfc3339(t), "2024-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids_and_differ() {
+        let (a, b) = (super::new_request_id(), super::new_request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
 }

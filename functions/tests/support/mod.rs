@@ -56,10 +56,7 @@ pub fn config(venv: Option<&Path>) -> FunctionsConfig {
     let mut config = FunctionsConfig::from_vars(Vec::<(String, String)>::new()).unwrap();
     config.runtimes.insert(
         "provided".into(),
-        RuntimeCommand {
-            image: None,
-            command: vec!["{code}/bootstrap".into()],
-        },
+        RuntimeCommand::lambda(["{code}/bootstrap"]),
     );
     if let Some(venv) = venv {
         let python = venv
@@ -69,15 +66,7 @@ pub fn config(venv: Option<&Path>) -> FunctionsConfig {
             .into_owned();
         config.runtimes.insert(
             "python3".into(),
-            RuntimeCommand {
-                image: None,
-                command: vec![
-                    python,
-                    "-m".into(),
-                    "awslambdaric".into(),
-                    "{handler}".into(),
-                ],
-            },
+            RuntimeCommand::lambda([python.as_str(), "-m", "awslambdaric", "{handler}"]),
         );
     }
     config
