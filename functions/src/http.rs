@@ -46,6 +46,27 @@ pub fn router(functions: FunctionExecutor) -> Router {
         .with_state(functions)
 }
 
+/// Serves [`router`] on `listener` until `shutdown` completes.
+///
+/// ```no_run
+/// # async fn run(functions: hoist_functions::FunctionExecutor) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+/// hoist_functions::http::serve(listener, functions, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await
+/// # }
+/// ```
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    functions: FunctionExecutor,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(functions))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 fn describe_version(version: &FunctionVersion) -> Value {
     let mut value = serde_json::to_value(&version.spec).unwrap_or(Value::Null);
     value["version"] = json!(version.version);

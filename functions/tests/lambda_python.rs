@@ -23,6 +23,14 @@ async fn boto3_invokes_python_functions_running_under_awslambdaric() {
     slow.timeout = Duration::from_secs(10);
     slow.reserved_concurrency = Some(1);
     functions.create(slow).unwrap();
+    functions
+        .create(FunctionSpec::new(
+            "py-broken",
+            "python3",
+            "missing_module.handler",
+            &code,
+        ))
+        .unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -77,6 +85,15 @@ async fn boto3_invokes_python_functions_running_under_awslambdaric() {
 
     assert_eq!(r["missing"]["status"], 404);
     assert_eq!(r["missing"]["code"], "ResourceNotFoundException");
+
+    assert_eq!(r["broken"]["status"], 200, "{r}");
+    assert_eq!(r["broken"]["function_error"], "Unhandled");
+    assert_eq!(r["broken"]["payload"]["errorType"], "Runtime.InitError");
+    let message = r["broken"]["payload"]["errorMessage"].as_str().unwrap();
+    assert!(
+        message.contains("Unable to import module 'missing_module'"),
+        "{message}"
+    );
 
     assert_eq!(r["throttled"]["status"], 429, "{r}");
     assert_eq!(r["throttled"]["code"], "TooManyRequestsException");

@@ -43,6 +43,7 @@ results["error"] = invoke("py-echo", {"fail": True})
 results["event"] = invoke("py-echo", {"n": 3}, InvocationType="Event")
 results["dry_run"] = invoke("py-echo", {}, InvocationType="DryRun")
 results["missing"] = invoke("no-such-function", {})
+results["broken"] = invoke("py-broken", {})
 results["warm_slow"] = invoke("py-slow", {})
 slow = {}
 thread = threading.Thread(target=lambda: slow.update(invoke("py-slow", {"sleep": 2})))
