@@ -83,6 +83,9 @@ pub struct RuntimeCommand {
     pub command: Vec<String>,
     /// How the executor talks to it.
     pub protocol: RuntimeProtocol,
+    /// Host paths mounted into its environments (container backends), for example a runtime's
+    /// libraries.
+    pub volumes: Vec<hoist_core::Volume>,
 }
 
 impl RuntimeCommand {
@@ -92,6 +95,7 @@ impl RuntimeCommand {
             image: None,
             command: argv.into_iter().map(Into::into).collect(),
             protocol: RuntimeProtocol::LambdaRuntimeApi,
+            volumes: Vec::new(),
         }
     }
 
@@ -101,6 +105,12 @@ impl RuntimeCommand {
             protocol: RuntimeProtocol::Contract,
             ..RuntimeCommand::lambda(argv)
         }
+    }
+
+    /// Runs in `image` (container backends); see [`RuntimeCommand::image`].
+    pub fn in_image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
     }
 }
 

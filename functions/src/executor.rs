@@ -8,7 +8,9 @@ use std::time::{Duration, SystemTime};
 use hoist_core::scheduler::{
     EnvironmentId, PlacementRequest, Rejection, ReleaseOutcome, Scheduler,
 };
-use hoist_core::{ContainerSpec, Containerizer, Error, ErrorKind, Executor, TaskSpec};
+use hoist_core::{
+    ContainerSpec, Containerizer, Error, ErrorKind, Executor, NetworkMode, TaskSpec, Volume,
+};
 use serde_json::json;
 use tokio_util::task::TaskTracker;
 
@@ -139,6 +141,17 @@ impl Shared {
             dns: self.config.dns.clone(),
             ..ContainerSpec::default()
         };
+        if runtime.image.is_some() {
+            // A container reaches the executor's loopback endpoints only on the host's
+            // network, and finds the code at the same path as the host.
+            container.network = Some(NetworkMode::Host);
+            container.volumes.push(Volume {
+                host_path: spec.code.clone(),
+                container_path: spec.code.clone(),
+                read_only: true,
+            });
+            container.volumes.extend(runtime.volumes.iter().cloned());
+        }
         if self.memory_limits {
             container.resources.memory = Some(u64::from(spec.memory) * 1024 * 1024);
         }
