@@ -17,6 +17,7 @@ use crate::container::{
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::{Error, ErrorKind, Result};
 use crate::task::{ContainerSpec, TaskId};
+use crate::testing::conformance::ConformanceTarget;
 
 /// SIGTERM.
 pub const SIGTERM: i32 = 15;
@@ -25,6 +26,12 @@ pub const SIGKILL: i32 = 9;
 
 /// A function that answers `exec` calls.
 pub type ExecFn = Arc<dyn Fn(&[String]) -> Result<ExecOutput> + Send + Sync>;
+
+/// A function saying how long an `exec` of an argv takes.
+pub type ExecDurationFn = Arc<dyn Fn(&[String]) -> Duration + Send + Sync>;
+
+/// A function choosing the script of a container from its spec.
+pub type ScriptFn = Arc<dyn Fn(&ContainerSpec) -> Option<Script> + Send + Sync>;
 
 /// How the fake behaves for one task (or by default). Every field has a do-nothing default:
 /// create, start and stop succeed at once and the container runs until stopped.
@@ -54,6 +61,9 @@ pub struct Script {
     pub logs: Vec<(LogStream, Bytes)>,
     /// Answers `exec` (default: exit 0, no output).
     pub exec: Option<ExecFn>,
+    /// How long an `exec` takes before it answers (default: no time). An exec that would
+    /// take longer than its timeout is an [`ErrorKind::Timeout`] error once the timeout passes.
+    pub exec_duration: Option<ExecDurationFn>,
 }
 
 impl std::fmt::Debug for Script {
@@ -102,6 +112,7 @@ struct FakeContainer {
 struct Registry {
     containers: HashMap<ContainerId, FakeContainer>,
     scripts: HashMap<TaskId, Script>,
+    spec_scripts: Vec<ScriptFn>,
     default_script: Script,
     calls: Vec<Call>,
 }
@@ -167,6 +178,15 @@ impl FakeContainerizer {
         self.registry().scripts.insert(task.into(), script);
     }
 
+    /// Scripts containers by their spec: for a task without a script of its own, the first
+    /// such function that returns a script decides.
+    pub fn script_with(
+        &self,
+        choose: impl Fn(&ContainerSpec) -> Option<Script> + Send + Sync + 'static,
+    ) {
+        self.registry().spec_scripts.push(Arc::new(choose));
+    }
+
     /// Scripts every task without a script of its own.
     pub fn default_script(&self, script: Script) {
         self.registry().default_script = script;
@@ -179,7 +199,11 @@ impl FakeContainerizer {
 
     /// How many times `method` was called.
     pub fn calls_to(&self, method: &str) -> usize {
-        self.registry().calls.iter().filter(|c| c.method == method).count()
+        self.registry()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .count()
     }
 
     /// The methods called for `task`, in order.
@@ -200,7 +224,12 @@ impl FakeContainerizer {
     /// Containers not yet removed.
     pub fn live_containers(&self) -> Vec<ContainerId> {
         let reg = self.registry();
-        let mut ids: Vec<_> = reg.containers.iter().filter(|(_, c)| !c.removed).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<_> = reg
+            .containers
+            .iter()
+            .filter(|(_, c)| !c.removed)
+            .map(|(id, _)| id.clone())
+            .collect();
         ids.sort();
         ids
     }
@@ -234,7 +263,9 @@ impl FakeContainerizer {
         if !self.record {
             return;
         }
-        let task = container.and_then(|id| reg.containers.get(id)).map(|c| c.owner.task_id.clone());
+        let task = container
+            .and_then(|id| reg.containers.get(id))
+            .map(|c| c.owner.task_id.clone());
         reg.calls.push(Call {
             method,
             task,
@@ -264,8 +295,14 @@ fn exit_now(c: &mut FakeContainer, status: ExitStatus) {
     }
 }
 
-fn scripted_error(method: &'static str, id: impl std::fmt::Display, (kind, message): &(ErrorKind, String)) -> Error {
-    Error::new(*kind, message.clone()).with_operation(method).with_context("container", id)
+fn scripted_error(
+    method: &'static str,
+    id: impl std::fmt::Display,
+    (kind, message): &(ErrorKind, String),
+) -> Error {
+    Error::new(*kind, message.clone())
+        .with_operation(method)
+        .with_context("container", id)
 }
 
 #[async_trait]
@@ -285,7 +322,11 @@ impl Containerizer for FakeContainerizer {
             if let Some(last) = reg.calls.last_mut() {
                 last.task = Some(owner.task_id.clone());
             }
-            reg.scripts.get(&owner.task_id).cloned().unwrap_or_else(|| reg.default_script.clone())
+            reg.scripts
+                .get(&owner.task_id)
+                .cloned()
+                .or_else(|| reg.spec_scripts.iter().find_map(|choose| choose(spec)))
+                .unwrap_or_else(|| reg.default_script.clone())
         };
         if !script.create_delay.is_zero() {
             tokio::time::sleep(script.create_delay).await;
@@ -295,7 +336,9 @@ impl Containerizer for FakeContainerizer {
         }
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = ContainerId::new(format!("fake-{n}"));
-        let pid = script.pid.unwrap_or_else(|| self.next_pid.fetch_add(1, Ordering::Relaxed));
+        let pid = script
+            .pid
+            .unwrap_or_else(|| self.next_pid.fetch_add(1, Ordering::Relaxed));
         let (exit, _) = watch::channel(None);
         self.registry().containers.insert(
             id.clone(),
@@ -322,14 +365,20 @@ impl Containerizer for FakeContainerizer {
         }
         let exit_tx = {
             let mut reg = self.registry();
-            let c = reg.containers.get_mut(id).ok_or_else(|| Error::not_found("container", id))?;
+            let c = reg
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| Error::not_found("container", id))?;
             match c.state {
                 ContainerState::Created => c.state = ContainerState::Running,
                 ContainerState::Running => return Ok(()),
                 ContainerState::Exited => {
-                    return Err(Error::new(ErrorKind::InvalidState, "the container has already exited")
-                        .with_operation("start")
-                        .with_context("container", id));
+                    return Err(Error::new(
+                        ErrorKind::InvalidState,
+                        "the container has already exited",
+                    )
+                    .with_operation("start")
+                    .with_context("container", id));
                 }
             }
             c.exit.clone()
@@ -364,14 +413,15 @@ impl Containerizer for FakeContainerizer {
     }
 
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-        let (script, state) = self.with_container("stop", id, |c| Ok((c.script.clone(), c.state)))?;
+        let (script, state) =
+            self.with_container("stop", id, |c| Ok((c.script.clone(), c.state)))?;
         if state != ContainerState::Running {
             let mut reg = self.registry();
-            if let Some(c) = reg.containers.get_mut(id) {
-                if c.state == ContainerState::Created {
-                    c.state = ContainerState::Exited;
-                    exit_now(c, ExitStatus::signal(SIGKILL));
-                }
+            if let Some(c) = reg.containers.get_mut(id)
+                && c.state == ContainerState::Created
+            {
+                c.state = ContainerState::Exited;
+                exit_now(c, ExitStatus::signal(SIGKILL));
             }
             return Ok(());
         }
@@ -380,7 +430,9 @@ impl Containerizer for FakeContainerizer {
         }
         let mut rx = {
             let mut reg = self.registry();
-            let Some(c) = reg.containers.get_mut(id) else { return Ok(()) };
+            let Some(c) = reg.containers.get_mut(id) else {
+                return Ok(());
+            };
             if !script.ignore_term {
                 exit_now(c, ExitStatus::signal(SIGTERM));
             }
@@ -399,15 +451,20 @@ impl Containerizer for FakeContainerizer {
     async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
         let mut reg = self.registry();
         self.record(&mut reg, "remove", Some(id));
-        let Some(c) = reg.containers.get_mut(id) else { return Ok(()) };
+        let Some(c) = reg.containers.get_mut(id) else {
+            return Ok(());
+        };
         if c.removed {
             return Ok(());
         }
         if c.state == ContainerState::Running {
             if !force {
-                return Err(Error::new(ErrorKind::InvalidState, "the container is running; remove it with force")
-                    .with_operation("remove")
-                    .with_context("container", id));
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "the container is running; remove it with force",
+                )
+                .with_operation("remove")
+                .with_context("container", id));
             }
             exit_now(c, ExitStatus::signal(SIGKILL));
         }
@@ -442,21 +499,46 @@ impl Containerizer for FakeContainerizer {
         })
     }
 
-    async fn exec(&self, id: &ContainerId, argv: &[String], _timeout: Duration) -> Result<ExecOutput> {
-        let exec = self.with_container("exec", id, |c| {
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let (exec, duration) = self.with_container("exec", id, |c| {
             if c.state != ContainerState::Running {
-                return Err(Error::new(ErrorKind::InvalidState, "the container is not running")
-                    .with_operation("exec")
-                    .with_context("container", id));
+                return Err(
+                    Error::new(ErrorKind::InvalidState, "the container is not running")
+                        .with_operation("exec")
+                        .with_context("container", id),
+                );
             }
-            Ok(c.script.exec.clone())
+            Ok((c.script.exec.clone(), c.script.exec_duration.clone()))
         })?;
         if argv.is_empty() {
-            return Err(Error::invalid("exec needs a command").with_operation("exec").with_context("container", id));
+            return Err(Error::invalid("exec needs a command")
+                .with_operation("exec")
+                .with_context("container", id));
+        }
+        let takes = duration.map_or(Duration::ZERO, |d| d(argv));
+        if takes > timeout {
+            tokio::time::sleep(timeout).await;
+            return Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the command did not finish within {timeout:?}"),
+            )
+            .with_operation("exec")
+            .with_context("container", id));
+        }
+        if !takes.is_zero() {
+            tokio::time::sleep(takes).await;
         }
         match exec {
             Some(f) => f(argv),
-            None => Ok(ExecOutput { exit_code: Some(0), ..ExecOutput::default() }),
+            None => Ok(ExecOutput {
+                exit_code: Some(0),
+                ..ExecOutput::default()
+            }),
         }
     }
 
@@ -485,5 +567,131 @@ impl Containerizer for FakeContainerizer {
             .collect();
         owned.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(owned)
+    }
+}
+
+impl FakeContainerizer {
+    /// Scripts this fake for the conformance suite and returns the matching target: containers
+    /// run `fake forever`, `fake ignore-term`, `fake exit <code>` or `fake print <text>`, and
+    /// exec answers `print <text> <code>` and hangs on `hang`.
+    pub fn conformance_target(&self) -> ConformanceTarget {
+        let spec = |args: &[&str]| ContainerSpec::command(["fake"].iter().chain(args).copied());
+        let exec: ExecFn = Arc::new(|argv: &[String]| match argv {
+            [print, text, code] if print == "print" => Ok(ExecOutput {
+                exit_code: Some(
+                    code.parse()
+                        .map_err(|_| Error::invalid(format!("bad exit code {code}")))?,
+                ),
+                stdout: Bytes::from(format!("{text}\n")),
+                stderr: Bytes::new(),
+            }),
+            _ => Err(Error::invalid(format!("the fake cannot exec {argv:?}"))),
+        });
+        let exec_duration: ExecDurationFn = Arc::new(|argv: &[String]| {
+            if argv.first().is_some_and(|a| a == "hang") {
+                Duration::MAX
+            } else {
+                Duration::ZERO
+            }
+        });
+        self.script_with(move |spec| {
+            let [fake, what, rest @ ..] = spec.command.as_slice() else {
+                return None;
+            };
+            if fake != "fake" {
+                return None;
+            }
+            match (what.as_str(), rest) {
+                ("forever", []) => Some(Script {
+                    exec: Some(exec.clone()),
+                    exec_duration: Some(exec_duration.clone()),
+                    ..Script::default()
+                }),
+                ("ignore-term", []) => Some(Script {
+                    ignore_term: true,
+                    ..Script::default()
+                }),
+                ("exit", [code]) => {
+                    Some(Script::exits(code.parse().ok()?, Duration::from_millis(5)))
+                }
+                ("print", [text]) => Some(Script {
+                    logs: vec![(LogStream::Stdout, Bytes::from(format!("{text}\n")))],
+                    ..Script::exits(0, Duration::from_millis(5))
+                }),
+                _ => None,
+            }
+        });
+        ConformanceTarget {
+            runs_forever: spec(&["forever"]),
+            ignores_term: spec(&["ignore-term"]),
+            ignores_term_ready: None,
+            exits_with: Arc::new(move |code| spec(&["exit", &code.to_string()])),
+            prints: Arc::new(move |text| spec(&["print", text])),
+            exec_prints: Arc::new(|text, code| {
+                vec!["print".to_owned(), text.to_owned(), code.to_string()]
+            }),
+            exec_hangs: vec!["hang".to_owned()],
+            reports_pid: true,
+            grace: Duration::from_millis(100),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::conformance;
+
+    #[tokio::test]
+    async fn the_fake_passes_the_conformance_suite() {
+        let fake = FakeContainerizer::new();
+        let target = fake.conformance_target();
+        conformance::run_all(&fake, &target).await.unwrap();
+        assert!(
+            fake.live_containers().is_empty(),
+            "the suite left containers behind"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_suite_catches_a_container_that_ignores_term() {
+        let fake = FakeContainerizer::new();
+        let target = fake.conformance_target();
+        fake.script(
+            "term",
+            Script {
+                ignore_term: true,
+                ..Script::default()
+            },
+        );
+        let err = conformance::term_is_honoured(&fake, &target)
+            .await
+            .unwrap_err();
+        assert_eq!(err.context_value("check"), Some("term_is_honoured"));
+        assert!(err.message().contains("stop did not finish"), "{err}");
+        assert!(
+            fake.live_containers().is_empty(),
+            "a failed check left containers behind"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn exec_past_its_timeout_is_a_timeout_error() {
+        let fake = FakeContainerizer::new();
+        let target = fake.conformance_target();
+        let owner = Owner {
+            executor_id: "e".into(),
+            task_id: "t".into(),
+        };
+        let id = fake.create(&owner, &target.runs_forever).await.unwrap();
+        fake.start(&id).await.unwrap();
+        let started = tokio::time::Instant::now();
+        let err = fake
+            .exec(&id, &target.exec_hangs, Duration::from_secs(7))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(started.elapsed(), Duration::from_secs(7));
     }
 }

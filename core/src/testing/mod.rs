@@ -1,7 +1,12 @@
-//! Test support (feature `testing`): [`FakeContainerizer`], and mockall mocks of the traits.
+//! Test support (feature `testing`): [`FakeContainerizer`], the [`conformance`] suite every
+//! containerizer runs, and mockall mocks of the traits.
 
+pub mod conformance;
 mod fake;
 mod mocks;
 
-pub use fake::{Call, ExecFn, FakeContainerizer, SIGKILL, SIGTERM, Script};
+pub use conformance::ConformanceTarget;
+pub use fake::{
+    Call, ExecDurationFn, ExecFn, FakeContainerizer, SIGKILL, SIGTERM, Script, ScriptFn,
+};
 pub use mocks::{MockContainerizer, MockHealthChecker, MockHook, MockScheduler};

@@ -1,0 +1,607 @@
+//! [`ProcessContainerizer`]: containers as local child processes, remembered in a state
+//! directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use hoist_core::{
+    Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
+    ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
+    OwnedContainer, Owner, Result,
+};
+use nix::sys::signal::Signal;
+use tokio::sync::watch;
+
+use crate::BACKEND;
+use crate::plan::{self, Plan};
+use crate::procfs::{Liveness, ProcessIdentity};
+use crate::record::{ContainerDir, Record, io_error};
+use crate::signal::signal_group;
+
+/// How long a stop waits for a KILLed process to be reaped before it reports a timeout.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs each container as a child process of this program. See the [crate docs](crate) for
+/// what each part of a spec means here.
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> hoist_core::Result<()> {
+/// use hoist_core::{ContainerSpec, Containerizer, ContainerizerExt, Owner};
+/// use hoist_process::ProcessContainerizer;
+///
+/// let processes = ProcessContainerizer::new("/var/lib/my-executor/containers")?;
+/// let owner = Owner { executor_id: "my-executor".into(), task_id: "hello".into() };
+/// let spec = ContainerSpec::command(["/bin/sh", "-c", "echo hello; exit 3"]);
+/// let status = processes
+///     .run_to_completion(&owner, &spec, std::time::Duration::from_secs(10))
+///     .await?;
+/// assert_eq!(status.code, Some(3));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ProcessContainerizer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state_dir: PathBuf,
+    poll_interval: Duration,
+    containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
+}
+
+/// Where a container's exit stands, as its waiters see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not exited yet (created or running).
+    Pending,
+    /// Exited with this status.
+    Exited(ExitStatus),
+    /// Removed before it ever ran.
+    Removed,
+}
+
+/// One known container: its folder, its record as last written, and its exit for waiters.
+#[derive(Debug)]
+struct Entry {
+    dir: ContainerDir,
+    record: Mutex<Record>,
+    phase: watch::Sender<Phase>,
+    /// Serialises start, stop and remove of this container.
+    busy: tokio::sync::Mutex<()>,
+}
+
+impl Entry {
+    fn new(dir: ContainerDir, record: Record) -> Self {
+        let phase = match (record.state, record.exit) {
+            (ContainerState::Exited, exit) => Phase::Exited(exit.unwrap_or_default()),
+            _ => Phase::Pending,
+        };
+        Entry {
+            dir,
+            record: Mutex::new(record),
+            phase: watch::Sender::new(phase),
+            busy: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn record(&self) -> std::sync::MutexGuard<'_, Record> {
+        self.record.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn snapshot(&self) -> Record {
+        self.record().clone()
+    }
+
+    /// Records the exit (the first one reported wins) and wakes every waiter.
+    fn finish(&self, status: ExitStatus) {
+        let record = {
+            let mut record = self.record();
+            if record.exit.is_some() {
+                return;
+            }
+            record.state = ContainerState::Exited;
+            record.exit = Some(status);
+            record.clone()
+        };
+        if let Err(e) = self.dir.write(&record) {
+            tracing::warn!(container = %record.id, error = %e, "could not record the exit");
+        }
+        self.phase.send_if_modified(|phase| {
+            let pending = *phase == Phase::Pending;
+            if pending {
+                *phase = Phase::Exited(status);
+            }
+            pending
+        });
+    }
+
+    /// Waits for the exit, for at most `deadline` when given.
+    async fn exited(&self, deadline: Option<Duration>) -> Option<Phase> {
+        let mut rx = self.phase.subscribe();
+        let done = rx.wait_for(|p| *p != Phase::Pending);
+        let phase = match deadline {
+            Some(deadline) => tokio::time::timeout(deadline, done).await.ok()?,
+            None => done.await,
+        };
+        Some(phase.map_or(Phase::Removed, |p| *p))
+    }
+}
+
+impl ProcessContainerizer {
+    /// A containerizer keeping its containers' records and logs under `state_dir` (created if
+    /// missing). A restarted executor using the same directory finds its containers again.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self> {
+        let state_dir = state_dir.into();
+        std::fs::create_dir_all(&state_dir)
+            .map_err(|e| io_error("could not create the state directory", &state_dir, e))?;
+        Ok(ProcessContainerizer {
+            inner: Arc::new(Inner {
+                state_dir,
+                poll_interval: Duration::from_millis(100),
+                containers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// How often a process this containerizer did not start (found after a restart) is
+    /// checked for its exit, and how often followed logs look for new output (default 100 ms).
+    pub fn with_poll_interval(self, interval: Duration) -> Self {
+        let inner = Inner {
+            state_dir: self.inner.state_dir.clone(),
+            poll_interval: interval,
+            containers: Mutex::new(std::mem::take(&mut *self.inner.containers())),
+        };
+        ProcessContainerizer {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.state_dir
+    }
+
+    /// The known container `id`, or [`ErrorKind::NotFound`] naming `operation`.
+    fn entry(&self, id: &ContainerId, operation: &'static str) -> Result<Arc<Entry>> {
+        match self.inner.lookup(id) {
+            Ok(Some(entry)) => Ok(entry),
+            Ok(None) => Err(Error::not_found("container", id).with_operation(operation)),
+            Err(e) => Err(e.with_operation(operation).with_context("container", id)),
+        }
+    }
+
+    async fn terminate(&self, entry: &Arc<Entry>, grace: Duration) -> Result<()> {
+        let record = entry.snapshot();
+        match record.state {
+            ContainerState::Exited => return Ok(()),
+            // It never ran: it is now exited, as if killed before its first instruction.
+            ContainerState::Created => {
+                entry.finish(ExitStatus::signal(Signal::SIGKILL as i32));
+                return Ok(());
+            }
+            ContainerState::Running => {}
+        }
+        let Some(pid) = record.pid else {
+            entry.finish(ExitStatus::default());
+            return Ok(());
+        };
+        // Signal only the process we started, never a later one that reuses its pid.
+        let ours = || {
+            record
+                .process()
+                .is_none_or(|p| p.liveness() == Liveness::Alive)
+        };
+        if !grace.is_zero() && ours() {
+            signal_group(pid, Signal::SIGTERM);
+        }
+        if entry.exited(Some(grace)).await.is_none() {
+            if ours() {
+                signal_group(pid, Signal::SIGKILL);
+            }
+            if entry
+                .exited(Some(KILL_WAIT + self.inner.poll_interval))
+                .await
+                .is_none()
+            {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("the process {pid} did not exit within {KILL_WAIT:?} of KILL"),
+                )
+                .with_context("container", &record.id));
+            }
+        }
+        // The leader has just gone; anything it left in its group goes too.
+        signal_group(pid, Signal::SIGKILL);
+        Ok(())
+    }
+}
+
+impl Inner {
+    fn containers(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerId, Arc<Entry>>> {
+        self.containers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The container `id`: from memory, or else from its folder (a container an earlier
+    /// containerizer created). `None` when there is no such container.
+    fn lookup(self: &Arc<Self>, id: &ContainerId) -> Result<Option<Arc<Entry>>> {
+        if let Some(entry) = self.containers().get(id) {
+            return Ok(Some(entry.clone()));
+        }
+        let Some(dir) = ContainerDir::new(&self.state_dir, id) else {
+            return Ok(None);
+        };
+        let Some(record) = dir.read()? else {
+            return Ok(None);
+        };
+        if record.id != *id {
+            return Err(Error::invalid(format!(
+                "the record in {} names container {}",
+                dir.root().display(),
+                record.id
+            )));
+        }
+        let entry = Arc::new(Entry::new(dir, record));
+        let entry = self.containers().entry(id.clone()).or_insert(entry).clone();
+        self.watch_adopted(&entry);
+        Ok(Some(entry))
+    }
+
+    /// For a running container this containerizer did not start (it cannot `waitpid` it):
+    /// polls `/proc` until the process has gone. Its exit status is then the one its starter
+    /// recorded, if that starter is still alive, and unknown otherwise.
+    fn watch_adopted(self: &Arc<Self>, entry: &Arc<Entry>) {
+        let record = entry.snapshot();
+        if record.state != ContainerState::Running || record.exit.is_some() {
+            return;
+        }
+        let Some(process) = record.process() else {
+            entry.finish(ExitStatus::default());
+            return;
+        };
+        let weak: Weak<Entry> = Arc::downgrade(entry);
+        let interval = self.poll_interval;
+        tokio::spawn(async move {
+            // A zombie still exists: its parent is alive and about to reap it and record how
+            // it ended, so wait until it has been reaped.
+            loop {
+                if !process.exists() {
+                    break;
+                }
+                tokio::time::sleep(interval).await;
+                if weak.strong_count() == 0 {
+                    return;
+                }
+            }
+            // Give the process's own parent a moment to record the real status.
+            tokio::time::sleep(interval).await;
+            let Some(entry) = weak.upgrade() else { return };
+            let recorded = entry.dir.read().ok().flatten().and_then(|r| r.exit);
+            entry.finish(recorded.unwrap_or_default());
+        });
+    }
+}
+
+/// A fresh container id: the task id made safe for a folder name, and a random suffix.
+fn new_id(owner: &Owner) -> ContainerId {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.write_u32(std::process::id());
+    let task: String = owner
+        .task_id
+        .as_str()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(48)
+        .collect();
+    let task = task.trim_start_matches('.');
+    ContainerId::new(format!("{task}-{:016x}", hasher.finish()))
+}
+
+/// The exit of a reaped child: its code, or the signal that ended it.
+fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (_, Some(signal)) => ExitStatus::signal(signal),
+        (Some(code), None) => ExitStatus::code(code),
+        (None, None) => ExitStatus::default(),
+    }
+}
+
+#[async_trait]
+impl Containerizer for ProcessContainerizer {
+    fn name(&self) -> &str {
+        BACKEND
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::default();
+        caps.exec = true;
+        caps.logs = true;
+        caps.network_host = true;
+        caps.recovery = true;
+        caps
+    }
+
+    async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
+        plan::check(spec).map_err(|e| e.with_context("task", &owner.task_id))?;
+        let (id, dir) = loop {
+            let id = new_id(owner);
+            let dir = ContainerDir::new(&self.inner.state_dir, &id).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("{id} is not a usable container id"),
+                )
+            })?;
+            match dir.create() {
+                Ok(()) => break (id, dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    let _ = dir.delete();
+                    return Err(
+                        io_error("could not create the container folder", dir.root(), e)
+                            .with_operation("create"),
+                    );
+                }
+            }
+        };
+        let record = Record {
+            id: id.clone(),
+            owner: owner.clone(),
+            spec: spec.clone(),
+            state: ContainerState::Created,
+            pid: None,
+            start_ticks: None,
+            exit: None,
+        };
+        if let Err(e) = dir.write(&record) {
+            let _ = dir.delete();
+            return Err(e.with_operation("create"));
+        }
+        self.inner
+            .containers()
+            .insert(id.clone(), Arc::new(Entry::new(dir, record)));
+        Ok(id)
+    }
+
+    async fn start(&self, id: &ContainerId) -> Result<()> {
+        let entry = self.entry(id, "start")?;
+        let _busy = entry.busy.lock().await;
+        let record = entry.snapshot();
+        match record.state {
+            ContainerState::Created => {}
+            ContainerState::Running => return Ok(()),
+            ContainerState::Exited => {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "the container has already exited",
+                )
+                .with_operation("start")
+                .with_context("container", id));
+            }
+        }
+        let fail = |e: Error| e.with_operation("start").with_context("container", id);
+        let open = |path: PathBuf| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(|e| fail(io_error("could not open a log file", &path, e)))
+        };
+        let plan = Plan::new(&record.spec, &entry.dir.sandbox(), &record.spec.argv());
+        let mut command = plan.command();
+        command
+            .stdout(open(entry.dir.stdout())?)
+            .stderr(open(entry.dir.stderr())?);
+        let mut child = command
+            .spawn()
+            .map_err(|e| fail(plan::spawn_error(&plan, e)))?;
+        // Until it is reaped below the process stays in /proc (as a zombie at worst).
+        let process = child.id().and_then(ProcessIdentity::of);
+        let started = {
+            let mut record = entry.record();
+            record.state = ContainerState::Running;
+            record.pid = process.map(|p| p.pid);
+            record.start_ticks = process.map(|p| p.start_ticks);
+            record.clone()
+        };
+        if let Err(e) = entry.dir.write(&started) {
+            if let Some(pid) = child.id() {
+                signal_group(pid, Signal::SIGKILL);
+            }
+            let _ = child.wait().await;
+            entry.finish(ExitStatus::signal(Signal::SIGKILL as i32));
+            return Err(fail(e));
+        }
+        let reaped = entry.clone();
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(status) => exit_status(status),
+                Err(e) => {
+                    tracing::warn!(container = %reaped.dir.root().display(), error = %e, "could not reap the process");
+                    ExitStatus::default()
+                }
+            };
+            // The leader has just gone; anything it left in its group goes too.
+            if let Some(pid) = process.map(|p| p.pid) {
+                signal_group(pid, Signal::SIGKILL);
+            }
+            reaped.finish(status);
+        });
+        Ok(())
+    }
+
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
+        let entry = self.entry(id, "wait")?;
+        match entry.exited(None).await {
+            Some(Phase::Exited(status)) => Ok(status),
+            _ => Err(Error::not_found("container", id)
+                .with_operation("wait")
+                .with_context("why", "removed before it ran")),
+        }
+    }
+
+    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        let entry = self.entry(id, "stop")?;
+        let _busy = entry.busy.lock().await;
+        self.terminate(&entry, grace)
+            .await
+            .map_err(|e| e.with_operation("stop"))
+    }
+
+    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
+        let entry = match self.inner.lookup(id) {
+            Ok(Some(entry)) => entry,
+            Ok(None) => return Ok(()),
+            // A folder whose record cannot be read is still ours to delete.
+            Err(_) => {
+                return match ContainerDir::new(&self.inner.state_dir, id) {
+                    Some(dir) => dir.delete().map_err(|e| e.with_operation("remove")),
+                    None => Ok(()),
+                };
+            }
+        };
+        let _busy = entry.busy.lock().await;
+        if entry.snapshot().state == ContainerState::Running {
+            if !force {
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "the container is running; remove it with force",
+                )
+                .with_operation("remove")
+                .with_context("container", id));
+            }
+            self.terminate(&entry, Duration::ZERO)
+                .await
+                .map_err(|e| e.with_operation("remove"))?;
+        }
+        entry
+            .dir
+            .delete()
+            .map_err(|e| e.with_operation("remove").with_context("container", id))?;
+        self.inner.containers().remove(id);
+        entry.phase.send_if_modified(|phase| {
+            let pending = *phase == Phase::Pending;
+            if pending {
+                *phase = Phase::Removed;
+            }
+            pending
+        });
+        Ok(())
+    }
+
+    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        let record = self.entry(id, "inspect")?.snapshot();
+        let mut info = ContainerInfo::new(id.clone(), record.state);
+        if record.state == ContainerState::Running {
+            info.pid = record.pid;
+        }
+        info.addresses = vec![plan::loopback()];
+        info.ports = record
+            .spec
+            .ports
+            .iter()
+            .map(|p| MappedPort {
+                container_port: p.container_port,
+                host_port: Some(p.container_port),
+                host_ip: p.host_ip,
+                protocol: p.protocol,
+            })
+            .collect();
+        info.exit = record.exit;
+        let dir =
+            ContainerDir::new(&self.inner.state_dir, id).map(|d| d.root().display().to_string());
+        info.details = BTreeMap::from([
+            ("command".to_owned(), record.spec.argv().join(" ")),
+            ("directory".to_owned(), dir.unwrap_or_default()),
+        ]);
+        if record
+            .exit
+            .is_some_and(|e| e.code.is_none() && e.signal.is_none())
+        {
+            info.details.insert(
+                "exit".to_owned(),
+                "unknown: the process ended after a restart".to_owned(),
+            );
+        }
+        Ok(info)
+    }
+
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let entry = self.entry(id, "exec")?;
+        let record = entry.snapshot();
+        let fail = |e: Error| e.with_operation("exec").with_context("container", id);
+        if record.state != ContainerState::Running {
+            return Err(fail(Error::new(
+                ErrorKind::InvalidState,
+                "the container is not running",
+            )));
+        }
+        if argv.is_empty() {
+            return Err(fail(Error::invalid("exec needs a command")));
+        }
+        let plan = Plan::new(&record.spec, &entry.dir.sandbox(), argv);
+        crate::exec::run(&plan, timeout).await.map_err(fail)
+    }
+
+    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
+        let entry = self.entry(id, "logs")?;
+        crate::logs::read(
+            &entry.dir,
+            entry.phase.subscribe(),
+            options,
+            self.inner.poll_interval,
+        )
+        .await
+        .map_err(|e| e.with_operation("logs").with_context("container", id))
+    }
+
+    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
+        let state_dir = &self.inner.state_dir;
+        let folders = std::fs::read_dir(state_dir).map_err(|e| {
+            io_error("could not list the state directory", state_dir, e)
+                .with_operation("list_owned")
+        })?;
+        let mut owned = Vec::new();
+        for folder in folders.flatten() {
+            let Some(name) = folder.file_name().to_str().map(ContainerId::new) else {
+                continue;
+            };
+            let entry = match self.inner.lookup(&name) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(folder = %folder.path().display(), error = %e, "skipping an unreadable container folder");
+                    continue;
+                }
+            };
+            let record = entry.snapshot();
+            if record.owner.executor_id == *executor {
+                owned.push(OwnedContainer {
+                    id: record.id,
+                    owner: record.owner,
+                    state: record.state,
+                });
+            }
+        }
+        owned.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(owned)
+    }
+}

@@ -1,0 +1,272 @@
+//! From a [`ContainerSpec`] to a command line: what this backend honours, what it refuses,
+//! and how `image`, `working_dir` and `env` are read.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use hoist_core::{ContainerSpec, Error, ErrorKind, NetworkMode, PullPolicy, Result};
+
+use crate::BACKEND;
+
+/// The `PATH` a container gets when its spec sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Refuses every part of `spec` this backend cannot honour, naming the field.
+pub(crate) fn check(spec: &ContainerSpec) -> Result<()> {
+    let refuse = |field: &str, why: &str| {
+        Err(Error::unsupported(BACKEND, format!("`{field}` ({why})"))
+            .with_operation("create")
+            .with_context("field", field))
+    };
+    if spec.command.is_empty() {
+        return Err(Error::invalid(
+            "the process backend needs a `command`: an image has no default command here",
+        )
+        .with_operation("create")
+        .with_context("field", "command"));
+    }
+    if let Some(image) = &spec.image {
+        if !Path::new(image).is_absolute() {
+            return refuse(
+                "image",
+                "it is read as an absolute directory that relative commands resolve against",
+            );
+        }
+        if spec.pull_policy == PullPolicy::Always {
+            return refuse("pull_policy", "a directory cannot be pulled");
+        }
+    }
+    match &spec.network {
+        None | Some(NetworkMode::Host) => {}
+        Some(NetworkMode::Bridge) => {
+            return refuse(
+                "network",
+                "processes share the host network; bridge needs a container runtime",
+            );
+        }
+        Some(NetworkMode::None) => {
+            return refuse(
+                "network",
+                "processes share the host network; `none` needs a network namespace",
+            );
+        }
+        Some(NetworkMode::User(_)) => {
+            return refuse(
+                "network",
+                "processes share the host network; user networks need a container runtime",
+            );
+        }
+    }
+    for (i, port) in spec.ports.iter().enumerate() {
+        if port
+            .host_port
+            .is_some_and(|host| host != port.container_port)
+        {
+            return refuse(
+                &format!("ports[{i}].host_port"),
+                "a process binds its own port on the host, so it cannot be mapped to another",
+            );
+        }
+        if port
+            .host_ip
+            .is_some_and(|ip| !(ip.is_loopback() || ip.is_unspecified()))
+        {
+            return refuse(
+                &format!("ports[{i}].host_ip"),
+                "the process chooses the address it binds",
+            );
+        }
+    }
+    if spec.resources.cpus.is_some() {
+        return refuse("resources.cpus", "CPU limits need cgroups");
+    }
+    if spec.resources.memory.is_some() {
+        return refuse("resources.memory", "memory limits need cgroups");
+    }
+    if !spec.volumes.is_empty() {
+        return refuse(
+            "volumes",
+            "processes see the host file system; there is nothing to mount into",
+        );
+    }
+    if !spec.dns.is_empty() {
+        return refuse("dns", "processes use the host's resolver");
+    }
+    if spec.user.is_some() {
+        return refuse("user", "processes run as the executor's user");
+    }
+    Ok(())
+}
+
+/// A checked spec, ready to become a command.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) working_dir: PathBuf,
+}
+
+impl Plan {
+    /// The plan for running `argv` (the container's own, or one to `exec`) with the
+    /// environment and working directory of `spec`, whose default working directory is
+    /// `sandbox`. `argv` must not be empty.
+    pub(crate) fn new(spec: &ContainerSpec, sandbox: &Path, argv: &[String]) -> Self {
+        Plan {
+            program: resolve(spec, &argv[0]),
+            args: argv[1..].to_vec(),
+            env: environment(spec),
+            working_dir: working_dir(spec, sandbox),
+        }
+    }
+
+    /// The command: exactly the planned environment (nothing inherited from the executor),
+    /// null stdin, and its own process group so a stop reaches every process it starts.
+    pub(crate) fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(&self.args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(&self.working_dir)
+            .stdin(std::process::Stdio::null())
+            .process_group(0);
+        cmd
+    }
+}
+
+/// A program given as a relative path (`bin/server`, not a bare name) resolves against the
+/// image directory; bare names are looked up on the container's `PATH`.
+fn resolve(spec: &ContainerSpec, program: &str) -> PathBuf {
+    match &spec.image {
+        Some(image) if program.contains('/') && !program.starts_with('/') => {
+            Path::new(image).join(program)
+        }
+        _ => PathBuf::from(program),
+    }
+}
+
+fn environment(spec: &ContainerSpec) -> BTreeMap<String, String> {
+    let mut env = spec.env.clone();
+    env.entry("PATH".to_owned())
+        .or_insert_with(|| DEFAULT_PATH.to_owned());
+    env
+}
+
+/// `working_dir` when absolute; when relative, under the image directory (or the sandbox);
+/// when unset, the image directory (or the sandbox).
+fn working_dir(spec: &ContainerSpec, sandbox: &Path) -> PathBuf {
+    let base = spec
+        .image
+        .as_ref()
+        .map_or_else(|| sandbox.to_path_buf(), PathBuf::from);
+    match &spec.working_dir {
+        Some(dir) => base.join(dir),
+        None => base,
+    }
+}
+
+/// The address a host-network process is reached on from this host.
+pub(crate) fn loopback() -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+}
+
+/// The kind a failure to spawn gets: a missing program or directory is the spec's fault.
+pub(crate) fn spawn_error(plan: &Plan, err: std::io::Error) -> Error {
+    let kind = match err.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+            ErrorKind::InvalidInput
+        }
+        _ => ErrorKind::Backend,
+    };
+    Error::new(
+        kind,
+        format!(
+            "could not run `{}` in {}: {err}",
+            plan.program.display(),
+            plan.working_dir.display()
+        ),
+    )
+    .with_context("command", plan.program.display())
+    .with_source(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hoist_core::{PortMapping, Volume};
+
+    fn refused_field(spec: &ContainerSpec) -> String {
+        let err = check(spec).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        err.context_value("field").unwrap().to_owned()
+    }
+
+    #[test]
+    fn unsupported_parts_are_refused_by_name() {
+        let base = ContainerSpec::command(["sleep", "1"]);
+        let with = |f: &dyn Fn(&mut ContainerSpec)| {
+            let mut spec = base.clone();
+            f(&mut spec);
+            refused_field(&spec)
+        };
+        assert_eq!(with(&|s| s.network = Some(NetworkMode::Bridge)), "network");
+        assert_eq!(with(&|s| s.network = Some(NetworkMode::None)), "network");
+        assert_eq!(
+            with(&|s| s.network = Some(NetworkMode::User("n".into()))),
+            "network"
+        );
+        assert_eq!(
+            with(&|s| s.ports = vec![PortMapping::tcp(80, Some(8080))]),
+            "ports[0].host_port"
+        );
+        assert_eq!(
+            with(&|s| s.resources.memory = Some(1 << 20)),
+            "resources.memory"
+        );
+        assert_eq!(with(&|s| s.resources.cpus = Some(0.5)), "resources.cpus");
+        assert_eq!(
+            with(&|s| s.volumes = vec![Volume {
+                host_path: "/a".into(),
+                container_path: "/b".into(),
+                read_only: false
+            }]),
+            "volumes"
+        );
+        assert_eq!(with(&|s| s.dns = vec![loopback()]), "dns");
+        assert_eq!(with(&|s| s.user = Some("nobody".into())), "user");
+        assert_eq!(with(&|s| s.image = Some("busybox".into())), "image");
+    }
+
+    #[test]
+    fn host_network_and_identity_ports_are_accepted() {
+        let mut spec = ContainerSpec::command(["server"]);
+        spec.network = Some(NetworkMode::Host);
+        spec.ports = vec![
+            PortMapping::tcp(8080, None),
+            PortMapping::tcp(9090, Some(9090)),
+        ];
+        check(&spec).unwrap();
+        let err = check(&ContainerSpec::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn image_directory_resolves_relative_programs_and_working_dirs() {
+        let mut spec = ContainerSpec::command(["bin/server", "--port", "1"]);
+        spec.image = Some("/opt/app".into());
+        spec.working_dir = Some("data".into());
+        let plan = Plan::new(&spec, Path::new("/state/c/sandbox"), &spec.argv());
+        assert_eq!(plan.program, Path::new("/opt/app/bin/server"));
+        assert_eq!(plan.args, ["--port", "1"]);
+        assert_eq!(plan.working_dir, Path::new("/opt/app/data"));
+        assert_eq!(plan.env["PATH"], DEFAULT_PATH);
+
+        let mut bare = ContainerSpec::command(["sh"]);
+        bare.env.insert("PATH".into(), "/only".into());
+        let plan = Plan::new(&bare, Path::new("/state/c/sandbox"), &bare.argv());
+        assert_eq!(plan.program, Path::new("sh"));
+        assert_eq!(plan.working_dir, Path::new("/state/c/sandbox"));
+        assert_eq!(plan.env["PATH"], "/only");
+    }
+}
