@@ -2,10 +2,9 @@
 //! call to the same runtime (the `lambda_runtime` echo function behind a bare Runtime API
 //! endpoint, with no registry, admission or pool in between).
 //!
+//! Environments run on the process backend (hoist-process).
+//!
 //! Run: `cargo bench -p hoist-functions --bench invoke` (prints a markdown table).
-
-#[path = "../tests/support/local.rs"]
-mod local;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -151,22 +150,19 @@ async fn main() {
     api.close(&env, "done").await;
 
     // The function executor, warm.
-    let (functions_warm, _) = {
-        let processes = local::LocalProcesses::default();
-        let f = FunctionExecutor::start(
-            Arc::new(processes.clone()),
-            config(Duration::from_secs(600)),
-        )
-        .unwrap();
-        f.create(FunctionSpec::new(
+    // Environments run on the process backend.
+    let state = tempfile::tempdir().unwrap();
+    let processes = Arc::new(hoist_process::ProcessContainerizer::new(state.path()).unwrap());
+    let functions_warm =
+        FunctionExecutor::start(processes.clone(), config(Duration::from_secs(600))).unwrap();
+    functions_warm
+        .create(FunctionSpec::new(
             "echo",
             "provided",
             "bootstrap",
             code.path(),
         ))
         .unwrap();
-        (f, processes)
-    };
     let (warm_p50, warm_p99) = latencies(n, || async {
         functions_warm
             .invoke("echo", Invocation::new(PAYLOAD))
@@ -213,8 +209,7 @@ async fn main() {
     functions_warm.shutdown().await;
 
     // Cold starts: keepalive 0 stops every environment after its invocation.
-    let processes = local::LocalProcesses::default();
-    let cold = FunctionExecutor::start(Arc::new(processes), config(Duration::ZERO)).unwrap();
+    let cold = FunctionExecutor::start(processes.clone(), config(Duration::ZERO)).unwrap();
     cold.create(FunctionSpec::new(
         "echo",
         "provided",

@@ -75,8 +75,5 @@ async fn contract_runtimes_serve_events_with_their_headers() {
     assert_eq!(error["errorType"], "Sandbox.Timedout");
 
     functions.shutdown().await;
-    assert!(
-        processes.running_pids().is_empty(),
-        "no environment is left running"
-    );
+    processes.assert_clean().await;
 }

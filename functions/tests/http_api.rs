@@ -162,5 +162,5 @@ async fn registry_and_plain_invoke_over_http() {
 
     functions.shutdown().await;
     server.abort();
-    assert!(processes.running_pids().is_empty());
+    processes.assert_clean().await;
 }

@@ -106,8 +106,5 @@ async fn boto3_invokes_python_functions_running_under_awslambdaric() {
 
     functions.shutdown().await;
     server.abort();
-    assert!(
-        processes.running_pids().is_empty(),
-        "no environment is left running"
-    );
+    processes.assert_clean().await;
 }

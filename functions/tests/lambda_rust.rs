@@ -77,10 +77,7 @@ async fn warm_reuse_errors_and_scale_out() {
     assert_eq!(functions.pool().environments().len(), 4);
 
     functions.shutdown().await;
-    assert!(
-        processes.running_pids().is_empty(),
-        "no environment is left running"
-    );
+    processes.assert_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +107,7 @@ async fn a_timeout_fails_the_invocation_and_replaces_the_environment() {
     assert!(next.cold_start, "the timed-out environment was replaced");
     assert_eq!(next.function_error, None);
     functions.shutdown().await;
-    assert!(processes.running_pids().is_empty());
+    processes.assert_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +131,7 @@ async fn an_environment_killed_mid_invocation_fails_it_clearly_and_is_replaced()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    support::local::kill_externally(pid);
+    support::kill_externally(pid);
     let started = std::time::Instant::now();
     let crashed = tokio::time::timeout(Duration::from_secs(10), invoking)
         .await
@@ -159,5 +156,5 @@ async fn an_environment_killed_mid_invocation_fails_it_clearly_and_is_replaced()
     assert!(next.cold_start, "a new environment replaced the killed one");
     assert_ne!(json_of(&next.payload)["pid"].as_u64().unwrap() as u32, pid);
     functions.shutdown().await;
-    assert!(processes.running_pids().is_empty());
+    processes.assert_clean().await;
 }

@@ -2,15 +2,14 @@
 
 #![allow(dead_code)]
 
-pub mod local;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use hoist_functions::FunctionExecutor;
 use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
 
-pub use local::LocalProcesses;
+use hoist_core::{Containerizer, ExecutorId};
+use hoist_process::ProcessContainerizer;
 
 /// The repository's target directory, from this test binary's path (`target/debug/deps/...`).
 fn target_profile_dir() -> PathBuf {
@@ -72,11 +71,59 @@ pub fn config(venv: Option<&Path>) -> FunctionsConfig {
     config
 }
 
-/// A function executor on local processes.
-pub fn executor(config: FunctionsConfig) -> (FunctionExecutor, LocalProcesses) {
-    let processes = LocalProcesses::default();
-    let executor = FunctionExecutor::start(Arc::new(processes.clone()), config).unwrap();
-    (executor, processes)
+/// A function executor on the process backend, with its state directory.
+pub fn executor(config: FunctionsConfig) -> (FunctionExecutor, Processes) {
+    let state = tempfile::tempdir().unwrap();
+    let backend = Arc::new(ProcessContainerizer::new(state.path()).unwrap());
+    let executor = FunctionExecutor::start(backend.clone(), config).unwrap();
+    (
+        executor,
+        Processes {
+            backend,
+            _state: state,
+        },
+    )
+}
+
+/// The process backend of a test, to check that nothing is left behind.
+pub struct Processes {
+    backend: Arc<ProcessContainerizer>,
+    _state: tempfile::TempDir,
+}
+
+impl Processes {
+    /// The environments' containers not yet removed (every one the executor created).
+    pub async fn leftovers(&self) -> Vec<String> {
+        self.backend
+            .list_owned(&ExecutorId::new("hoist-functions"))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| format!("{} ({:?})", c.id, c.state))
+            .collect()
+    }
+
+    /// Waits up to 5 s for every container to be removed, and says which were not.
+    pub async fn assert_clean(&self) {
+        for _ in 0..50 {
+            if self.leftovers().await.is_empty() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "environments were left behind: {:?}",
+            self.leftovers().await
+        );
+    }
+}
+
+/// Kills a process with SIGKILL, as an outside event.
+pub fn kill_externally(pid: u32) {
+    // SAFETY: kill(2) with a pid of a process the test started, and a valid signal.
+    unsafe {
+        libc::kill(pid as i32, libc::SIGKILL);
+    }
 }
 
 /// The Python virtual environment with boto3 and awslambdaric (made by
