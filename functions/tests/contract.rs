@@ -27,23 +27,18 @@ async fn contract_runtimes_serve_events_with_their_headers() {
         RuntimeCommand::contract(["python3".to_owned(), shim.to_string_lossy().into_owned()]),
     );
     let (functions, processes) = support::executor(config);
+    // Keep the example directory free of bytecode caches.
+    let spec = |name: &str, handler: &str| {
+        let mut spec = FunctionSpec::new(name, "python-contract", handler, &code);
+        spec.env
+            .insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+        spec
+    };
     functions
-        .create(FunctionSpec::new(
-            "data",
-            "python-contract",
-            "hellowithdata.handler",
-            &code,
-        ))
+        .create(spec("data", "hellowithdata.handler"))
         .unwrap();
-    functions
-        .create(FunctionSpec::new(
-            "get",
-            "python-contract",
-            "helloget.foo",
-            &code,
-        ))
-        .unwrap();
-    let mut endless = FunctionSpec::new("endless", "python-contract", "endless.forever", &code);
+    functions.create(spec("get", "helloget.foo")).unwrap();
+    let mut endless = spec("endless", "endless.forever");
     endless.timeout = Duration::from_secs(1);
     functions.create(endless).unwrap();
 

@@ -16,20 +16,22 @@ async fn boto3_invokes_python_functions_running_under_awslambdaric() {
     let code = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("python");
-    let mut echo = FunctionSpec::new("py-echo", "python3", "app.handler", &code);
+    // Keep the source directory free of bytecode caches.
+    let spec = |name: &str, handler: &str| {
+        let mut spec = FunctionSpec::new(name, "python3", handler, &code);
+        spec.env
+            .insert("PYTHONDONTWRITEBYTECODE".into(), "1".into());
+        spec
+    };
+    let mut echo = spec("py-echo", "app.handler");
     echo.timeout = Duration::from_secs(10);
     functions.create(echo).unwrap();
-    let mut slow = FunctionSpec::new("py-slow", "python3", "app.handler", &code);
+    let mut slow = spec("py-slow", "app.handler");
     slow.timeout = Duration::from_secs(10);
     slow.reserved_concurrency = Some(1);
     functions.create(slow).unwrap();
     functions
-        .create(FunctionSpec::new(
-            "py-broken",
-            "python3",
-            "missing_module.handler",
-            &code,
-        ))
+        .create(spec("py-broken", "missing_module.handler"))
         .unwrap();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
