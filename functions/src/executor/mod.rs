@@ -15,25 +15,29 @@ use serde_json::json;
 use tokio_util::task::TaskTracker;
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{FunctionsConfig, RuntimeProtocol};
+
+mod contract;
+mod endpoints;
+
 use crate::function::FunctionSpec;
 use crate::invoke::{
     Completion, Invocation, InvocationType, InvokeError, InvokeResponse, MAX_EVENT_PAYLOAD,
-    MAX_SYNC_PAYLOAD, new_request_id, rfc3339,
+    MAX_SYNC_PAYLOAD, new_request_id,
 };
-use crate::launcher::{EnvironmentLauncher, ExecutorLauncher, Readiness, SpecFn};
+use crate::launcher::{ExecutorLauncher, Readiness, SpecFn};
 use crate::pool::{FunctionLimits, WarmPool};
 use crate::registry::{FunctionVersion, Registry};
 use crate::runtime_api::{RuntimeApi, RuntimeInvocation, RuntimeReply};
+use endpoints::EndpointLauncher;
 
 /// The label every environment carries with its function's name.
 pub const FUNCTION_LABEL: &str = "hoist.function";
@@ -208,92 +212,6 @@ impl Shared {
             .labels
             .insert(FUNCTION_LABEL.into(), spec.name.clone());
         Ok(TaskSpec::new(environment.0.clone(), container))
-    }
-}
-
-impl Shared {
-    fn protocol(&self, spec: &FunctionSpec) -> RuntimeProtocol {
-        self.config
-            .runtimes
-            .get(&spec.runtime)
-            .map(|r| r.protocol)
-            .unwrap_or_default()
-    }
-
-    /// Whether the contract runtime on `port` answers `GET /healthz` with 200.
-    async fn healthy(&self, port: u16) -> bool {
-        let Ok(request) = hyper::Request::get(format!("http://127.0.0.1:{port}/healthz"))
-            .body(Full::new(Bytes::new()))
-        else {
-            return false;
-        };
-        matches!(
-            tokio::time::timeout(Duration::from_secs(1), self.client.request(request)).await,
-            Ok(Ok(response)) if response.status().is_success()
-        )
-    }
-
-    /// Posts the event to a contract runtime, with the Kubeless event headers.
-    async fn invoke_contract(
-        &self,
-        environment: &EnvironmentId,
-        invocation: &RuntimeInvocation,
-        event: &Invocation,
-    ) -> Result<RuntimeReply, String> {
-        let port = self
-            .ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(environment)
-            .copied()
-            .ok_or_else(|| format!("environment {environment} has no runtime port"))?;
-        let request = hyper::Request::post(format!("http://127.0.0.1:{port}/"))
-            .header("content-type", "application/json")
-            .header("event-id", &invocation.request_id)
-            .header(
-                "event-type",
-                event.event_type.as_deref().unwrap_or("application/json"),
-            )
-            .header(
-                "event-time",
-                event
-                    .event_time
-                    .clone()
-                    .unwrap_or_else(|| rfc3339(SystemTime::now())),
-            )
-            .header(
-                "event-namespace",
-                event.event_namespace.as_deref().unwrap_or("hoist"),
-            )
-            .body(Full::new(invocation.payload.clone()))
-            .map_err(|e| format!("the event headers are invalid: {e}"))?;
-        let response = self
-            .client
-            .request(request)
-            .await
-            .map_err(|e| format!("the runtime did not answer: {e}"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("the runtime's answer broke off: {e}"))?
-            .to_bytes();
-        if status.is_success() {
-            return Ok(RuntimeReply::Response(body));
-        }
-        let text = String::from_utf8_lossy(&body).into_owned();
-        Ok(if status == hyper::StatusCode::REQUEST_TIMEOUT {
-            RuntimeReply::Error {
-                error_type: "Sandbox.Timedout".into(),
-                body: error_document("Sandbox.Timedout", text),
-            }
-        } else {
-            RuntimeReply::Error {
-                error_type: "FunctionError".into(),
-                body: error_document("FunctionError", format!("{status}: {text}")),
-            }
-        })
     }
 }
 
@@ -664,112 +582,5 @@ impl FunctionExecutor {
         self.events.wait().await;
         self.pool.shutdown().await;
         self.executor.shutdown(Some(Duration::from_secs(5))).await;
-    }
-}
-
-/// An [`ExecutorLauncher`] that opens each environment's Runtime API endpoint first and
-/// closes it when the environment stops.
-#[derive(Debug)]
-struct EndpointLauncher {
-    inner: ExecutorLauncher,
-    shared: Arc<Shared>,
-    addresses: Attachments,
-}
-
-/// A free loopback port for a contract runtime's `FUNC_PORT`.
-fn free_port() -> hoist_core::Result<u16> {
-    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
-    Ok(listener.local_addr()?.port())
-}
-
-impl EndpointLauncher {
-    fn attach(&self, environment: &EnvironmentId, attachment: Attachment) {
-        self.addresses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(environment.clone(), attachment);
-    }
-
-    /// Starts a contract environment: ready once `GET /healthz` answers 200.
-    async fn start_contract(
-        &self,
-        environment: &EnvironmentId,
-        key: &str,
-    ) -> hoist_core::Result<()> {
-        let port = free_port().map_err(|e| e.with_operation("start environment"))?;
-        self.attach(environment, Attachment::Contract(port));
-        self.shared
-            .ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(environment.clone(), port);
-        let signal = self.inner.ready_signal();
-        let probe = async {
-            while !self.shared.healthy(port).await {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            signal.ready(environment);
-            std::future::pending::<Infallible>().await
-        };
-        let result = tokio::select! {
-            result = self.inner.start(environment, key) => result,
-            never = probe => match never {},
-        };
-        if result.is_err() {
-            self.shared
-                .ports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(environment);
-        }
-        result
-    }
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait::async_trait]
-impl EnvironmentLauncher for EndpointLauncher {
-    async fn start(&self, environment: &EnvironmentId, key: &str) -> hoist_core::Result<()> {
-        let version = self.shared.registry.get(crate::pool::function_of(key));
-        if version.is_some_and(|v| self.shared.protocol(&v.spec) == RuntimeProtocol::Contract) {
-            return self.start_contract(environment, key).await;
-        }
-        let api = self
-            .shared
-            .runtime_api
-            .open(environment, self.inner.ready_signal())
-            .await?;
-        self.attach(environment, Attachment::Api(api));
-        let result = self.inner.start(environment, key).await;
-        if result.is_err() {
-            self.addresses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(environment);
-            self.shared
-                .runtime_api
-                .close(environment, "the environment failed to start")
-                .await;
-        }
-        result
-    }
-
-    async fn stop(&self, environment: &EnvironmentId) {
-        self.addresses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(environment);
-        self.shared
-            .runtime_api
-            .close(environment, "the environment was stopped")
-            .await;
-        self.inner.stop(environment).await;
     }
 }
