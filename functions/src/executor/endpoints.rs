@@ -29,6 +29,20 @@ fn free_port() -> hoist_core::Result<u16> {
 }
 
 impl EndpointLauncher {
+    /// Forgets the environment's endpoint and fails what it still had running.
+    async fn detach(&self, environment: &EnvironmentId, reason: &str) {
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(environment);
+        self.shared
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(environment);
+        self.shared.runtime_api.close(environment, reason).await;
+    }
+
     fn attach(&self, environment: &EnvironmentId, attachment: Attachment) {
         self.addresses
             .lock()
@@ -95,26 +109,14 @@ impl EnvironmentLauncher for EndpointLauncher {
         self.attach(environment, Attachment::Api(api));
         let result = self.inner.start(environment, key).await;
         if result.is_err() {
-            self.addresses
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(environment);
-            self.shared
-                .runtime_api
-                .close(environment, "the environment failed to start")
+            self.detach(environment, "the environment failed to start")
                 .await;
         }
         result
     }
 
     async fn stop(&self, environment: &EnvironmentId) {
-        self.addresses
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(environment);
-        self.shared
-            .runtime_api
-            .close(environment, "the environment was stopped")
+        self.detach(environment, "the environment was stopped")
             .await;
         self.inner.stop(environment).await;
     }
