@@ -1,1 +1,24 @@
-//! hoist's function executor: the function registry, the warm pool scheduler, and the HTTP, Lambda Invoke and Lambda Runtime APIs.
+//! hoist's function executor: the function registry, the warm pool scheduler, and the HTTP,
+//! Lambda Invoke and Lambda Runtime APIs.
+//!
+//! - [`Registry`] holds [`FunctionSpec`]s, one version per create or update.
+//! - [`pool::WarmPool`] is the main [`hoist_core::scheduler::Scheduler`]: it admits
+//!   invocations (reserved concurrency, then the global limit), places them on warm
+//!   environments or starts new ones, and reaps idle ones after the keepalive.
+//! - [`launcher::ExecutorLauncher`] runs environments as tasks of a hoist
+//!   [`Executor`](hoist_core::Executor), on any containerizer.
+
+pub mod config;
+mod executor;
+mod function;
+pub mod http;
+pub mod invoke;
+pub mod launcher;
+pub mod pool;
+mod registry;
+pub mod runtime_api;
+
+pub use executor::{FUNCTION_LABEL, FunctionExecutor};
+pub use function::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FunctionSpec, MAX_TIMEOUT};
+pub use invoke::{Invocation, InvocationType, InvokeError, InvokeResponse};
+pub use registry::{FunctionVersion, Registry};

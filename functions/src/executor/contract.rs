@@ -1,0 +1,101 @@
+//! Talking to runtime-contract environments: health probes and event requests.
+
+use std::time::{Duration, SystemTime};
+
+use hoist_core::scheduler::EnvironmentId;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+
+use crate::config::RuntimeProtocol;
+use crate::function::FunctionSpec;
+use crate::invoke::{Invocation, rfc3339};
+use crate::runtime_api::{RuntimeInvocation, RuntimeReply};
+
+use super::{Shared, error_document};
+
+impl Shared {
+    pub(super) fn protocol(&self, spec: &FunctionSpec) -> RuntimeProtocol {
+        self.config
+            .runtimes
+            .get(&spec.runtime)
+            .map(|r| r.protocol)
+            .unwrap_or_default()
+    }
+
+    /// Whether the contract runtime on `port` answers `GET /healthz` with 200.
+    pub(super) async fn healthy(&self, port: u16) -> bool {
+        let Ok(request) = hyper::Request::get(format!("http://127.0.0.1:{port}/healthz"))
+            .body(Full::new(Bytes::new()))
+        else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(Duration::from_secs(1), self.client.request(request)).await,
+            Ok(Ok(response)) if response.status().is_success()
+        )
+    }
+
+    /// Posts the event to a contract runtime, with the Kubeless event headers.
+    pub(super) async fn invoke_contract(
+        &self,
+        environment: &EnvironmentId,
+        invocation: &RuntimeInvocation,
+        event: &Invocation,
+    ) -> Result<RuntimeReply, String> {
+        let port = self
+            .ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(environment)
+            .copied()
+            .ok_or_else(|| format!("environment {environment} has no runtime port"))?;
+        let request = hyper::Request::post(format!("http://127.0.0.1:{port}/"))
+            .header("content-type", "application/json")
+            .header("event-id", &invocation.request_id)
+            .header(
+                "event-type",
+                event.event_type.as_deref().unwrap_or("application/json"),
+            )
+            .header(
+                "event-time",
+                event
+                    .event_time
+                    .clone()
+                    .unwrap_or_else(|| rfc3339(SystemTime::now())),
+            )
+            .header(
+                "event-namespace",
+                event.event_namespace.as_deref().unwrap_or("hoist"),
+            )
+            .body(Full::new(invocation.payload.clone()))
+            .map_err(|e| format!("the event headers are invalid: {e}"))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| format!("the runtime did not answer: {e}"))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("the runtime's answer broke off: {e}"))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(RuntimeReply::Response(body));
+        }
+        let text = String::from_utf8_lossy(&body).into_owned();
+        Ok(if status == hyper::StatusCode::REQUEST_TIMEOUT {
+            RuntimeReply::Error {
+                error_type: "Sandbox.Timedout".into(),
+                body: error_document("Sandbox.Timedout", text),
+            }
+        } else {
+            RuntimeReply::Error {
+                error_type: "FunctionError".into(),
+                body: error_document("FunctionError", format!("{status}: {text}")),
+            }
+        })
+    }
+}

@@ -1,0 +1,193 @@
+//! The types of an invocation: what the caller asks ([`Invocation`]) and what it gets back
+//! ([`InvokeResponse`] or an [`InvokeError`]).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// The largest synchronous payload (6 MB, as on AWS).
+pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+/// The largest asynchronous (`Event`) payload (1 MB).
+pub const MAX_EVENT_PAYLOAD: usize = 1024 * 1024;
+
+/// How an invocation runs (`X-Amz-Invocation-Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InvocationType {
+    /// Run and wait for the result.
+    #[default]
+    RequestResponse,
+    /// Queue and return at once.
+    Event,
+    /// Only check that the function exists and the request is valid.
+    DryRun,
+}
+
+impl InvocationType {
+    /// Parses `RequestResponse`, `Event` or `DryRun`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "RequestResponse" => Some(InvocationType::RequestResponse),
+            "Event" => Some(InvocationType::Event),
+            "DryRun" => Some(InvocationType::DryRun),
+            _ => None,
+        }
+    }
+}
+
+/// One invocation request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Invocation {
+    /// The event.
+    pub payload: Bytes,
+    /// How it runs.
+    pub kind: InvocationType,
+    /// A version (`3`) or `$LATEST`; `None` is the current version.
+    pub qualifier: Option<String>,
+    /// The request id to use (a Kubeless `event-id`); `None` makes one.
+    pub request_id: Option<String>,
+    /// The caller's client context, passed to the runtime.
+    pub client_context: Option<String>,
+    /// The Kubeless `event-type` for contract runtimes (default `application/json`).
+    pub event_type: Option<String>,
+    /// The Kubeless `event-time` for contract runtimes (default: now, RFC 3339).
+    pub event_time: Option<String>,
+    /// The Kubeless `event-namespace` for contract runtimes (default `hoist`).
+    pub event_namespace: Option<String>,
+}
+
+impl Invocation {
+    /// A synchronous invocation with `payload`.
+    pub fn new(payload: impl Into<Bytes>) -> Self {
+        Invocation {
+            payload: payload.into(),
+            ..Invocation::default()
+        }
+    }
+}
+
+/// What became of an invocation the executor accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// It ran; `payload` is the result or, with `function_error`, the error document.
+    Done,
+    /// It was queued (`Event`).
+    Accepted,
+    /// It was only checked (`DryRun`).
+    Checked,
+}
+
+/// The answer to an invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeResponse {
+    /// The request id.
+    pub request_id: String,
+    /// The version that ran.
+    pub version: u64,
+    /// What became of it.
+    pub completion: Completion,
+    /// The result, or the error document when `function_error` is set.
+    pub payload: Bytes,
+    /// `Unhandled` when the function failed (it raised, timed out, crashed, or its
+    /// environment could not start); the payload then says which (`errorType`).
+    pub function_error: Option<String>,
+    /// Whether a new environment was started for it.
+    pub cold_start: bool,
+}
+
+/// Why an invocation was not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// No such function (or version).
+    #[error("Function not found: {function}")]
+    NotFound {
+        /// The name (and qualifier) asked for.
+        function: String,
+    },
+    /// A concurrency limit was reached.
+    #[error("Rate Exceeded. ({reason})")]
+    Throttled {
+        /// `ReservedFunctionConcurrentInvocationLimitExceeded` or `ConcurrentInvocationLimitExceeded`.
+        reason: String,
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// The payload is larger than allowed.
+    #[error("the payload is {size} bytes, more than the {limit} allowed")]
+    PayloadTooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit for this invocation type.
+        limit: usize,
+    },
+    /// The executor is shutting down or failed internally.
+    #[error("the function executor could not run the invocation: {0}")]
+    Service(#[source] hoist_core::Error),
+}
+
+/// A fresh request id in the UUID layout.
+pub(crate) fn new_request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let random = || {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    let (a, b) = (random(), random());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        (b >> 48) & 0x3fff | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+/// `time` as RFC 3339 in UTC, to the second (`2026-11-22T18:50:00Z`).
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096);
+        assert_eq!(super::rfc3339(t), "2024-02-29T12:34:56Z");
+    }
+
+    #[test]
+    fn request_ids_look_like_uuids_and_differ() {
+        let (a, b) = (super::new_request_id(), super::new_request_id());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(a.matches('-').count(), 4);
+    }
+}

@@ -1,0 +1,124 @@
+//! The [`Registry`] of functions: create, update, delete, list. Every create or update makes a
+//! new version, so that environments of an older version are never reused for a newer one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use hoist_core::{Error, ErrorKind};
+
+use crate::function::FunctionSpec;
+
+/// One version of a function, as the registry hands it out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionVersion {
+    /// The function.
+    pub spec: FunctionSpec,
+    /// The version, counting from 1 per function name.
+    pub version: u64,
+}
+
+impl FunctionVersion {
+    /// The pool key of this version: `name:version`.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.spec.name, self.version)
+    }
+}
+
+/// The functions known to an executor.
+///
+/// ```
+/// use hoist_functions::{FunctionSpec, Registry};
+///
+/// let registry = Registry::new();
+/// let v1 = registry.create(FunctionSpec::new("hello", "python3", "app.handler", "/srv")).unwrap();
+/// assert_eq!(v1.key(), "hello:1");
+/// assert!(registry.create(FunctionSpec::new("hello", "python3", "app.handler", "/srv")).is_err());
+/// let v2 = registry.update(FunctionSpec::new("hello", "python3", "app.other", "/srv")).unwrap();
+/// assert_eq!(v2.version, 2);
+/// registry.delete("hello").unwrap();
+/// assert!(registry.list().is_empty());
+/// ```
+#[derive(Debug, Default)]
+pub struct Registry {
+    functions: RwLock<BTreeMap<String, Arc<FunctionVersion>>>,
+    /// The last version given to each name, kept across deletes so keys are never reused.
+    versions: RwLock<BTreeMap<String, u64>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    fn next_version(&self, name: &str) -> u64 {
+        let mut versions = self.versions.write().unwrap_or_else(|e| e.into_inner());
+        let v = versions.entry(name.to_owned()).or_insert(0);
+        *v += 1;
+        *v
+    }
+
+    /// Adds a function; a name already registered is [`ErrorKind::AlreadyExists`], an invalid
+    /// spec [`ErrorKind::InvalidInput`] naming the field.
+    pub fn create(&self, spec: FunctionSpec) -> hoist_core::Result<Arc<FunctionVersion>> {
+        spec.validate()?;
+        let mut functions = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        if functions.contains_key(&spec.name) {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("function {} already exists", spec.name),
+            )
+            .with_operation("create")
+            .with_context("function", &spec.name));
+        }
+        let version = Arc::new(FunctionVersion {
+            version: self.next_version(&spec.name),
+            spec,
+        });
+        functions.insert(version.spec.name.clone(), version.clone());
+        Ok(version)
+    }
+
+    /// Replaces a function with a new version; an unknown name is [`ErrorKind::NotFound`].
+    pub fn update(&self, spec: FunctionSpec) -> hoist_core::Result<Arc<FunctionVersion>> {
+        spec.validate()?;
+        let mut functions = self.functions.write().unwrap_or_else(|e| e.into_inner());
+        if !functions.contains_key(&spec.name) {
+            return Err(Error::not_found("function", &spec.name).with_operation("update"));
+        }
+        let version = Arc::new(FunctionVersion {
+            version: self.next_version(&spec.name),
+            spec,
+        });
+        functions.insert(version.spec.name.clone(), version.clone());
+        Ok(version)
+    }
+
+    /// Removes a function and returns its last version.
+    pub fn delete(&self, name: &str) -> hoist_core::Result<Arc<FunctionVersion>> {
+        self.functions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| Error::not_found("function", name).with_operation("delete"))
+    }
+
+    /// The current version of a function.
+    pub fn get(&self, name: &str) -> Option<Arc<FunctionVersion>> {
+        self.functions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Every function, by name.
+    pub fn list(&self) -> Vec<Arc<FunctionVersion>> {
+        self.functions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}

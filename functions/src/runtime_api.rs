@@ -1,0 +1,365 @@
+//! The AWS Lambda Runtime API (2018-06-01), served to each environment on its own loopback
+//! port, so that off-the-shelf runtime clients (`awslambdaric`, the `lambda_runtime` crate)
+//! run unmodified: they read `AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>` and call
+//! `http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation/next`.
+//!
+//! An environment counts as ready on its first `invocation/next`; `init/error` fails its start.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use hoist_core::Error;
+use hoist_core::scheduler::EnvironmentId;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::launcher::ReadySignal;
+
+/// The largest response a function may return (6 MB, as on AWS).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// One invocation handed to an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeInvocation {
+    /// `Lambda-Runtime-Aws-Request-Id`.
+    pub request_id: String,
+    /// The event.
+    pub payload: Bytes,
+    /// `Lambda-Runtime-Deadline-Ms`, as a point in time.
+    pub deadline: SystemTime,
+    /// `Lambda-Runtime-Invoked-Function-Arn`.
+    pub function_arn: String,
+    /// `Lambda-Runtime-Client-Context`, if the caller sent one.
+    pub client_context: Option<String>,
+}
+
+/// What the runtime answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeReply {
+    /// `invocation/{id}/response`: the result.
+    Response(Bytes),
+    /// `invocation/{id}/error`: the error type and the error document.
+    Error {
+        /// `Lambda-Runtime-Function-Error-Type`, or the document's `errorType`.
+        error_type: String,
+        /// The error document (`{errorMessage, errorType, stackTrace}`).
+        body: Bytes,
+    },
+}
+
+type ReplyTx = oneshot::Sender<Result<RuntimeReply, String>>;
+
+struct Pending {
+    invocation: RuntimeInvocation,
+    reply: ReplyTx,
+}
+
+struct Endpoint {
+    environment: EnvironmentId,
+    queue: mpsc::UnboundedSender<Pending>,
+    next: tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>,
+    in_flight: Mutex<HashMap<String, ReplyTx>>,
+    announced: AtomicBool,
+    ready: ReadySignal,
+    closed: CancellationToken,
+}
+
+/// The Runtime API endpoints of a pool's environments.
+#[derive(Debug, Default)]
+pub struct RuntimeApi {
+    endpoints: Mutex<HashMap<EnvironmentId, Arc<Endpoint>>>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RuntimeApi {
+    /// No endpoints yet.
+    pub fn new() -> Self {
+        RuntimeApi::default()
+    }
+
+    fn endpoint(&self, environment: &EnvironmentId) -> Option<Arc<Endpoint>> {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(environment)
+            .cloned()
+    }
+
+    /// Opens an endpoint for `environment` on a free loopback port and returns its address
+    /// (the value of `AWS_LAMBDA_RUNTIME_API`). Its first `invocation/next` calls
+    /// `ready.ready`, an `init/error` calls `ready.failed`.
+    pub async fn open(
+        &self,
+        environment: &EnvironmentId,
+        ready: ReadySignal,
+    ) -> hoist_core::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| {
+                Error::from(e)
+                    .with_operation("open runtime api")
+                    .with_context("environment", environment)
+            })?;
+        let addr = listener.local_addr()?;
+        let (queue, next) = mpsc::unbounded_channel();
+        let endpoint = Arc::new(Endpoint {
+            environment: environment.clone(),
+            queue,
+            next: tokio::sync::Mutex::new(next),
+            in_flight: Mutex::new(HashMap::new()),
+            announced: AtomicBool::new(false),
+            ready,
+            closed: CancellationToken::new(),
+        });
+        let router = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(response),
+            )
+            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES))
+            .with_state(endpoint.clone());
+        let closed = endpoint.closed.clone();
+        tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(closed.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "runtime api endpoint failed");
+            }
+        });
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(environment.clone(), endpoint);
+        Ok(addr)
+    }
+
+    /// Hands `invocation` to `environment` and waits for the runtime's answer. An environment
+    /// that ends first fails it with the reason it ended.
+    pub async fn invoke(
+        &self,
+        environment: &EnvironmentId,
+        invocation: RuntimeInvocation,
+    ) -> Result<RuntimeReply, String> {
+        let endpoint = self
+            .endpoint(environment)
+            .ok_or_else(|| format!("environment {environment} has no runtime api endpoint"))?;
+        let (reply, answer) = oneshot::channel();
+        endpoint
+            .queue
+            .send(Pending { invocation, reply })
+            .map_err(|_| format!("environment {environment} is closed"))?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err(format!("environment {environment} ended")))
+    }
+
+    /// Closes `environment`'s endpoint and fails its queued and running invocations with
+    /// `reason`.
+    pub async fn close(&self, environment: &EnvironmentId, reason: &str) {
+        let Some(endpoint) = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(environment)
+        else {
+            return;
+        };
+        endpoint.closed.cancel();
+        let message = format!("the environment ended: {reason}");
+        let running: Vec<ReplyTx> = endpoint
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, tx)| tx)
+            .collect();
+        for tx in running {
+            let _ = tx.send(Err(message.clone()));
+        }
+        let mut queue = endpoint.next.lock().await;
+        queue.close();
+        while let Ok(pending) = queue.try_recv() {
+            let _ = pending.reply.send(Err(message.clone()));
+        }
+    }
+
+    /// How many endpoints are open.
+    pub fn open_endpoints(&self) -> usize {
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+fn error_document(status: StatusCode, error_type: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
+    (status, axum::Json(body)).into_response()
+}
+
+fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(serde_json::json!({ "status": "OK" })),
+    )
+        .into_response()
+}
+
+async fn next_invocation(State(endpoint): State<Arc<Endpoint>>) -> Response {
+    if !endpoint.announced.swap(true, Ordering::AcqRel) {
+        endpoint.ready.ready(&endpoint.environment);
+    }
+    loop {
+        let pending = {
+            let mut queue = tokio::select! {
+                queue = endpoint.next.lock() => queue,
+                () = endpoint.closed.cancelled() => return StatusCode::GONE.into_response(),
+            };
+            tokio::select! {
+                pending = queue.recv() => pending,
+                () = endpoint.closed.cancelled() => None,
+            }
+        };
+        let Some(Pending { invocation, reply }) = pending else {
+            return error_document(
+                StatusCode::GONE,
+                "EnvironmentClosed",
+                "the environment is stopping",
+            );
+        };
+        if reply.is_closed() {
+            continue; // the caller gave up while it was queued
+        }
+        endpoint
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(invocation.request_id.clone(), reply);
+        let deadline_ms = invocation
+            .deadline
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let mut headers = HeaderMap::new();
+        let mut put = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        };
+        put("lambda-runtime-aws-request-id", &invocation.request_id);
+        put("lambda-runtime-deadline-ms", &deadline_ms.to_string());
+        put(
+            "lambda-runtime-invoked-function-arn",
+            &invocation.function_arn,
+        );
+        put(
+            "lambda-runtime-trace-id",
+            &format!("Root=1-{}", invocation.request_id),
+        );
+        put("content-type", "application/json");
+        if let Some(context) = &invocation.client_context {
+            put("lambda-runtime-client-context", context);
+        }
+        return (StatusCode::OK, headers, invocation.payload).into_response();
+    }
+}
+
+fn take(endpoint: &Endpoint, id: &str) -> Option<ReplyTx> {
+    endpoint
+        .in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id)
+}
+
+async fn response(
+    State(endpoint): State<Arc<Endpoint>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    match take(&endpoint, &id) {
+        Some(tx) => {
+            let _ = tx.send(Ok(RuntimeReply::Response(body)));
+            accepted()
+        }
+        None => unknown_request(&id),
+    }
+}
+
+fn unknown_request(id: &str) -> Response {
+    error_document(
+        StatusCode::FORBIDDEN,
+        "InvalidStateTransition",
+        &format!("no invocation {id} is waiting for an answer"),
+    )
+}
+
+fn error_type_of(headers: &HeaderMap, body: &[u8]) -> String {
+    headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()?
+                .get("errorType")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "Unhandled".to_owned())
+}
+
+async fn error(
+    State(endpoint): State<Arc<Endpoint>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match take(&endpoint, &id) {
+        Some(tx) => {
+            let error_type = error_type_of(&headers, &body);
+            let _ = tx.send(Ok(RuntimeReply::Error { error_type, body }));
+            accepted()
+        }
+        None => unknown_request(&id),
+    }
+}
+
+async fn init_error(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let error_type = error_type_of(&headers, &body);
+    let message = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            v.get("errorMessage")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+    endpoint.ready.failed(
+        &endpoint.environment,
+        format!("the runtime failed to initialise: {error_type}: {message}"),
+    );
+    accepted()
+}

@@ -1,0 +1,18 @@
+"""Python functions run under awslambdaric inside environments."""
+
+import os
+import time
+
+
+def handler(event, context):
+    if event.get("fail"):
+        raise ValueError("asked to fail")
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    return {
+        "echo": event,
+        "request_id": context.aws_request_id,
+        "function": context.function_name,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+        "pid": os.getpid(),
+    }
