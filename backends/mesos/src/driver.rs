@@ -27,8 +27,12 @@ pub struct DriverOptions {
     pub client: ClientOptions,
     /// How long an update waits for its acknowledgement before it is sent again (default 10 s).
     pub resend_interval: Duration,
-    /// Send HEARTBEAT calls this often (default: never; agents before Mesos 1.8 refuse them).
+    /// Send HEARTBEAT calls this often (default: never; agents older than the HEARTBEAT call
+    /// refuse them).
     pub heartbeat_interval: Option<Duration>,
+    /// The kill grace period of tasks whose `TaskInfo` has no kill policy (default: the
+    /// engine's, 3 s). The Docker executor's `--stop_timeout` sets it.
+    pub default_kill_grace: Option<Duration>,
 }
 
 impl Default for DriverOptions {
@@ -37,6 +41,7 @@ impl Default for DriverOptions {
             client: ClientOptions::default(),
             resend_interval: Duration::from_secs(10),
             heartbeat_interval: None,
+            default_kill_grace: None,
         }
     }
 }

@@ -16,7 +16,7 @@ pub enum CallType {
     /// Data for the scheduler.
     #[serde(rename = "MESSAGE")]
     Message,
-    /// A keep-alive (Mesos 1.8 and later).
+    /// A keep-alive (newer agents only).
     #[serde(rename = "HEARTBEAT")]
     Heartbeat,
 }
