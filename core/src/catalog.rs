@@ -31,7 +31,9 @@ impl RuntimeName {
         if id.is_empty() || !version.chars().all(|c| c.is_ascii_digit() || c == '.') {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("`{name}` is not a runtime name (letters, then a version such as `python3.11`)"),
+                format!(
+                    "`{name}` is not a runtime name (letters, then a version such as `python3.11`)"
+                ),
             )
             .with_context("runtime", name));
         }
@@ -210,7 +212,10 @@ impl RuntimeCatalog for InMemoryCatalog {
                 .collect();
             Error::new(
                 ErrorKind::NotFound,
-                format!("no runtime `{name}` in the catalog (known: {})", known.join(", ")),
+                format!(
+                    "no runtime `{name}` in the catalog (known: {})",
+                    known.join(", ")
+                ),
             )
             .with_context("runtime", name)
         })
@@ -220,7 +225,8 @@ impl RuntimeCatalog for InMemoryCatalog {
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         let mut seen = std::collections::BTreeMap::new();
         for runtime in index.values() {
-            seen.entry(runtime.name.clone()).or_insert_with(|| runtime.clone());
+            seen.entry(runtime.name.clone())
+                .or_insert_with(|| runtime.clone());
         }
         seen.into_values().collect()
     }
@@ -251,8 +257,14 @@ mod tests {
     #[test]
     fn runtime_names_split_like_kubeless() {
         let name = RuntimeName::parse("python3.11").unwrap();
-        assert_eq!((name.id.as_str(), name.version.as_str()), ("python", "3.11"));
-        assert_eq!(RuntimeName::parse("dotnetcore2.0").unwrap().id, "dotnetcore");
+        assert_eq!(
+            (name.id.as_str(), name.version.as_str()),
+            ("python", "3.11")
+        );
+        assert_eq!(
+            RuntimeName::parse("dotnetcore2.0").unwrap().id,
+            "dotnetcore"
+        );
         assert_eq!(RuntimeName::parse("go").unwrap().version, "");
         assert!(RuntimeName::parse("3.11").is_err());
         assert!(RuntimeName::parse("python3x").is_err());
@@ -260,8 +272,9 @@ mod tests {
 
     #[test]
     fn clashing_aliases_name_both_runtimes() {
-        let err = InMemoryCatalog::new([runtime("java11", &["java"]), runtime("scala2", &["java"])])
-            .unwrap_err();
+        let err =
+            InMemoryCatalog::new([runtime("java11", &["java"]), runtime("scala2", &["java"])])
+                .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AlreadyExists);
         assert!(err.to_string().contains("`java11` and `scala2`"), "{err}");
     }

@@ -93,8 +93,12 @@ pub trait Containerizer: Send + Sync + Debug + 'static {
 
     /// Runs `argv` inside the running container and returns its output; it is killed and an
     /// [`ErrorKind::Timeout`] error returned once `timeout` passes.
-    async fn exec(&self, id: &ContainerId, argv: &[String], timeout: Duration)
-    -> Result<ExecOutput>;
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput>;
 
     /// The container's output so far, and with `follow` what it writes until it exits.
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks>;

@@ -94,7 +94,8 @@ impl Error {
 
     /// Shorthand for an [`ErrorKind::NotFound`] error naming `what` and its `id`.
     pub fn not_found(what: &'static str, id: impl fmt::Display) -> Self {
-        Error::new(ErrorKind::NotFound, format!("{what} {id} does not exist")).with_context(what, id)
+        Error::new(ErrorKind::NotFound, format!("{what} {id} does not exist"))
+            .with_context(what, id)
     }
 
     /// Shorthand for an [`ErrorKind::Unsupported`] error naming the backend and what it lacks.

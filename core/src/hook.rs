@@ -69,7 +69,9 @@ impl HookState {
 
     /// The value of type `T`, if stored.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.slots.get(&TypeId::of::<T>()).and_then(|b| b.downcast_ref())
+        self.slots
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
     }
 
     /// The value of type `T`, mutably, if stored.
@@ -89,7 +91,9 @@ impl HookState {
 
 impl std::fmt::Debug for HookState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HookState").field("slots", &self.slots.len()).finish()
+        f.debug_struct("HookState")
+            .field("slots", &self.slots.len())
+            .finish()
     }
 }
 
@@ -190,7 +194,10 @@ mod tests {
         assert!(state.insert(Rules(vec!["a".into()])).is_none());
         assert!(state.insert(7u32).is_none());
         state.get_mut::<Rules>().unwrap().0.push("b".into());
-        assert_eq!(state.get::<Rules>(), Some(&Rules(vec!["a".into(), "b".into()])));
+        assert_eq!(
+            state.get::<Rules>(),
+            Some(&Rules(vec!["a".into(), "b".into()]))
+        );
         assert_eq!(state.remove::<u32>(), Some(7));
         assert_eq!(state.get::<u32>(), None);
     }

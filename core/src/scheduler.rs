@@ -192,10 +192,17 @@ mod tests {
         let pool = FixedPool::new([("a", 2), ("b", 2)]);
         let first = pool.acquire(&PlacementRequest::new("f")).await.unwrap();
         let second = pool.acquire(&PlacementRequest::new("f")).await.unwrap();
-        assert_ne!(first.environment, second.environment, "spreads over environments");
-        pool.release(first.clone(), ReleaseOutcome::Broken("crashed".into())).await;
+        assert_ne!(
+            first.environment, second.environment,
+            "spreads over environments"
+        );
+        pool.release(first.clone(), ReleaseOutcome::Broken("crashed".into()))
+            .await;
         let third = pool.acquire(&PlacementRequest::new("f")).await.unwrap();
-        assert_eq!(third.environment, second.environment, "the broken one is skipped");
+        assert_eq!(
+            third.environment, second.environment,
+            "the broken one is skipped"
+        );
         let err = pool.acquire(&PlacementRequest::new("f")).await.unwrap_err();
         assert!(matches!(err, Rejection::Throttled { .. }), "{err}");
     }

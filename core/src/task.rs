@@ -164,7 +164,8 @@ impl TaskFile {
     fn validate(&self) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         for (i, task) in self.tasks.iter().enumerate() {
-            task.validate().map_err(|e| prefix_field(e, &format!("tasks[{i}]")))?;
+            task.validate()
+                .map_err(|e| prefix_field(e, &format!("tasks[{i}]")))?;
             if !seen.insert(&task.id) {
                 return Err(field_error(
                     &format!("tasks[{i}].id"),
@@ -179,7 +180,10 @@ impl TaskFile {
 /// Deserializes YAML into `T`, naming the path of the first bad field in the error.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
-        Error::new(ErrorKind::InvalidInput, format!("{what} is not valid YAML: {e}"))
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{what} is not valid YAML: {e}"),
+        )
     })?;
     from_value(value, what)
 }
@@ -187,7 +191,10 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
 /// Deserializes JSON into `T`, naming the path of the first bad field in the error.
 pub fn parse_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        Error::new(ErrorKind::InvalidInput, format!("{what} is not valid JSON: {e}"))
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("{what} is not valid JSON: {e}"),
+        )
     })?;
     from_value(value, what)
 }
@@ -196,8 +203,13 @@ fn from_value<T: DeserializeOwned>(value: serde_json::Value, what: &str) -> Resu
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let at = if path == "." { String::new() } else { format!(" at `{path}`") };
-        Error::new(ErrorKind::InvalidInput, format!("{what}{at}: {inner}")).with_context("field", path)
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        Error::new(ErrorKind::InvalidInput, format!("{what}{at}: {inner}"))
+            .with_context("field", path)
     })
 }
 
@@ -209,7 +221,9 @@ fn prefix_field(err: Error, prefix: &str) -> Error {
     match err.context_value("field") {
         Some(field) => {
             let full = format!("{prefix}.{field}");
-            let message = err.message().replacen(&format!("`{field}`"), &format!("`{full}`"), 1);
+            let message = err
+                .message()
+                .replacen(&format!("`{field}`"), &format!("`{full}`"), 1);
             Error::new(err.kind(), message).with_context("field", full)
         }
         None => err,
@@ -286,35 +300,56 @@ impl ContainerSpec {
         }
         if let Some(image) = &self.image {
             if image.trim().is_empty() || image.chars().any(char::is_whitespace) {
-                return Err(field_error(&format!("{at}.image"), "must be a non-empty image reference without spaces"));
+                return Err(field_error(
+                    &format!("{at}.image"),
+                    "must be a non-empty image reference without spaces",
+                ));
             }
         }
         for key in self.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(field_error(&format!("{at}.env"), &format!("has an invalid variable name `{key}`")));
+                return Err(field_error(
+                    &format!("{at}.env"),
+                    &format!("has an invalid variable name `{key}`"),
+                ));
             }
         }
         for (i, port) in self.ports.iter().enumerate() {
             if port.container_port == 0 {
-                return Err(field_error(&format!("{at}.ports[{i}].container_port"), "must be between 1 and 65535"));
+                return Err(field_error(
+                    &format!("{at}.ports[{i}].container_port"),
+                    "must be between 1 and 65535",
+                ));
             }
         }
         if let Some(cpus) = self.resources.cpus {
             if !(cpus.is_finite() && cpus > 0.0) {
-                return Err(field_error(&format!("{at}.resources.cpus"), "must be a positive number"));
+                return Err(field_error(
+                    &format!("{at}.resources.cpus"),
+                    "must be a positive number",
+                ));
             }
         }
         if self.resources.memory == Some(0) {
-            return Err(field_error(&format!("{at}.resources.memory"), "must be positive"));
+            return Err(field_error(
+                &format!("{at}.resources.memory"),
+                "must be positive",
+            ));
         }
         if let Some(NetworkMode::User(name)) = &self.network {
             if name.trim().is_empty() {
-                return Err(field_error(&format!("{at}.network.user"), "must name a network"));
+                return Err(field_error(
+                    &format!("{at}.network.user"),
+                    "must name a network",
+                ));
             }
         }
         for (i, volume) in self.volumes.iter().enumerate() {
             if !volume.container_path.is_absolute() {
-                return Err(field_error(&format!("{at}.volumes[{i}].container_path"), "must be an absolute path"));
+                return Err(field_error(
+                    &format!("{at}.volumes[{i}].container_path"),
+                    "must be an absolute path",
+                ));
             }
         }
         Ok(())
@@ -412,7 +447,11 @@ pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
     /// Memory limit in bytes; YAML accepts units (`64Mi`).
-    #[serde(default, with = "units::option_bytes", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "units::option_bytes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub memory: Option<u64>,
 }
 
@@ -485,7 +524,10 @@ labels: { EXECUTOR_0_ACL: "10.0.0.0/8" }
 "#;
         let spec = TaskSpec::from_yaml(text).unwrap();
         assert_eq!(spec.container.resources.memory, Some(64 << 20));
-        assert_eq!(spec.container.network, Some(NetworkMode::User("frontends".into())));
+        assert_eq!(
+            spec.container.network,
+            Some(NetworkMode::User("frontends".into()))
+        );
         assert_eq!(spec.container.ports[1].protocol, Protocol::Udp);
         assert_eq!(spec.kill_policy.grace, Duration::from_millis(500));
         let json = serde_json::to_string(&spec).unwrap();
@@ -494,8 +536,10 @@ labels: { EXECUTOR_0_ACL: "10.0.0.0/8" }
 
     #[test]
     fn unknown_field_is_named_with_its_path() {
-        let err = TaskSpec::from_yaml("id: a\ncontainer:\n  command: [x]\n  ports: [{ container_port: 80, hostport: 1 }]\n")
-            .unwrap_err();
+        let err = TaskSpec::from_yaml(
+            "id: a\ncontainer:\n  command: [x]\n  ports: [{ container_port: 80, hostport: 1 }]\n",
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert!(err.to_string().contains("container.ports[0]"), "{err}");
         assert!(err.to_string().contains("hostport"), "{err}");
@@ -503,18 +547,32 @@ labels: { EXECUTOR_0_ACL: "10.0.0.0/8" }
 
     #[test]
     fn wrong_type_is_named_with_its_path() {
-        let err = TaskSpec::from_json(r#"{"id":"a","container":{"command":["x"],"resources":{"cpus":"many"}}}"#)
-            .unwrap_err();
-        assert!(err.to_string().contains("container.resources.cpus"), "{err}");
+        let err = TaskSpec::from_json(
+            r#"{"id":"a","container":{"command":["x"],"resources":{"cpus":"many"}}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("container.resources.cpus"),
+            "{err}"
+        );
     }
 
     #[test]
     fn semantic_errors_name_the_field() {
         let err = TaskSpec::from_yaml("id: a\ncontainer: {}\n").unwrap_err();
-        assert!(err.to_string().contains("`container` needs an `image` or a `command`"), "{err}");
-        let err = TaskSpec::from_yaml("id: a\ncontainer: { command: [x], ports: [{container_port: 0}] }\n")
-            .unwrap_err();
-        assert_eq!(err.context_value("field"), Some("container.ports[0].container_port"));
+        assert!(
+            err.to_string()
+                .contains("`container` needs an `image` or a `command`"),
+            "{err}"
+        );
+        let err = TaskSpec::from_yaml(
+            "id: a\ncontainer: { command: [x], ports: [{container_port: 0}] }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.context_value("field"),
+            Some("container.ports[0].container_port")
+        );
         let err = TaskSpec::from_yaml("id: ''\ncontainer: { command: [x] }\n").unwrap_err();
         assert_eq!(err.context_value("field"), Some("id"));
     }
@@ -524,9 +582,14 @@ labels: { EXECUTOR_0_ACL: "10.0.0.0/8" }
         let err = TaskFile::from_yaml("tasks:\n  - { id: a, container: { command: [one] } }\n  - { id: a, container: { command: [two] } }\n")
             .unwrap_err();
         assert_eq!(err.context_value("field"), Some("tasks[1].id"));
-        let err = TaskFile::from_yaml("tasks:\n  - { id: a, container: { command: [x], resources: { cpus: -1 } } }\n")
-            .unwrap_err();
-        assert_eq!(err.context_value("field"), Some("tasks[0].container.resources.cpus"));
+        let err = TaskFile::from_yaml(
+            "tasks:\n  - { id: a, container: { command: [x], resources: { cpus: -1 } } }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.context_value("field"),
+            Some("tasks[0].container.resources.cpus")
+        );
     }
 
     #[test]

@@ -144,7 +144,9 @@ pub mod option_bytes {
             Some(NumberOrText::Float(b)) => Err(de::Error::custom(format!(
                 "{b} is not a valid size in bytes"
             ))),
-            Some(NumberOrText::Text(text)) => parse_bytes(&text).map(Some).map_err(de::Error::custom),
+            Some(NumberOrText::Text(text)) => {
+                parse_bytes(&text).map(Some).map_err(de::Error::custom)
+            }
         }
     }
 }
@@ -160,8 +162,16 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
-        assert!(parse_duration("ten").unwrap_err().contains("not a duration"));
-        assert!(parse_duration("5 fortnights").unwrap_err().contains("fortnights"));
+        assert!(
+            parse_duration("ten")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(
+            parse_duration("5 fortnights")
+                .unwrap_err()
+                .contains("fortnights")
+        );
     }
 
     #[test]

@@ -68,7 +68,14 @@ impl std::fmt::Debug for ExecutorBuilder {
         f.debug_struct("ExecutorBuilder")
             .field("containerizer", &self.containerizer.name())
             .field("executor_id", &self.executor_id)
-            .field("hooks", &self.hooks.iter().map(|h| h.name().to_owned()).collect::<Vec<_>>())
+            .field(
+                "hooks",
+                &self
+                    .hooks
+                    .iter()
+                    .map(|h| h.name().to_owned())
+                    .collect::<Vec<_>>(),
+            )
             .field("recovery", &self.recovery)
             .finish()
     }
@@ -128,8 +135,10 @@ impl ExecutorBuilder {
                 .with_source(e)
             })?;
             if !names.insert(hook.name().to_owned()) {
-                return Err(Error::invalid(format!("hook `{}` is registered twice", hook.name()))
-                    .with_context("hook", hook.name()));
+                return Err(
+                    Error::invalid(format!("hook `{}` is registered twice", hook.name()))
+                        .with_context("hook", hook.name()),
+                );
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -217,17 +226,26 @@ impl Inner {
 
     /// Registers a task and starts its supervisor; fails if the id is taken or the executor
     /// is shut down.
-    fn admit(self: &Arc<Self>, id: &TaskId, state: TaskState) -> Result<mpsc::UnboundedReceiver<Command>> {
+    fn admit(
+        self: &Arc<Self>,
+        id: &TaskId,
+        state: TaskState,
+    ) -> Result<mpsc::UnboundedReceiver<Command>> {
         let mut table = self.table();
         if table.closed {
-            return Err(Error::new(ErrorKind::InvalidState, "the executor is shutting down")
-                .with_operation("launch")
-                .with_context("task", id));
+            return Err(
+                Error::new(ErrorKind::InvalidState, "the executor is shutting down")
+                    .with_operation("launch")
+                    .with_context("task", id),
+            );
         }
         if table.tasks.contains_key(id) {
-            return Err(Error::new(ErrorKind::AlreadyExists, format!("task {id} is already running"))
-                .with_operation("launch")
-                .with_context("task", id));
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!("task {id} is already running"),
+            )
+            .with_operation("launch")
+            .with_context("task", id));
         }
         let (tx, rx) = mpsc::unbounded_channel();
         table.tasks.insert(
@@ -315,14 +333,21 @@ impl Executor {
     /// killed with a shorter grace forces it. Unknown (or already ended) tasks are
     /// [`ErrorKind::NotFound`].
     pub async fn kill(&self, task: &TaskId, grace: Option<Duration>) -> Result<()> {
-        self.send(task, Command::Kill { grace, reason: Reason::KillRequested })
+        self.send(
+            task,
+            Command::Kill {
+                grace,
+                reason: Reason::KillRequested,
+            },
+        )
     }
 
     fn send(&self, task: &TaskId, command: Command) -> Result<()> {
         let table = self.inner.table();
-        let entry = table.tasks.get(task).ok_or_else(|| {
-            Error::not_found("task", task).with_operation("kill")
-        })?;
+        let entry = table
+            .tasks
+            .get(task)
+            .ok_or_else(|| Error::not_found("task", task).with_operation("kill"))?;
         entry
             .commands
             .send(command)
@@ -350,7 +375,10 @@ impl Executor {
             table.tasks.values().map(|e| e.commands.clone()).collect()
         };
         for tx in senders {
-            let _ = tx.send(Command::Kill { grace, reason: Reason::ExecutorShutdown });
+            let _ = tx.send(Command::Kill {
+                grace,
+                reason: Reason::ExecutorShutdown,
+            });
         }
         self.inner.tracker.close();
         self.inner.tracker.wait().await;
@@ -360,8 +388,12 @@ impl Executor {
     /// builder's [`RecoveryMode`], supervises them again or cleans them up. `known` supplies
     /// specs for tasks the caller still knows (their health checks, kill policies and labels
     /// then apply); the others are supervised with an empty spec.
-    pub async fn recover(&self, known: impl IntoIterator<Item = TaskSpec>) -> Result<RecoveryReport> {
-        let mut known: HashMap<TaskId, TaskSpec> = known.into_iter().map(|s| (s.id.clone(), s)).collect();
+    pub async fn recover(
+        &self,
+        known: impl IntoIterator<Item = TaskSpec>,
+    ) -> Result<RecoveryReport> {
+        let mut known: HashMap<TaskId, TaskSpec> =
+            known.into_iter().map(|s| (s.id.clone(), s)).collect();
         let owned = self
             .inner
             .containerizer
@@ -376,14 +408,18 @@ impl Executor {
                     let spec = known.remove(&task_id);
                     let grace = spec.map_or(Duration::from_secs(3), |s| s.kill_policy.grace);
                     let c = &self.inner.containerizer;
-                    c.stop(&container.id, grace).await.map_err(|e| e.with_operation("recover"))?;
-                    c.remove(&container.id, true).await.map_err(|e| e.with_operation("recover"))?;
+                    c.stop(&container.id, grace)
+                        .await
+                        .map_err(|e| e.with_operation("recover"))?;
+                    c.remove(&container.id, true)
+                        .await
+                        .map_err(|e| e.with_operation("recover"))?;
                     report.cleaned_up.push(task_id);
                 }
                 RecoveryMode::Reattach => {
-                    let spec = known
-                        .remove(&task_id)
-                        .unwrap_or_else(|| TaskSpec::new(task_id.clone(), ContainerSpec::default()));
+                    let spec = known.remove(&task_id).unwrap_or_else(|| {
+                        TaskSpec::new(task_id.clone(), ContainerSpec::default())
+                    });
                     let commands = match self.inner.admit(&task_id, TaskState::Running) {
                         Ok(rx) => rx,
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
@@ -391,7 +427,9 @@ impl Executor {
                     };
                     let supervisor = Supervisor::new(self.inner.clone(), spec, commands);
                     let started = container.state != ContainerState::Created;
-                    self.inner.tracker.spawn(supervisor.run_recovered(container.id, started));
+                    self.inner
+                        .tracker
+                        .spawn(supervisor.run_recovered(container.id, started));
                     report.reattached.push(task_id);
                 }
             }

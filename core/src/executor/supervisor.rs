@@ -65,7 +65,11 @@ pub(crate) struct Supervisor {
 const WAIT_RETRIES: u32 = 3;
 
 impl Supervisor {
-    pub(crate) fn new(inner: Arc<Inner>, spec: TaskSpec, commands: mpsc::UnboundedReceiver<Command>) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        spec: TaskSpec,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
         Supervisor {
             inner,
             spec,
@@ -96,11 +100,19 @@ impl Supervisor {
     }
 
     /// Supervises a container an earlier executor started (or only created).
-    pub(crate) fn run_recovered(mut self, container: ContainerId, started: bool) -> BoxFuture<'static, ()> {
+    pub(crate) fn run_recovered(
+        mut self,
+        container: ContainerId,
+        started: bool,
+    ) -> BoxFuture<'static, ()> {
         async move {
             self.container = Some(container);
             let ending = if started {
-                self.report(TaskState::Running, Some(Reason::Recovered), Some("re-attached after an executor restart".into()));
+                self.report(
+                    TaskState::Running,
+                    Some(Reason::Recovered),
+                    Some("re-attached after an executor restart".into()),
+                );
                 self.running_reported = true;
                 self.watch().await
             } else {
@@ -138,20 +150,36 @@ impl Supervisor {
         self.check_kill()?;
 
         if let Err(e) = self.spec.validate() {
-            return Err(Abort::Failed(Ending::new(TaskState::Error, Reason::InvalidSpec, e.to_string())));
+            return Err(Abort::Failed(Ending::new(
+                TaskState::Error,
+                Reason::InvalidSpec,
+                e.to_string(),
+            )));
         }
         let owner = Owner {
             executor_id: inner.id.clone(),
             task_id: self.spec.id.clone(),
         };
-        let id = inner.containerizer.create(&owner, &self.spec.container).await.map_err(|e| {
-            let state = match e.kind() {
-                ErrorKind::Unsupported | ErrorKind::InvalidInput => TaskState::Error,
-                _ => TaskState::Failed,
-            };
-            let reason = if state == TaskState::Error { Reason::InvalidSpec } else { Reason::LaunchFailed };
-            Abort::Failed(Ending::new(state, reason, format!("could not create the container: {e}")))
-        })?;
+        let id = inner
+            .containerizer
+            .create(&owner, &self.spec.container)
+            .await
+            .map_err(|e| {
+                let state = match e.kind() {
+                    ErrorKind::Unsupported | ErrorKind::InvalidInput => TaskState::Error,
+                    _ => TaskState::Failed,
+                };
+                let reason = if state == TaskState::Error {
+                    Reason::InvalidSpec
+                } else {
+                    Reason::LaunchFailed
+                };
+                Abort::Failed(Ending::new(
+                    state,
+                    reason,
+                    format!("could not create the container: {e}"),
+                ))
+            })?;
         self.container = Some(id.clone());
         self.check_kill()?;
 
@@ -163,11 +191,12 @@ impl Supervisor {
             .map_err(|e| Abort::failed(Reason::HookFailed, e.message()))?;
         self.check_kill()?;
 
-        inner
-            .containerizer
-            .start(&id)
-            .await
-            .map_err(|e| Abort::failed(Reason::LaunchFailed, format!("could not start the container: {e}")))?;
+        inner.containerizer.start(&id).await.map_err(|e| {
+            Abort::failed(
+                Reason::LaunchFailed,
+                format!("could not start the container: {e}"),
+            )
+        })?;
         self.check_kill()?;
 
         inner
@@ -193,7 +222,11 @@ impl Supervisor {
     /// health check.
     async fn watch(&mut self) -> Ending {
         let Some(id) = self.container.clone() else {
-            return Ending::new(TaskState::Lost, Reason::BackendFailed, "no container to watch");
+            return Ending::new(
+                TaskState::Lost,
+                Reason::BackendFailed,
+                "no container to watch",
+            );
         };
         let health_cancel = CancellationToken::new();
         let _stop_health = health_cancel.clone().drop_guard();
@@ -269,7 +302,13 @@ impl Supervisor {
     ) -> Option<mpsc::Receiver<HealthEvent>> {
         let check = self.spec.health_check.clone()?;
         let (address, netns) = match self.inner.containerizer.inspect(id).await {
-            Ok(info) => (info.addresses.first().copied().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), info.netns),
+            Ok(info) => (
+                info.addresses
+                    .first()
+                    .copied()
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                info.netns,
+            ),
             Err(e) => {
                 tracing::warn!(task = %self.spec.id, error = %e, "inspect failed; probing loopback");
                 (IpAddr::V4(Ipv4Addr::LOCALHOST), None)
@@ -299,7 +338,11 @@ impl Supervisor {
         let ending = if exit.success() {
             Ending::new(TaskState::Finished, Reason::CommandExited, exit.to_string())
         } else if exit.oom_killed {
-            Ending::new(TaskState::Failed, Reason::MemoryLimit, format!("{exit}: the memory limit was exceeded"))
+            Ending::new(
+                TaskState::Failed,
+                Reason::MemoryLimit,
+                format!("{exit}: the memory limit was exceeded"),
+            )
         } else {
             Ending::new(TaskState::Failed, Reason::CommandExited, exit.to_string())
         };
@@ -322,13 +365,21 @@ impl Supervisor {
     async fn teardown(&mut self, grace: Option<Duration>) -> Vec<Error> {
         let inner = self.inner.clone();
         let spec = self.spec.clone();
-        let mut failures = inner.chain.teardown(Phase::PreStop, self.env(), &spec).await;
+        let mut failures = inner
+            .chain
+            .teardown(Phase::PreStop, self.env(), &spec)
+            .await;
         if let (Some(grace), Some(id)) = (grace, self.container.clone()) {
             if let Err(e) = self.stop(&id, grace).await {
                 failures.push(e);
             }
         }
-        failures.extend(inner.chain.teardown(Phase::PostStop, self.env(), &spec).await);
+        failures.extend(
+            inner
+                .chain
+                .teardown(Phase::PostStop, self.env(), &spec)
+                .await,
+        );
         failures
     }
 

@@ -88,7 +88,9 @@ impl HttpChecker {
         let mut parts = line.split_whitespace();
         match (parts.next(), parts.next().map(str::parse::<u16>)) {
             (Some(version), Some(Ok(status))) if version.starts_with("HTTP/") => Ok(status),
-            _ => Err(format!("{addr} answered with something that is not HTTP: {line:?}")),
+            _ => Err(format!(
+                "{addr} answered with something that is not HTTP: {line:?}"
+            )),
         }
     }
 }
@@ -102,7 +104,9 @@ impl HealthChecker for HttpChecker {
         let addr = SocketAddr::new(target.address, self.probe.port);
         match self.get(addr).await {
             Ok(status) if self.probe.accepts(status) => ProbeOutcome::Healthy,
-            Ok(status) => ProbeOutcome::Unhealthy(format!("GET {} answered HTTP {status}", self.probe.path)),
+            Ok(status) => {
+                ProbeOutcome::Unhealthy(format!("GET {} answered HTTP {status}", self.probe.path))
+            }
             Err(e) => ProbeOutcome::Unhealthy(e),
         }
     }
@@ -125,13 +129,23 @@ impl CommandChecker {
 impl HealthChecker for CommandChecker {
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
         let argv = self.probe.argv();
-        let timeout = if timeout.is_zero() { Duration::from_secs(24 * 3600) } else { timeout };
-        match target.containerizer.exec(&target.container_id, &argv, timeout).await {
+        let timeout = if timeout.is_zero() {
+            Duration::from_secs(24 * 3600)
+        } else {
+            timeout
+        };
+        match target
+            .containerizer
+            .exec(&target.container_id, &argv, timeout)
+            .await
+        {
             Ok(out) if out.success() => ProbeOutcome::Healthy,
             Ok(out) => {
                 let stderr = String::from_utf8_lossy(&out.stderr);
                 let stderr = stderr.trim();
-                let code = out.exit_code.map_or("a signal".to_owned(), |c| format!("code {c}"));
+                let code = out
+                    .exit_code
+                    .map_or("a signal".to_owned(), |c| format!("code {c}"));
                 if stderr.is_empty() {
                     ProbeOutcome::Unhealthy(format!("command exited with {code}"))
                 } else {

@@ -75,28 +75,46 @@ impl HealthCheck {
 
     pub(crate) fn validate(&self, at: &str) -> Result<()> {
         if self.consecutive_failures == 0 {
-            return Err(field_error(&format!("{at}.consecutive_failures"), "must be at least 1"));
+            return Err(field_error(
+                &format!("{at}.consecutive_failures"),
+                "must be at least 1",
+            ));
         }
         match &self.probe {
             Probe::Http(http) => {
                 if http.port == 0 {
-                    return Err(field_error(&format!("{at}.http.port"), "must be between 1 and 65535"));
+                    return Err(field_error(
+                        &format!("{at}.http.port"),
+                        "must be between 1 and 65535",
+                    ));
                 }
                 if !http.path.starts_with('/') {
-                    return Err(field_error(&format!("{at}.http.path"), "must start with `/`"));
+                    return Err(field_error(
+                        &format!("{at}.http.path"),
+                        "must start with `/`",
+                    ));
                 }
                 if let Some(bad) = http.statuses.iter().find(|s| !(100..=599).contains(*s)) {
-                    return Err(field_error(&format!("{at}.http.statuses"), &format!("has {bad}, not an HTTP status")));
+                    return Err(field_error(
+                        &format!("{at}.http.statuses"),
+                        &format!("has {bad}, not an HTTP status"),
+                    ));
                 }
             }
             Probe::Tcp(tcp) => {
                 if tcp.port == 0 {
-                    return Err(field_error(&format!("{at}.tcp.port"), "must be between 1 and 65535"));
+                    return Err(field_error(
+                        &format!("{at}.tcp.port"),
+                        "must be between 1 and 65535",
+                    ));
                 }
             }
             Probe::Command(cmd) => {
                 if cmd.argv().is_empty() {
-                    return Err(field_error(&format!("{at}.command"), "needs `argv` or `shell`"));
+                    return Err(field_error(
+                        &format!("{at}.command"),
+                        "needs `argv` or `shell`",
+                    ));
                 }
             }
         }
@@ -198,15 +216,31 @@ struct RawHealthCheck {
     tcp: Option<TcpProbe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     command: Option<CommandProbe>,
-    #[serde(default, with = "units::option_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "units::option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     delay: Option<Duration>,
-    #[serde(default, with = "units::option_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "units::option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     interval: Option<Duration>,
-    #[serde(default, with = "units::option_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "units::option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     consecutive_failures: Option<u32>,
-    #[serde(default, with = "units::option_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "units::option_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     grace_period: Option<Duration>,
 }
 
@@ -218,13 +252,19 @@ impl TryFrom<RawHealthCheck> for HealthCheck {
             (Some(http), None, None) => Probe::Http(http),
             (None, Some(tcp), None) => Probe::Tcp(tcp),
             (None, None, Some(command)) => Probe::Command(command),
-            _ => return Err("a health check needs exactly one of `http`, `tcp` or `command`".into()),
+            _ => {
+                return Err(
+                    "a health check needs exactly one of `http`, `tcp` or `command`".into(),
+                );
+            }
         };
         let mut check = HealthCheck::new(probe);
         check.delay = raw.delay.unwrap_or(check.delay);
         check.interval = raw.interval.unwrap_or(check.interval);
         check.timeout = raw.timeout.unwrap_or(check.timeout);
-        check.consecutive_failures = raw.consecutive_failures.unwrap_or(check.consecutive_failures);
+        check.consecutive_failures = raw
+            .consecutive_failures
+            .unwrap_or(check.consecutive_failures);
         check.grace_period = raw.grace_period.unwrap_or(check.grace_period);
         Ok(check)
     }
@@ -344,7 +384,10 @@ mod tests {
 
     #[test]
     fn command_probe_argv() {
-        let shell = CommandProbe { argv: vec![], shell: Some("test -f /ok".into()) };
+        let shell = CommandProbe {
+            argv: vec![],
+            shell: Some("test -f /ok".into()),
+        };
         assert_eq!(shell.argv(), ["/bin/sh", "-c", "test -f /ok"]);
     }
 }

@@ -111,11 +111,18 @@ impl HealthMonitor {
                         in_grace = false;
                         consecutive += 1;
                         if consecutive >= policy.consecutive_failures {
-                            let _ = events.send(HealthEvent::Failed { reason, consecutive }).await;
+                            let _ = events
+                                .send(HealthEvent::Failed {
+                                    reason,
+                                    consecutive,
+                                })
+                                .await;
                             return;
                         }
-                        (last_reported != Some(false))
-                            .then_some(HealthEvent::Unhealthy { reason, consecutive })
+                        (last_reported != Some(false)).then_some(HealthEvent::Unhealthy {
+                            reason,
+                            consecutive,
+                        })
                     }
                 }
             };
@@ -137,7 +144,9 @@ impl HealthMonitor {
         }
         match tokio::time::timeout(timeout, probe).await {
             Ok(outcome) => outcome,
-            Err(_) => ProbeOutcome::Unhealthy(format!("probe timed out after {}", fmt_duration(timeout))),
+            Err(_) => {
+                ProbeOutcome::Unhealthy(format!("probe timed out after {}", fmt_duration(timeout)))
+            }
         }
     }
 }

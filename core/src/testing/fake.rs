@@ -179,7 +179,11 @@ impl FakeContainerizer {
 
     /// How many times `method` was called.
     pub fn calls_to(&self, method: &str) -> usize {
-        self.registry().calls.iter().filter(|c| c.method == method).count()
+        self.registry()
+            .calls
+            .iter()
+            .filter(|c| c.method == method)
+            .count()
     }
 
     /// The methods called for `task`, in order.
@@ -200,7 +204,12 @@ impl FakeContainerizer {
     /// Containers not yet removed.
     pub fn live_containers(&self) -> Vec<ContainerId> {
         let reg = self.registry();
-        let mut ids: Vec<_> = reg.containers.iter().filter(|(_, c)| !c.removed).map(|(id, _)| id.clone()).collect();
+        let mut ids: Vec<_> = reg
+            .containers
+            .iter()
+            .filter(|(_, c)| !c.removed)
+            .map(|(id, _)| id.clone())
+            .collect();
         ids.sort();
         ids
     }
@@ -234,7 +243,9 @@ impl FakeContainerizer {
         if !self.record {
             return;
         }
-        let task = container.and_then(|id| reg.containers.get(id)).map(|c| c.owner.task_id.clone());
+        let task = container
+            .and_then(|id| reg.containers.get(id))
+            .map(|c| c.owner.task_id.clone());
         reg.calls.push(Call {
             method,
             task,
@@ -264,8 +275,14 @@ fn exit_now(c: &mut FakeContainer, status: ExitStatus) {
     }
 }
 
-fn scripted_error(method: &'static str, id: impl std::fmt::Display, (kind, message): &(ErrorKind, String)) -> Error {
-    Error::new(*kind, message.clone()).with_operation(method).with_context("container", id)
+fn scripted_error(
+    method: &'static str,
+    id: impl std::fmt::Display,
+    (kind, message): &(ErrorKind, String),
+) -> Error {
+    Error::new(*kind, message.clone())
+        .with_operation(method)
+        .with_context("container", id)
 }
 
 #[async_trait]
@@ -285,7 +302,10 @@ impl Containerizer for FakeContainerizer {
             if let Some(last) = reg.calls.last_mut() {
                 last.task = Some(owner.task_id.clone());
             }
-            reg.scripts.get(&owner.task_id).cloned().unwrap_or_else(|| reg.default_script.clone())
+            reg.scripts
+                .get(&owner.task_id)
+                .cloned()
+                .unwrap_or_else(|| reg.default_script.clone())
         };
         if !script.create_delay.is_zero() {
             tokio::time::sleep(script.create_delay).await;
@@ -295,7 +315,9 @@ impl Containerizer for FakeContainerizer {
         }
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id = ContainerId::new(format!("fake-{n}"));
-        let pid = script.pid.unwrap_or_else(|| self.next_pid.fetch_add(1, Ordering::Relaxed));
+        let pid = script
+            .pid
+            .unwrap_or_else(|| self.next_pid.fetch_add(1, Ordering::Relaxed));
         let (exit, _) = watch::channel(None);
         self.registry().containers.insert(
             id.clone(),
@@ -322,14 +344,20 @@ impl Containerizer for FakeContainerizer {
         }
         let exit_tx = {
             let mut reg = self.registry();
-            let c = reg.containers.get_mut(id).ok_or_else(|| Error::not_found("container", id))?;
+            let c = reg
+                .containers
+                .get_mut(id)
+                .ok_or_else(|| Error::not_found("container", id))?;
             match c.state {
                 ContainerState::Created => c.state = ContainerState::Running,
                 ContainerState::Running => return Ok(()),
                 ContainerState::Exited => {
-                    return Err(Error::new(ErrorKind::InvalidState, "the container has already exited")
-                        .with_operation("start")
-                        .with_context("container", id));
+                    return Err(Error::new(
+                        ErrorKind::InvalidState,
+                        "the container has already exited",
+                    )
+                    .with_operation("start")
+                    .with_context("container", id));
                 }
             }
             c.exit.clone()
@@ -364,7 +392,8 @@ impl Containerizer for FakeContainerizer {
     }
 
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-        let (script, state) = self.with_container("stop", id, |c| Ok((c.script.clone(), c.state)))?;
+        let (script, state) =
+            self.with_container("stop", id, |c| Ok((c.script.clone(), c.state)))?;
         if state != ContainerState::Running {
             let mut reg = self.registry();
             if let Some(c) = reg.containers.get_mut(id) {
@@ -380,7 +409,9 @@ impl Containerizer for FakeContainerizer {
         }
         let mut rx = {
             let mut reg = self.registry();
-            let Some(c) = reg.containers.get_mut(id) else { return Ok(()) };
+            let Some(c) = reg.containers.get_mut(id) else {
+                return Ok(());
+            };
             if !script.ignore_term {
                 exit_now(c, ExitStatus::signal(SIGTERM));
             }
@@ -399,15 +430,20 @@ impl Containerizer for FakeContainerizer {
     async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
         let mut reg = self.registry();
         self.record(&mut reg, "remove", Some(id));
-        let Some(c) = reg.containers.get_mut(id) else { return Ok(()) };
+        let Some(c) = reg.containers.get_mut(id) else {
+            return Ok(());
+        };
         if c.removed {
             return Ok(());
         }
         if c.state == ContainerState::Running {
             if !force {
-                return Err(Error::new(ErrorKind::InvalidState, "the container is running; remove it with force")
-                    .with_operation("remove")
-                    .with_context("container", id));
+                return Err(Error::new(
+                    ErrorKind::InvalidState,
+                    "the container is running; remove it with force",
+                )
+                .with_operation("remove")
+                .with_context("container", id));
             }
             exit_now(c, ExitStatus::signal(SIGKILL));
         }
@@ -442,21 +478,33 @@ impl Containerizer for FakeContainerizer {
         })
     }
 
-    async fn exec(&self, id: &ContainerId, argv: &[String], _timeout: Duration) -> Result<ExecOutput> {
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        _timeout: Duration,
+    ) -> Result<ExecOutput> {
         let exec = self.with_container("exec", id, |c| {
             if c.state != ContainerState::Running {
-                return Err(Error::new(ErrorKind::InvalidState, "the container is not running")
-                    .with_operation("exec")
-                    .with_context("container", id));
+                return Err(
+                    Error::new(ErrorKind::InvalidState, "the container is not running")
+                        .with_operation("exec")
+                        .with_context("container", id),
+                );
             }
             Ok(c.script.exec.clone())
         })?;
         if argv.is_empty() {
-            return Err(Error::invalid("exec needs a command").with_operation("exec").with_context("container", id));
+            return Err(Error::invalid("exec needs a command")
+                .with_operation("exec")
+                .with_context("container", id));
         }
         match exec {
             Some(f) => f(argv),
-            None => Ok(ExecOutput { exit_code: Some(0), ..ExecOutput::default() }),
+            None => Ok(ExecOutput {
+                exit_code: Some(0),
+                ..ExecOutput::default()
+            }),
         }
     }
 
