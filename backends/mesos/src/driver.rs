@@ -1,8 +1,9 @@
 //! [`MesosDriver`]: subscribes to the agent, turns its events into engine calls and the
 //! engine's statuses into acknowledged updates, and survives agent restarts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -33,6 +34,12 @@ pub struct DriverOptions {
     /// The kill grace period of tasks whose `TaskInfo` has no kill policy (default: the
     /// engine's, 3 s). The Docker executor's `--stop_timeout` sets it.
     pub default_kill_grace: Option<Duration>,
+    /// A host directory (the sandbox) and where to mount it in every task's container, as the
+    /// Docker executor's `--sandbox_directory` and `--mapped_directory` do.
+    pub sandbox_mount: Option<(PathBuf, PathBuf)>,
+    /// Variables added to every task's environment (the task's own win), as the Docker
+    /// executor's `--task_environment` does.
+    pub task_environment: BTreeMap<String, String>,
 }
 
 impl Default for DriverOptions {
@@ -42,6 +49,8 @@ impl Default for DriverOptions {
             resend_interval: Duration::from_secs(10),
             heartbeat_interval: None,
             default_kill_grace: None,
+            sandbox_mount: None,
+            task_environment: BTreeMap::new(),
         }
     }
 }
@@ -454,7 +463,9 @@ impl State {
             let spec = task.fields().and_then(|fields| {
                 self.agent_ids
                     .insert(task.task_id().value.clone(), fields.agent_id.clone());
-                convert::task_spec(&fields)
+                let mut spec = convert::task_spec(&fields)?;
+                self.apply_defaults(&fields, &mut spec);
+                Ok(spec)
             });
             match spec {
                 Ok(spec) => specs.push(spec),
@@ -505,6 +516,26 @@ impl State {
                 }
                 None => tracing::error!(task = %id, "the engine did not accept the task at once"),
             }
+        }
+    }
+
+    /// Applies the executor-wide settings of the options to a task.
+    fn apply_defaults(&self, fields: &wire::TaskInfoFields, spec: &mut hoist_core::TaskSpec) {
+        if let (None, Some(grace)) = (fields.kill_policy, self.options.default_kill_grace) {
+            spec.kill_policy.grace = grace;
+        }
+        if let Some((host, mapped)) = &self.options.sandbox_mount {
+            spec.container.volumes.push(hoist_core::Volume {
+                host_path: host.clone(),
+                container_path: mapped.clone(),
+                read_only: false,
+            });
+        }
+        for (name, value) in &self.options.task_environment {
+            spec.container
+                .env
+                .entry(name.clone())
+                .or_insert_with(|| value.clone());
         }
     }
 

@@ -596,3 +596,39 @@ async fn a_refused_first_subscribe_is_an_error() {
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
     assert!(err.to_string().contains("400"), "{err}");
 }
+
+#[tokio::test]
+async fn executor_wide_settings_reach_every_task() {
+    let driver = DriverOptions {
+        sandbox_mount: Some(("/var/lib/mesos/sandbox".into(), "/mnt/mesos/sandbox".into())),
+        task_environment: [
+            ("FROM_AGENT".to_owned(), "1".to_owned()),
+            ("A".to_owned(), "agent".to_owned()),
+        ]
+        .into(),
+        ..options()
+    };
+    let h = start_with(SimulatorOptions::default(), |_| {}, driver).await;
+    let mut info = task("w");
+    info.command.as_mut().unwrap().environment = Some(hoist_mesos::wire::Environment {
+        variables: vec![hoist_mesos::wire::EnvironmentVariable {
+            name: "A".into(),
+            kind: None,
+            value: Some("task".into()),
+        }],
+    });
+    assert!(h.agent.launch(TaskInfo::from_fields(&info)));
+    wait_state(&h.agent, "w", TaskState::Running).await;
+    let spec = h.fake.spec_of(&h.fake.container_of("w").unwrap()).unwrap();
+    assert_eq!(
+        spec.volumes[0].container_path,
+        std::path::Path::new("/mnt/mesos/sandbox")
+    );
+    assert_eq!(spec.env.get("FROM_AGENT").map(String::as_str), Some("1"));
+    assert_eq!(
+        spec.env.get("A").map(String::as_str),
+        Some("task"),
+        "the task's own value wins"
+    );
+    shutdown(h).await;
+}
