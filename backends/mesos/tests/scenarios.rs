@@ -632,3 +632,37 @@ async fn executor_wide_settings_reach_every_task() {
     );
     shutdown(h).await;
 }
+
+#[tokio::test]
+async fn a_kill_policy_override_forces_a_kill_in_progress() {
+    let h = start().await;
+    h.fake.script(
+        "stubborn",
+        Script {
+            ignore_term: true,
+            ..Script::default()
+        },
+    );
+    let mut info = task("stubborn");
+    info.kill_policy = Some(KillPolicyInfo {
+        grace_period: Some(DurationInfo::from_duration(Duration::from_secs(60))),
+    });
+    assert!(h.agent.launch(TaskInfo::from_fields(&info)));
+    wait_state(&h.agent, "stubborn", TaskState::Running).await;
+    assert!(h.agent.kill("stubborn", None));
+    wait_state(&h.agent, "stubborn", TaskState::Killing).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        h.agent.snapshot().terminal("stubborn").is_empty(),
+        "TERM is ignored for the 60 s grace"
+    );
+    let started = std::time::Instant::now();
+    assert!(h.agent.kill("stubborn", Some(Duration::ZERO)));
+    let s = wait_state(&h.agent, "stubborn", TaskState::Killed).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the override forced the kill"
+    );
+    assert_eq!(s.terminal("stubborn").len(), 1);
+    shutdown(h).await;
+}
