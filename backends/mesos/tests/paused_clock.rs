@@ -1,0 +1,108 @@
+//! The driver's timers with the agent's default periods, on tokio's paused clock: the
+//! simulator and the driver share one thread, so virtual time only moves when both wait.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoist_core::Executor;
+use hoist_core::testing::{FakeContainerizer, Script};
+use hoist_mesos::testing::{AgentSimulator, SimulatorOptions};
+use hoist_mesos::wire::{
+    CommandInfo, DurationInfo, KillPolicyInfo, TaskInfo, TaskInfoFields, TaskState,
+};
+use hoist_mesos::{AgentEnv, Exit, MesosDriver};
+use tokio::time::Instant;
+
+const WAIT: Duration = Duration::from_secs(3600);
+
+async fn running_task(
+    fake: &FakeContainerizer,
+    env: impl FnOnce(&mut AgentEnv),
+) -> (
+    AgentSimulator,
+    tokio::task::JoinHandle<hoist_core::Result<Exit>>,
+) {
+    let agent = AgentSimulator::start(SimulatorOptions::default())
+        .await
+        .unwrap();
+    let (executor, statuses) = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    // The agent's defaults: 15 minutes to recover, up to 2 s between attempts, 5 s to shut down.
+    let mut agent_env = agent.env();
+    agent_env.recovery_timeout = Duration::from_secs(15 * 60);
+    agent_env.subscription_backoff_max = Duration::from_secs(2);
+    agent_env.shutdown_grace_period = Duration::from_secs(5);
+    env(&mut agent_env);
+    let run = tokio::spawn(MesosDriver::new(agent_env, executor, statuses).run());
+    agent
+        .wait_for("a SUBSCRIBE", WAIT, |s| s.connected)
+        .await
+        .unwrap();
+    let mut info = TaskInfoFields::new("t", "agent-1");
+    info.command = Some(CommandInfo::shell("sleep 1000"));
+    info.kill_policy = Some(KillPolicyInfo {
+        grace_period: Some(DurationInfo::from_duration(Duration::from_secs(60))),
+    });
+    agent.launch(TaskInfo::from_fields(&info));
+    agent
+        .wait_for("t running", WAIT, |s| {
+            s.states("t").contains(&TaskState::Running)
+        })
+        .await
+        .unwrap();
+    (agent, run)
+}
+
+#[tokio::test(start_paused = true)]
+async fn resubscription_gives_up_exactly_at_the_recovery_timeout() {
+    let fake = FakeContainerizer::new();
+    let (agent, run) = running_task(&fake, |_| {}).await;
+    let lost = Instant::now();
+    agent.restart(Duration::from_secs(24 * 3600));
+    let exit = run.await.unwrap().unwrap();
+    let took = lost.elapsed();
+    assert_eq!(exit, Exit::RecoveryTimedOut);
+    assert!(
+        took >= Duration::from_secs(900) && took < Duration::from_secs(905),
+        "{took:?}"
+    );
+    // Attempts came at random intervals of at most 2 s: at least 450 in 15 minutes.
+    let attempts = agent.snapshot().unavailable;
+    assert!(attempts >= 450, "{attempts} attempts");
+    assert_eq!(fake.calls_to("stop"), 1, "the task was killed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_within_the_grace_period_even_when_tasks_ignore_term() {
+    let fake = FakeContainerizer::new();
+    fake.default_script(Script {
+        ignore_term: true,
+        ..Script::default()
+    });
+    let (agent, run) = running_task(&fake, |_| {}).await;
+    let asked = Instant::now();
+    agent.shutdown();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Shutdown);
+    let took = asked.elapsed();
+    // The kill gets 4 s of the 5 s (the rest is for the terminal update), not its 60 s policy.
+    assert!(
+        took >= Duration::from_secs(4) && took <= Duration::from_secs(5),
+        "{took:?}"
+    );
+    let s = agent.snapshot();
+    assert_eq!(s.states("t").last(), Some(&TaskState::Killed));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_checkpointing_the_executor_does_not_wait_for_the_agent() {
+    let fake = FakeContainerizer::new();
+    let (agent, run) = running_task(&fake, |env| env.checkpoint = false).await;
+    let lost = Instant::now();
+    agent.restart(Duration::from_secs(10));
+    assert_eq!(run.await.unwrap().unwrap(), Exit::AgentLost);
+    assert!(
+        lost.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        lost.elapsed()
+    );
+    assert_eq!(agent.snapshot().unavailable, 0, "no resubscription");
+}
