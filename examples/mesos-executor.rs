@@ -102,10 +102,7 @@ struct AclConfig {
 #[serde(deny_unknown_fields)]
 struct IptablesConfig {
     container_bridge_interface: Option<String>,
-    // Read by the iptables hook's constructor once it is wired into `build_hooks`.
-    #[allow(dead_code)]
     ip_forwarding: Option<bool>,
-    #[allow(dead_code)]
     ip_masquerading: Option<bool>,
     #[serde(default)]
     chains: IptablesChains,
@@ -295,25 +292,45 @@ impl HookName {
 fn build_hooks(config: &Config) -> Result<Vec<Arc<dyn Hook>>, String> {
     let mut hooks: Vec<Arc<dyn Hook>> = vec![];
     for (i, name) in config.hooks.iter().enumerate() {
-        // Wire each hook's constructor here, from its configuration section.
-        let hook: Option<Arc<dyn Hook>> = match HookName::parse(name).expect("validated") {
-            HookName::RemoveContainer
-            | HookName::Acl
-            | HookName::Iptables
-            | HookName::Netns
-            | HookName::Network => None,
+        let section = match HookName::parse(name).expect("validated") {
+            HookName::RemoveContainer | HookName::Network => serde_json::Value::Null,
+            HookName::Netns => serde_json::json!({
+                "path": config.netns.path,
+                "proc_path": config.proc_path,
+            }),
+            HookName::Acl => without_nulls(serde_json::json!({
+                "chain": config.acl.chain,
+                "external_interface": config.acl.external_interface,
+                "default_allowed_cidr": config.acl.default_allowed_cidr,
+            })),
+            HookName::Iptables => without_nulls(serde_json::json!({
+                "container_bridge_interface": config.iptables.container_bridge_interface,
+                "ip_forwarding": config.iptables.ip_forwarding,
+                "ip_masquerading": config.iptables.ip_masquerading,
+                "chains": without_nulls(serde_json::json!({
+                    "prerouting": config.iptables.chains.prerouting,
+                    "forward": config.iptables.chains.forward,
+                    "postrouting": config.iptables.chains.postrouting,
+                })),
+            })),
         };
-        match hook {
-            Some(hook) => hooks.push(hook),
-            None => {
-                return Err(key_error(
-                    &format!("hooks[{i}]"),
-                    format!("names `{name}`, which this build of the executor does not include"),
-                ));
-            }
-        }
+        let hook = hoist::hooks::from_config(name, &section).map_err(|e| {
+            key_error(
+                &format!("hooks[{i}]"),
+                format!("(`{name}`): {}", e.message()),
+            )
+        })?;
+        hooks.push(hook);
     }
     Ok(hooks)
+}
+
+/// Drops the keys left unset, so each hook applies its own defaults.
+fn without_nulls(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(map) = value.as_object_mut() {
+        map.retain(|_, v| !v.is_null());
+    }
+    value
 }
 
 /// The Docker executor's flags.
@@ -418,9 +435,16 @@ impl Flags {
 async fn containerizer(backend: Backend, flags: &Flags) -> Result<Arc<dyn Containerizer>, String> {
     match backend {
         Backend::Docker => docker(flags).await,
-        Backend::Process => Err(
-            "`containerizer: process`: this build of the executor has no process backend".into(),
-        ),
+        Backend::Process => {
+            let state = std::env::temp_dir().join("hoist-mesos-executor");
+            let process = hoist::process::ProcessContainerizer::new(&state).map_err(|e| {
+                format!(
+                    "cannot start the process backend in {}: {e}",
+                    state.display()
+                )
+            })?;
+            Ok(Arc::new(process))
+        }
     }
 }
 
@@ -524,11 +548,9 @@ mod tests {
         assert!(!config.debug);
         assert_eq!(config.proc_path, Path::new("/mnt/proc"));
         assert_eq!(config.unused_keys().len(), 1);
-        let err = build_hooks(&config).unwrap_err();
-        assert!(
-            err.contains("`hooks[0]`") && err.contains("removeContainer"),
-            "{err}"
-        );
+        let hooks = build_hooks(&config).unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert_eq!(hooks[0].name(), "remove-container");
     }
 
     #[test]
@@ -550,8 +572,13 @@ mod tests {
             let err = Config::parse(text).unwrap_err();
             assert!(err.contains(key), "{text}: {err}");
         }
-        let config = Config::parse("hooks: [netns]").unwrap();
-        assert!(build_hooks(&config).unwrap_err().contains("`hooks[0]`"));
+        let config = Config::parse("hooks: [netns, network, removeContainer]").unwrap();
+        let names: Vec<_> = build_hooks(&config)
+            .unwrap()
+            .iter()
+            .map(|h| h.name().to_owned())
+            .collect();
+        assert_eq!(names, ["netns", "network", "remove-container"]);
     }
 
     #[test]

@@ -86,6 +86,9 @@ pub mod labels {
     pub const EXECUTOR_ID: &str = "io.hoist.executor-id";
     /// Label holding the task id.
     pub const TASK_ID: &str = "io.hoist.task-id";
+    /// Task label (in `TaskSpec::labels`) naming the framework or group a task belongs to; the
+    /// Mesos frontend sets it from the framework's name, and the `network` hook reads it.
+    pub const FRAMEWORK_NAME: &str = "hoist.framework.name";
 }
 
 /// A container found by `list_owned`.

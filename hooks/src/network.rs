@@ -8,7 +8,7 @@ use crate::config::key_error;
 
 /// The task label that carries the framework's name. The Mesos frontend sets it from
 /// `FrameworkInfo.name`; other frontends may set it too.
-pub const FRAMEWORK_NAME_LABEL: &str = "hoist.framework.name";
+pub const FRAMEWORK_NAME_LABEL: &str = hoist_core::container::labels::FRAMEWORK_NAME;
 
 /// The configuration of [`NetworkHook`] (section `network:`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -524,6 +524,11 @@ impl State {
         if let (None, Some(grace)) = (fields.kill_policy, self.options.default_kill_grace) {
             spec.kill_policy.grace = grace;
         }
+        if let Some(framework) = &self.framework {
+            spec.labels
+                .entry(hoist_core::container::labels::FRAMEWORK_NAME.to_owned())
+                .or_insert_with(|| framework.name.clone());
+        }
         if let Some((host, mapped)) = &self.options.sandbox_mount {
             spec.container.volumes.push(hoist_core::Volume {
                 host_path: host.clone(),

@@ -148,8 +148,7 @@ fn build_example() -> PathBuf {
             "hoist",
             "--example",
             "mesos-executor",
-            "--features",
-            "mesos,docker",
+            "--all-features",
         ])
         .status()
         .expect("cargo runs");
