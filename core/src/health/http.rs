@@ -176,3 +176,419 @@ fn accepted(probe: &HttpProbe) -> String {
         list.join(" or ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(parse_status_line(b"HTTP/1.1 200 OK\r"), Ok(200));
+        assert_eq!(
+            parse_status_line(b"HTTP/1.0 503 Service Unavailable"),
+            Ok(503)
+        );
+        assert_eq!(parse_status_line(b"HTTP/1.1 204"), Ok(204));
+        let err = parse_status_line(b"SSH-2.0-OpenSSH_9.6\r").unwrap_err();
+        assert_eq!(err, r#"something that is not HTTP: "SSH-2.0-OpenSSH_9.6""#);
+        assert!(parse_status_line(b"HTTP/1.1 2000 OK").is_err());
+        assert!(parse_status_line(b"HTTP/1.1 abc OK").is_err());
+        assert!(parse_status_line(b"HTTP/2 200").is_err());
+        let long = parse_status_line(&[b'x'; 200]).unwrap_err();
+        assert!(long.ends_with("…\""), "{long}");
+    }
+
+    #[test]
+    fn the_host_header_names_the_address_and_brackets_ipv6() {
+        let probe = |scheme| HttpProbe {
+            scheme,
+            port: 0,
+            path: "/ready?x=1".into(),
+            statuses: vec![],
+        };
+        let head = |scheme, addr: &str| {
+            String::from_utf8(request(&probe(scheme), addr.parse().unwrap())).unwrap()
+        };
+        let v4 = head(Scheme::Http, "127.0.0.1:8080");
+        assert!(
+            v4.starts_with("GET /ready?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"),
+            "{v4}"
+        );
+        assert!(v4.ends_with("Connection: close\r\n\r\n"), "{v4}");
+        assert!(head(Scheme::Http, "[::1]:8080").contains("\r\nHost: [::1]:8080\r\n"));
+        assert!(head(Scheme::Http, "[::1]:80").contains("\r\nHost: [::1]\r\n"));
+        assert!(head(Scheme::Https, "10.0.0.2:443").contains("\r\nHost: 10.0.0.2\r\n"));
+        assert!(head(Scheme::Https, "10.0.0.2:80").contains("\r\nHost: 10.0.0.2:80\r\n"));
+    }
+}
+
+/// The HTTP checker against real servers on loopback.
+#[cfg(all(test, feature = "testing"))]
+mod socket_tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::time::Instant;
+
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::health::test_target;
+
+    /// How the test server answers each connection.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// Reads the request, writes these bytes, closes.
+        Bytes(&'static str),
+        /// Writes these bytes without reading anything, closes.
+        Blurt(&'static str),
+        /// Closes without reading or writing.
+        Close,
+        /// Reads the request and never answers.
+        Silent,
+    }
+
+    /// A server on a free port of `ip`; returns the port and the request heads it receives.
+    async fn serve(ip: IpAddr, answer: Answer) -> (u16, mpsc::UnboundedReceiver<String>) {
+        let listener = TcpListener::bind((ip, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(answer_one(stream, answer, tx.clone()));
+            }
+        });
+        (port, rx)
+    }
+
+    /// Reads a request head from `stream`, if the answer reads one.
+    async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> String {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(head).unwrap()
+    }
+
+    async fn answer_one(
+        mut stream: TcpStream,
+        answer: Answer,
+        heads: mpsc::UnboundedSender<String>,
+    ) {
+        match answer {
+            Answer::Close => {}
+            Answer::Blurt(bytes) => stream.write_all(bytes.as_bytes()).await.unwrap(),
+            Answer::Bytes(bytes) => {
+                let _ = heads.send(read_head(&mut stream).await);
+                stream.write_all(bytes.as_bytes()).await.unwrap();
+            }
+            Answer::Silent => {
+                let _ = heads.send(read_head(&mut stream).await);
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn probe(port: u16, path: &str, statuses: &[u16]) -> HttpChecker {
+        HttpChecker::new(HttpProbe {
+            scheme: Scheme::Http,
+            port,
+            path: path.into(),
+            statuses: statuses.to_vec(),
+        })
+    }
+
+    const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn http_200_is_healthy_and_the_request_is_well_formed() {
+        let (port, mut heads) = serve(
+            LOCAL,
+            Answer::Bytes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+        )
+        .await;
+        let outcome = probe(port, "/health", &[])
+            .check(&test_target(LOCAL, None), TIMEOUT)
+            .await;
+        assert_eq!(outcome, ProbeOutcome::Healthy);
+        let head = heads.recv().await.unwrap();
+        assert!(head.starts_with("GET /health HTTP/1.1\r\n"), "{head}");
+        assert!(
+            head.contains(&format!("\r\nHost: 127.0.0.1:{port}\r\n")),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn http_503_is_unhealthy_with_the_status_in_the_reason() {
+        let (port, _) = serve(
+            LOCAL,
+            Answer::Bytes("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
+        )
+        .await;
+        let outcome = probe(port, "/health", &[])
+            .check(&test_target(LOCAL, None), TIMEOUT)
+            .await;
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Unhealthy("GET /health answered HTTP 503, expected 200-399".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn custom_statuses_replace_the_default_range() {
+        let (port_503, _) = serve(
+            LOCAL,
+            Answer::Bytes("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
+        )
+        .await;
+        let (port_200, _) = serve(LOCAL, Answer::Bytes("HTTP/1.0 200 OK\r\n\r\n")).await;
+        let target = test_target(LOCAL, None);
+        assert_eq!(
+            probe(port_503, "/", &[503, 418])
+                .check(&target, TIMEOUT)
+                .await,
+            ProbeOutcome::Healthy
+        );
+        assert_eq!(
+            probe(port_200, "/", &[503, 418])
+                .check(&target, TIMEOUT)
+                .await,
+            ProbeOutcome::Unhealthy("GET / answered HTTP 200, expected 503 or 418".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redirect_is_healthy_by_default() {
+        let (port, _) = serve(
+            LOCAL,
+            Answer::Bytes("HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(
+            probe(port, "/", &[])
+                .check(&test_target(LOCAL, None), TIMEOUT)
+                .await,
+            ProbeOutcome::Healthy
+        );
+    }
+
+    #[tokio::test]
+    async fn garbage_is_unhealthy_with_a_quote_of_it() {
+        let (port, _) = serve(LOCAL, Answer::Bytes("SSH-2.0-OpenSSH_9.6\r\n")).await;
+        let outcome = probe(port, "/", &[])
+            .check(&test_target(LOCAL, None), TIMEOUT)
+            .await;
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Unhealthy(format!(
+                r#"127.0.0.1:{port} answered something that is not HTTP: "SSH-2.0-OpenSSH_9.6""#
+            ))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_closes_early_is_unhealthy() {
+        let (port, _) = serve(LOCAL, Answer::Close).await;
+        let ProbeOutcome::Unhealthy(reason) = probe(port, "/", &[])
+            .check(&test_target(LOCAL, None), TIMEOUT)
+            .await
+        else {
+            panic!("a closed connection was healthy");
+        };
+        // Closing before reading may reach the prober as an EOF or as a reset.
+        assert!(
+            reason == format!("127.0.0.1:{port} closed the connection without answering")
+                || reason.contains("reset"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_that_hangs_past_the_timeout_is_unhealthy_in_time() {
+        let (port, mut heads) = serve(LOCAL, Answer::Silent).await;
+        let started = Instant::now();
+        let outcome = probe(port, "/", &[])
+            .check(&test_target(LOCAL, None), Duration::from_millis(300))
+            .await;
+        let took = started.elapsed();
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Unhealthy(format!(
+                "waiting for the answer of 127.0.0.1:{port} timed out (probe timeout 300ms)"
+            ))
+        );
+        assert!(
+            heads.recv().await.is_some(),
+            "the request never reached the server"
+        );
+        assert!(
+            took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+            "took {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unhealthy() {
+        let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let ProbeOutcome::Unhealthy(reason) = probe(port, "/", &[])
+            .check(&test_target(LOCAL, None), TIMEOUT)
+            .await
+        else {
+            panic!("a refused connection was healthy");
+        };
+        assert!(
+            reason.starts_with(&format!("connecting to 127.0.0.1:{port} failed: ")),
+            "{reason}"
+        );
+        assert!(reason.contains("refused"), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn ipv6_works() {
+        let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        let (port, mut heads) = serve(v6, Answer::Bytes("HTTP/1.1 204 No Content\r\n\r\n")).await;
+        assert_eq!(
+            probe(port, "/", &[])
+                .check(&test_target(v6, None), TIMEOUT)
+                .await,
+            ProbeOutcome::Healthy
+        );
+        assert!(
+            heads
+                .recv()
+                .await
+                .unwrap()
+                .contains(&format!("\r\nHost: [::1]:{port}\r\n"))
+        );
+    }
+
+    #[cfg(not(feature = "https"))]
+    #[tokio::test]
+    async fn https_without_the_feature_is_unsupported() {
+        let (port, _) = serve(LOCAL, Answer::Bytes("HTTP/1.1 200 OK\r\n\r\n")).await;
+        let checker = HttpChecker::new(HttpProbe {
+            scheme: Scheme::Https,
+            port,
+            path: "/".into(),
+            statuses: vec![],
+        });
+        let outcome = checker.check(&test_target(LOCAL, None), TIMEOUT).await;
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Unhealthy(
+                "unsupported: https probes need hoist-core's `https` feature".into()
+            )
+        );
+    }
+
+    #[cfg(feature = "https")]
+    mod https {
+        use std::sync::Arc;
+
+        use rustls::ServerConfig;
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        use tokio_rustls::TlsAcceptor;
+
+        use super::*;
+
+        /// An HTTPS server with a fresh self-signed certificate, answering `answer` to every
+        /// request; returns its port and the request heads it receives.
+        async fn serve_tls(answer: &'static str) -> (u16, mpsc::UnboundedReceiver<String>) {
+            let key =
+                rcgen::generate_simple_self_signed(vec!["not-the-probed-name.example".into()])
+                    .unwrap();
+            let private =
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.signing_key.serialize_der()));
+            let config = ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![key.cert.der().clone()], private)
+            .unwrap();
+            let acceptor = TlsAcceptor::from(Arc::new(config));
+            let listener = TcpListener::bind((LOCAL, 0)).await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                loop {
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let acceptor = acceptor.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let _ = tx.send(read_head(&mut tls).await);
+                        tls.write_all(answer.as_bytes()).await.unwrap();
+                        tls.shutdown().await.unwrap();
+                    });
+                }
+            });
+            (port, rx)
+        }
+
+        fn https_probe(port: u16, statuses: &[u16]) -> HttpChecker {
+            HttpChecker::new(HttpProbe {
+                scheme: Scheme::Https,
+                port,
+                path: "/tls".into(),
+                statuses: statuses.to_vec(),
+            })
+        }
+
+        #[tokio::test]
+        async fn https_accepts_a_self_signed_certificate_for_another_name() {
+            let (port, mut heads) = serve_tls("HTTP/1.1 200 OK\r\n\r\n").await;
+            assert_eq!(
+                https_probe(port, &[])
+                    .check(&test_target(LOCAL, None), TIMEOUT)
+                    .await,
+                ProbeOutcome::Healthy
+            );
+            assert!(
+                heads
+                    .recv()
+                    .await
+                    .unwrap()
+                    .starts_with("GET /tls HTTP/1.1\r\n")
+            );
+        }
+
+        #[tokio::test]
+        async fn https_reads_the_status() {
+            let (port, _) = serve_tls("HTTP/1.1 500 Internal Server Error\r\n\r\n").await;
+            assert_eq!(
+                https_probe(port, &[])
+                    .check(&test_target(LOCAL, None), TIMEOUT)
+                    .await,
+                ProbeOutcome::Unhealthy("GET /tls answered HTTP 500, expected 200-399".into())
+            );
+        }
+
+        #[tokio::test]
+        async fn https_against_a_plain_http_server_fails_the_handshake() {
+            let (port, _) = serve(LOCAL, Answer::Blurt("HTTP/1.1 400 Bad Request\r\n\r\n")).await;
+            let ProbeOutcome::Unhealthy(reason) = https_probe(port, &[])
+                .check(&test_target(LOCAL, None), TIMEOUT)
+                .await
+            else {
+                panic!("a plain HTTP server passed an https probe");
+            };
+            assert!(
+                reason.starts_with(&format!("the TLS handshake with 127.0.0.1:{port} failed: ")),
+                "{reason}"
+            );
+        }
+    }
+}
