@@ -224,7 +224,7 @@ mod tests {
 
 /// The HTTP checker against real servers on loopback.
 #[cfg(all(test, feature = "testing"))]
-mod socket_tests {
+pub(super) mod socket_tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
     use std::time::Instant;
 
@@ -236,7 +236,7 @@ mod socket_tests {
 
     /// How the test server answers each connection.
     #[derive(Clone, Copy)]
-    enum Answer {
+    pub(crate) enum Answer {
         /// Reads the request, writes these bytes, closes.
         Bytes(&'static str),
         /// Writes these bytes without reading anything, closes.
@@ -251,6 +251,14 @@ mod socket_tests {
     async fn serve(ip: IpAddr, answer: Answer) -> (u16, mpsc::UnboundedReceiver<String>) {
         let listener = TcpListener::bind((ip, 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        (port, serve_on(listener, answer))
+    }
+
+    /// Serves `answer` on `listener`; returns the request heads it receives.
+    pub(crate) fn serve_on(
+        listener: TcpListener,
+        answer: Answer,
+    ) -> mpsc::UnboundedReceiver<String> {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
@@ -258,7 +266,7 @@ mod socket_tests {
                 tokio::spawn(answer_one(stream, answer, tx.clone()));
             }
         });
-        (port, rx)
+        rx
     }
 
     /// Reads a request head from `stream`, if the answer reads one.
