@@ -13,6 +13,10 @@ use super::{HealthChecker, HttpProbe, ProbeOutcome, ProbeTarget, Scheme, shorten
 /// The longest status line read before the answer is judged not to be HTTP.
 const MAX_STATUS_LINE: usize = 8 * 1024;
 
+/// Why an `https` probe fails without the `https` feature.
+#[cfg(not(feature = "https"))]
+const HTTPS_UNSUPPORTED: &str = "unsupported: https probes need hoist-core's `https` feature";
+
 /// Healthy when an HTTP `GET` of the probe's path answers with an accepted status (by default
 /// 200–399). Only the status line is read; the connection is then closed.
 ///
@@ -32,8 +36,9 @@ impl HttpChecker {
 
     /// The status the server answered, or why there is none.
     async fn status(&self, target: &ProbeTarget, deadline: &Deadline) -> Result<u16, String> {
-        if self.probe.scheme == Scheme::Https && !cfg!(feature = "https") {
-            return Err("unsupported: https probes need hoist-core's `https` feature".into());
+        #[cfg(not(feature = "https"))]
+        if self.probe.scheme == Scheme::Https {
+            return Err(HTTPS_UNSUPPORTED.into());
         }
         let dialed = dial(target, self.probe.port, deadline).await?;
         let (_, place) = place(target, self.probe.port);
@@ -51,7 +56,7 @@ impl HttpChecker {
                 exchange(&mut stream, &request, &place, deadline).await
             }
             #[cfg(not(feature = "https"))]
-            Scheme::Https => unreachable!("refused above"),
+            Scheme::Https => Err(HTTPS_UNSUPPORTED.into()),
         }
     }
 }
@@ -311,6 +316,16 @@ pub(super) mod socket_tests {
         })
     }
 
+    /// Probes `/health` on a fresh local server answering `answer`; returns its port and the
+    /// outcome.
+    async fn probe_server(answer: Answer, statuses: &[u16]) -> (u16, ProbeOutcome) {
+        let (port, _) = serve(LOCAL, answer).await;
+        let outcome = probe(port, "/health", statuses)
+            .check(&test_target(LOCAL, None), TIMEOUT)
+            .await;
+        (port, outcome)
+    }
+
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
     const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -335,87 +350,56 @@ pub(super) mod socket_tests {
 
     #[tokio::test]
     async fn http_503_is_unhealthy_with_the_status_in_the_reason() {
-        let (port, _) = serve(
-            LOCAL,
+        let (_, outcome) = probe_server(
             Answer::Bytes("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
+            &[],
         )
         .await;
-        let outcome = probe(port, "/health", &[])
-            .check(&test_target(LOCAL, None), TIMEOUT)
-            .await;
-        assert_eq!(
-            outcome,
-            ProbeOutcome::Unhealthy("GET /health answered HTTP 503, expected 200-399".into())
-        );
+        let expected = "GET /health answered HTTP 503, expected 200-399";
+        assert_eq!(outcome, ProbeOutcome::Unhealthy(expected.into()));
     }
 
     #[tokio::test]
     async fn custom_statuses_replace_the_default_range() {
-        let (port_503, _) = serve(
-            LOCAL,
+        let (_, outcome) = probe_server(
             Answer::Bytes("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
+            &[503, 418],
         )
         .await;
-        let (port_200, _) = serve(LOCAL, Answer::Bytes("HTTP/1.0 200 OK\r\n\r\n")).await;
-        let target = test_target(LOCAL, None);
-        assert_eq!(
-            probe(port_503, "/", &[503, 418])
-                .check(&target, TIMEOUT)
-                .await,
-            ProbeOutcome::Healthy
-        );
-        assert_eq!(
-            probe(port_200, "/", &[503, 418])
-                .check(&target, TIMEOUT)
-                .await,
-            ProbeOutcome::Unhealthy("GET / answered HTTP 200, expected 503 or 418".into())
-        );
+        assert_eq!(outcome, ProbeOutcome::Healthy);
+        let (_, outcome) =
+            probe_server(Answer::Bytes("HTTP/1.0 200 OK\r\n\r\n"), &[503, 418]).await;
+        let expected = "GET /health answered HTTP 200, expected 503 or 418";
+        assert_eq!(outcome, ProbeOutcome::Unhealthy(expected.into()));
     }
 
     #[tokio::test]
     async fn a_redirect_is_healthy_by_default() {
-        let (port, _) = serve(
-            LOCAL,
+        let (_, outcome) = probe_server(
             Answer::Bytes("HTTP/1.1 302 Found\r\nLocation: /x\r\n\r\n"),
+            &[],
         )
         .await;
-        assert_eq!(
-            probe(port, "/", &[])
-                .check(&test_target(LOCAL, None), TIMEOUT)
-                .await,
-            ProbeOutcome::Healthy
-        );
+        assert_eq!(outcome, ProbeOutcome::Healthy);
     }
 
     #[tokio::test]
     async fn garbage_is_unhealthy_with_a_quote_of_it() {
-        let (port, _) = serve(LOCAL, Answer::Bytes("SSH-2.0-OpenSSH_9.6\r\n")).await;
-        let outcome = probe(port, "/", &[])
-            .check(&test_target(LOCAL, None), TIMEOUT)
-            .await;
-        assert_eq!(
-            outcome,
-            ProbeOutcome::Unhealthy(format!(
-                r#"127.0.0.1:{port} answered something that is not HTTP: "SSH-2.0-OpenSSH_9.6""#
-            ))
+        let (port, outcome) = probe_server(Answer::Blurt("SSH-2.0-OpenSSH_9.6\r\n"), &[]).await;
+        let expected = format!(
+            r#"127.0.0.1:{port} answered something that is not HTTP: "SSH-2.0-OpenSSH_9.6""#
         );
+        assert_eq!(outcome, ProbeOutcome::Unhealthy(expected));
     }
 
     #[tokio::test]
     async fn a_server_that_closes_early_is_unhealthy() {
-        let (port, _) = serve(LOCAL, Answer::Close).await;
-        let ProbeOutcome::Unhealthy(reason) = probe(port, "/", &[])
-            .check(&test_target(LOCAL, None), TIMEOUT)
-            .await
-        else {
+        let (port, ProbeOutcome::Unhealthy(reason)) = probe_server(Answer::Close, &[]).await else {
             panic!("a closed connection was healthy");
         };
         // Closing before reading may reach the prober as an EOF or as a reset.
-        assert!(
-            reason == format!("127.0.0.1:{port} closed the connection without answering")
-                || reason.contains("reset"),
-            "{reason}"
-        );
+        let eof = format!("127.0.0.1:{port} closed the connection without answering");
+        assert!(reason == eof || reason.contains("reset"), "{reason}");
     }
 
     #[tokio::test]
