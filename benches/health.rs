@@ -107,22 +107,27 @@ fn main() -> anyhow::Result<()> {
         window.as_secs(),
         std::thread::available_parallelism().map_or(0, usize::from)
     );
-    println!("| run | probes/s | failed probes | CPU, % of one core |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| run | probes/s | failed probes | CPU, % of one core | CPU per probe | % of one core at {tasks} probes/s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
     for (name, figures) in [
         ("bare `TcpStream::connect` loops on 1 s timers", &bare),
         ("`HealthMonitor` + `TcpChecker`", &monitors),
     ] {
         println!(
-            "| {name} | {:.0} | {} | {:.1} % |",
+            "| {name} | {:.0} | {} | {:.1} % | {:.1} µs | {:.1} % |",
             figures.probes_per_second(),
             figures.failed,
-            figures.cpu_percent()
+            figures.cpu_percent(),
+            figures.cpu_per_probe().as_secs_f64() * 1e6,
+            figures.cpu_per_probe().as_secs_f64() * tasks as f64 * 100.0,
         );
     }
     println!(
-        "\nCPU ratio, monitors / bare loops: {:.2}",
-        monitors.cpu_percent() / bare.cpu_percent()
+        "\nratios, monitors / bare loops: CPU {:.2}, CPU per probe {:.2}",
+        monitors.cpu_percent() / bare.cpu_percent(),
+        monitors.cpu_per_probe().as_secs_f64() / bare.cpu_per_probe().as_secs_f64()
     );
     if bare.failed > 0 || monitors.failed > 0 {
         bail!("some probes failed: the figures do not measure healthy checks");
@@ -141,6 +146,12 @@ struct Figures {
 impl Figures {
     fn cpu_percent(&self) -> f64 {
         100.0 * self.cpu.as_secs_f64() / self.wall.as_secs_f64()
+    }
+
+    /// CPU time per passed probe: what a probe costs even when the machine is too busy for
+    /// every task to probe each second.
+    fn cpu_per_probe(&self) -> Duration {
+        self.cpu / u32::try_from(self.probes.max(1)).unwrap_or(u32::MAX)
     }
 
     fn probes_per_second(&self) -> f64 {

@@ -18,25 +18,23 @@ pub(super) struct Dialed {
     pub(super) addr: SocketAddr,
 }
 
-/// Where a probe of `port` on `target` connects, and how that place reads in reasons
-/// (`127.0.0.1:8080`, or `127.0.0.1:8080 in network namespace /var/run/netns/web`).
-pub(super) fn place(target: &ProbeTarget, port: u16) -> (SocketAddr, String) {
+/// Where a probe of `port` on `target` connects: the target's address, or with a network
+/// namespace the loopback of the same family inside it.
+pub(super) fn addr(target: &ProbeTarget, port: u16) -> SocketAddr {
+    let ip = match (&target.netns, target.address) {
+        (None, ip) => ip,
+        (Some(_), IpAddr::V4(_)) => Ipv4Addr::LOCALHOST.into(),
+        (Some(_), IpAddr::V6(_)) => Ipv6Addr::LOCALHOST.into(),
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// How the place a probe connects to reads in reasons (`127.0.0.1:8080`, or
+/// `127.0.0.1:8080 in network namespace /var/run/netns/web`).
+pub(super) fn place(target: &ProbeTarget, addr: SocketAddr) -> String {
     match &target.netns {
-        None => {
-            let addr = SocketAddr::new(target.address, port);
-            (addr, addr.to_string())
-        }
-        Some(netns) => {
-            let loopback: IpAddr = match target.address {
-                IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
-                IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
-            };
-            let addr = SocketAddr::new(loopback, port);
-            (
-                addr,
-                format!("{addr} in network namespace {}", netns.display()),
-            )
-        }
+        None => addr.to_string(),
+        Some(netns) => format!("{addr} in network namespace {}", netns.display()),
     }
 }
 
@@ -47,30 +45,22 @@ pub(super) async fn dial(
     port: u16,
     deadline: &Deadline,
 ) -> Result<Dialed, String> {
-    let (addr, place) = place(target, port);
-    let step = || format!("connecting to {place}");
+    let addr = addr(target, port);
+    let step = || format!("connecting to {}", place(target, addr));
+    let failed = |e| format!("connecting to {} failed: {e}", place(target, addr));
     let stream = match &target.netns {
         None => {
-            deadline
-                .run(step, async {
-                    TcpStream::connect(addr)
-                        .await
-                        .map_err(|e| format!("connecting to {place} failed: {e}"))
-                })
-                .await?
+            let connect = async { TcpStream::connect(addr).await.map_err(failed) };
+            deadline.run(step, connect).await?
         }
         Some(netns) => {
-            deadline
-                .run(step, async {
-                    let socket = socket_in(netns, addr)
-                        .await
-                        .map_err(|e| format!("cannot open a socket for {place}: {e}"))?;
-                    socket
-                        .connect(addr)
-                        .await
-                        .map_err(|e| format!("connecting to {place} failed: {e}"))
-                })
-                .await?
+            let connect = async {
+                let socket = socket_in(netns, addr).await.map_err(|e| {
+                    format!("cannot open a socket for {}: {e}", place(target, addr))
+                })?;
+                socket.connect(addr).await.map_err(failed)
+            };
+            deadline.run(step, connect).await?
         }
     };
     Ok(Dialed { stream, addr })

@@ -41,7 +41,7 @@ impl HttpChecker {
             return Err(HTTPS_UNSUPPORTED.into());
         }
         let dialed = dial(target, self.probe.port, deadline).await?;
-        let (_, place) = place(target, self.probe.port);
+        let place = place(target, dialed.addr);
         let request = request(&self.probe, dialed.addr);
         match self.probe.scheme {
             Scheme::Http => {
@@ -63,6 +63,10 @@ impl HttpChecker {
 
 #[async_trait]
 impl HealthChecker for HttpChecker {
+    fn enforces_timeout(&self) -> bool {
+        true
+    }
+
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
         match self.status(target, &Deadline::after(timeout)).await {
             Ok(status) if self.probe.accepts(status) => ProbeOutcome::Healthy,
