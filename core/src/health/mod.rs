@@ -384,6 +384,13 @@ pub trait HealthChecker: Send + Sync + Debug + 'static {
     /// Probes `target` once. `timeout` bounds the whole probe (zero means none); a probe that
     /// runs past it is unhealthy.
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome;
+
+    /// Whether [`check`](Self::check) always ends within the `timeout` it is given (as the
+    /// checkers in this module do). The [`HealthMonitor`] then sets no timer of its own around
+    /// each probe; otherwise (the default) it does.
+    fn enforces_timeout(&self) -> bool {
+        false
+    }
 }
 
 /// `text` cut to `max_chars` characters (with `…` when cut), to quote in a probe's reason.

@@ -87,7 +87,7 @@ impl HealthMonitor {
     }
 
     /// Runs the monitor in the current task, sending events to `events`, until the task fails
-    /// or the receiver is dropped. Cancel it by dropping the future.
+    /// or the receiver is dropped (noticed between probes). Cancel it by dropping the future.
     ///
     /// The first probe starts `delay` after the call; each later one `interval` after the end of
     /// the previous one. A probe that runs past `timeout` is a failure.
@@ -97,10 +97,7 @@ impl HealthMonitor {
             return;
         }
         loop {
-            let outcome = tokio::select! {
-                outcome = self.probe_once() => outcome,
-                () = events.closed() => return,
-            };
+            let outcome = self.probe_once().await;
             if let ProbeOutcome::Unhealthy(reason) = &outcome {
                 tracing::debug!(container = %self.target.container_id, %reason, "health probe failed");
             }
@@ -119,7 +116,7 @@ impl HealthMonitor {
     async fn probe_once(&self) -> ProbeOutcome {
         let timeout = self.check.timeout;
         let probe = self.checker.check(&self.target, timeout);
-        if timeout.is_zero() {
+        if timeout.is_zero() || self.checker.enforces_timeout() {
             return probe.await;
         }
         match tokio::time::timeout(timeout, probe).await {
