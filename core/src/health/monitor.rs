@@ -11,7 +11,7 @@ use super::deadline::fmt_duration;
 use super::{HealthCheck, HealthChecker, ProbeOutcome, ProbeTarget};
 
 /// A change the monitor reports. It reports changes only: the first success, a success after
-/// failures, the first counted failure after a success, and the final failure.
+/// failures, the first counted failure after a success (or before any), and the final failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HealthEvent {
     /// The task turned healthy.
