@@ -307,7 +307,11 @@ impl Supervisor {
                 order = control.next() => {
                     let grace = order.grace.unwrap_or(self.spec.kill_policy.grace);
                     stop_health();
-                    return self.kill(KillRequest { grace, reason: order.reason }, "killed on request").await;
+                    let why = match order.reason {
+                        Reason::ExecutorShutdown => "killed: the executor is shutting down",
+                        _ => "killed on request",
+                    };
+                    return self.kill(KillRequest { grace, reason: order.reason }, why).await;
                 },
                 event = recv_health(&mut health) => match event {
                     Some(HealthEvent::Healthy) => self.report_health(true, "health check passed".into()),
