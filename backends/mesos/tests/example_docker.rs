@@ -258,6 +258,19 @@ async fn the_example_runs_docker_tasks_for_the_simulated_agent() {
     .await;
     let exit = tokio::time::timeout(WAIT, child.wait()).await;
     remove_containers(&owner).await;
+    // Nothing the test made stays behind: its containers, then its image.
+    let (status, _) = docker(
+        "DELETE",
+        &format!("/images/{IMAGE}?force=1"),
+        "application/json",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(status, 200 | 404),
+        "removing {IMAGE} answered {status}"
+    );
     result.unwrap();
     let status = exit.expect("the executor exits after SHUTDOWN").unwrap();
     assert!(status.success(), "exit status {status}");
