@@ -51,7 +51,7 @@ pub struct AclConfig {
     /// After a port's rules, drop every other source for that port (default `true`), so the
     /// ACL holds whatever the chain's policy or the rules after it say. With `false` the hook
     /// only accepts, and denying is up to the chain.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub deny_unlisted: bool,
     /// Also manage IPv6 (`ip6tables`): IPv6 sources are accepted and the deny rules are added
     /// for both families (default `false`: an IPv6 source in a label is an error).
@@ -63,10 +63,6 @@ pub struct AclConfig {
     /// The hook's priority (default 0).
     #[serde(default)]
     pub priority: i64,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Lets only chosen sources reach a task's mapped ports, with firewall rules added in post-run

@@ -81,6 +81,11 @@ pub(crate) fn rule_comment(hook: &str, task: &hoist_core::TaskId) -> String {
     comment
 }
 
+/// Serde default for switches that are on unless turned off.
+pub(crate) fn yes() -> bool {
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

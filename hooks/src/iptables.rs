@@ -56,10 +56,10 @@ pub struct IptablesConfig {
     pub container_bridge_interface: String,
     /// Add the FORWARD rules that let traffic to and from the mapped ports cross the bridge
     /// (default `true`; needed when the FORWARD policy is DROP).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub ip_forwarding: bool,
     /// Masquerade the container's outgoing traffic and its hairpin traffic (default `true`).
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub ip_masquerading: bool,
     /// The chains to write to; each must exist.
     #[serde(default)]
@@ -73,10 +73,6 @@ pub struct IptablesConfig {
     /// The hook's priority (default 0).
     #[serde(default)]
     pub priority: i64,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Makes a task's port mappings reachable the way Docker's own `--iptables` rules do, for

@@ -10,15 +10,11 @@ use serde::Deserialize;
 pub struct RemoveContainerConfig {
     /// Remove even if the container still runs (it is then killed). Default `true`: post-stop
     /// runs after the stop, so this only matters when the stop itself failed.
-    #[serde(default = "yes")]
+    #[serde(default = "crate::config::yes")]
     pub force: bool,
     /// The hook's priority (default `-100`: after the other hooks' post-stop).
     #[serde(default = "RemoveContainerConfig::default_priority")]
     pub priority: i64,
-}
-
-fn yes() -> bool {
-    true
 }
 
 impl RemoveContainerConfig {

@@ -58,69 +58,14 @@ impl HookChain {
         }
     }
 
-    /// Runs pre-create, letting each hook change the spec; stops at the first failure.
-    pub(crate) async fn pre_create(&self, env: ChainEnv<'_>, task: &mut TaskSpec) -> Result<()> {
-        let ChainEnv {
-            executor_id,
-            containerizer,
-            container_id,
-            state,
-        } = env;
-        for hook in self.hooks.iter() {
-            let mut ctx = HookContext {
-                executor_id,
-                containerizer,
-                container_id,
-                state: &mut *state,
-            };
-            self.bounded(&**hook, Phase::PreCreate, hook.pre_create(&mut ctx, task))
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Runs a setup phase (pre-run, post-run); stops at the first failure.
-    pub(crate) async fn setup(
+    /// Runs `phase` through the hooks in order. A setup phase (pre-create, pre-run, post-run)
+    /// stops at the first failure; a teardown phase runs every hook whatever fails. Returns the
+    /// failures (at most one for a setup phase). Only pre-create may change the spec.
+    pub(crate) async fn run(
         &self,
         phase: Phase,
         env: ChainEnv<'_>,
-        task: &TaskSpec,
-    ) -> Result<()> {
-        let ChainEnv {
-            executor_id,
-            containerizer,
-            container_id,
-            state,
-        } = env;
-        for hook in self.hooks.iter() {
-            let mut ctx = HookContext {
-                executor_id,
-                containerizer,
-                container_id,
-                state: &mut *state,
-            };
-            match phase {
-                Phase::PreRun => {
-                    self.bounded(&**hook, phase, hook.pre_run(&mut ctx, task))
-                        .await?
-                }
-                Phase::PostRun => {
-                    self.bounded(&**hook, phase, hook.post_run(&mut ctx, task))
-                        .await?
-                }
-                _ => unreachable_phase(phase)?,
-            }
-        }
-        Ok(())
-    }
-
-    /// Runs a teardown phase (pre-stop, post-stop) through every hook, whatever fails, and
-    /// returns the failures.
-    pub(crate) async fn teardown(
-        &self,
-        phase: Phase,
-        env: ChainEnv<'_>,
-        task: &TaskSpec,
+        task: &mut TaskSpec,
     ) -> Vec<Error> {
         let ChainEnv {
             executor_id,
@@ -136,31 +81,23 @@ impl HookChain {
                 container_id,
                 state: &mut *state,
             };
-            let result = match phase {
-                Phase::PreStop => {
-                    self.bounded(&**hook, phase, hook.pre_stop(&mut ctx, task))
-                        .await
-                }
-                Phase::PostStop => {
-                    self.bounded(&**hook, phase, hook.post_stop(&mut ctx, task))
-                        .await
-                }
-                _ => unreachable_phase(phase),
+            let call = match phase {
+                Phase::PreCreate => hook.pre_create(&mut ctx, task),
+                Phase::PreRun => hook.pre_run(&mut ctx, task),
+                Phase::PostRun => hook.post_run(&mut ctx, task),
+                Phase::PreStop => hook.pre_stop(&mut ctx, task),
+                Phase::PostStop => hook.post_stop(&mut ctx, task),
             };
-            if let Err(e) = result {
+            if let Err(e) = self.bounded(&**hook, phase, call).await {
+                if phase.is_setup() {
+                    return vec![e];
+                }
                 tracing::warn!(task = %task.id, error = %e, "teardown hook failed; later hooks still run");
                 failures.push(e);
             }
         }
         failures
     }
-}
-
-fn unreachable_phase(phase: Phase) -> Result<()> {
-    Err(Error::new(
-        ErrorKind::InvalidState,
-        format!("{phase} is not run by this method"),
-    ))
 }
 
 fn hook_error(hook: &str, phase: Phase, err: Error) -> Error {

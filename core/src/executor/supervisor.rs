@@ -168,25 +168,11 @@ impl Supervisor {
             container_id: self.container.as_ref(),
             state: &mut self.hook_state,
         };
-        match phase {
-            Phase::PreCreate => inner
-                .chain
-                .pre_create(env, &mut self.spec)
-                .await
-                .map_err(|e| vec![e]),
-            Phase::PreRun | Phase::PostRun => inner
-                .chain
-                .setup(phase, env, &self.spec)
-                .await
-                .map_err(|e| vec![e]),
-            Phase::PreStop | Phase::PostStop => {
-                let failures = inner.chain.teardown(phase, env, &self.spec).await;
-                if failures.is_empty() {
-                    Ok(())
-                } else {
-                    Err(failures)
-                }
-            }
+        let failures = inner.chain.run(phase, env, &mut self.spec).await;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures)
         }
     }
 
