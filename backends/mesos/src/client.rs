@@ -44,12 +44,22 @@ impl Default for ClientOptions {
 }
 
 /// A client of one agent's executor API.
-#[derive(Debug)]
 pub struct AgentClient {
     endpoint: String,
     token: Option<String>,
     options: ClientOptions,
     calls: Option<Connection>,
+}
+
+impl std::fmt::Debug for AgentClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentClient")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("options", &self.options)
+            .field("calls", &self.calls)
+            .finish()
+    }
 }
 
 #[derive(Debug)]
@@ -199,6 +209,18 @@ fn timeout(what: &str, endpoint: &str, after: Duration) -> Error {
 }
 
 fn rejected(what: &str, endpoint: &str, status: http::StatusCode, body: &str) -> Error {
+    if status == http::StatusCode::UNAUTHORIZED {
+        // The agent authenticates executors by the bearer token it gave them; no retry helps.
+        return Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "authentication failed: the agent answered {what} with {status} \
+                 (the bearer token of MESOS_EXECUTOR_AUTHENTICATION_TOKEN is missing or wrong): {body}"
+            ),
+        )
+        .with_context("agent", endpoint)
+        .with_context(FAILURE, AUTHENTICATION);
+    }
     // 503 while the agent recovers is worth retrying; 4xx means the call itself is wrong.
     let kind = if status.is_server_error() {
         ErrorKind::Unavailable
@@ -210,6 +232,23 @@ fn rejected(what: &str, endpoint: &str, status: http::StatusCode, body: &str) ->
         format!("the agent answered {what} with {status}: {body}"),
     )
     .with_context("agent", endpoint)
+}
+
+const FAILURE: &str = "failure";
+const AUTHENTICATION: &str = "authentication";
+
+/// Whether `error` is the agent refusing the executor's credentials (`401 Unauthorized`: a
+/// missing or wrong `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`). Such an error has the kind
+/// [`ErrorKind::InvalidInput`] and says "authentication failed".
+///
+/// ```
+/// use hoist_core::Error;
+/// use hoist_mesos::client::is_authentication_failure;
+///
+/// assert!(!is_authentication_failure(&Error::invalid("a bad call")));
+/// ```
+pub fn is_authentication_failure(error: &Error) -> bool {
+    error.context_value(FAILURE) == Some(AUTHENTICATION)
 }
 
 /// The events of one subscription.

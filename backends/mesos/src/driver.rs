@@ -89,6 +89,9 @@ pub struct MesosDriver {
     executor: Executor,
     statuses: StatusStream,
     options: DriverOptions,
+    messages_tx: mpsc::UnboundedSender<Vec<u8>>,
+    messages_rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    inbox: Option<mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for MesosDriver {
@@ -103,11 +106,42 @@ impl std::fmt::Debug for MesosDriver {
 impl MesosDriver {
     /// A driver of `executor` (whose status stream is `statuses`) for the agent in `env`.
     pub fn new(env: AgentEnv, executor: Executor, statuses: StatusStream) -> Self {
+        let (messages_tx, messages_rx) = mpsc::unbounded_channel();
         MesosDriver {
             env,
             executor,
             statuses,
             options: DriverOptions::default(),
+            messages_tx,
+            messages_rx,
+            inbox: None,
+        }
+    }
+
+    /// The data of every MESSAGE event (the scheduler's `sendFrameworkMessage`), in order;
+    /// take it before [`MesosDriver::run`]. Without it the driver only logs their size. The
+    /// stream ends when the driver stops; a second call replaces the first receiver.
+    ///
+    /// ```no_run
+    /// # async fn run(mut driver: hoist_mesos::MesosDriver) {
+    /// let mut inbox = driver.framework_messages();
+    /// tokio::spawn(driver.run());
+    /// while let Some(data) = inbox.recv().await {
+    ///     println!("the scheduler says {}", String::from_utf8_lossy(&data));
+    /// }
+    /// # }
+    /// ```
+    pub fn framework_messages(&mut self) -> mpsc::UnboundedReceiver<Vec<u8>> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inbox = Some(tx);
+        rx
+    }
+
+    /// A handle that sends framework messages to the scheduler while the driver runs; take it
+    /// before [`MesosDriver::run`].
+    pub fn messenger(&self) -> Messenger {
+        Messenger {
+            tx: self.messages_tx.clone(),
         }
     }
 
@@ -119,8 +153,12 @@ impl MesosDriver {
 
     /// Subscribes and serves the agent until SHUTDOWN, or until the agent is lost for good.
     /// Every task has been killed and torn down when it returns. An error means the very first
-    /// SUBSCRIBE was refused as invalid (a wrong id or token), which no retry can fix.
+    /// SUBSCRIBE was refused as invalid (a wrong id), or the agent refused the executor's
+    /// token (`401`; [`crate::client::is_authentication_failure`] tells), which no retry can
+    /// fix.
     pub async fn run(self) -> Result<Exit> {
+        // Only the messengers keep the channel open from now on.
+        drop(self.messages_tx);
         let (calls_tx, calls_rx) = mpsc::unbounded_channel();
         let client = AgentClient::new(
             self.env.agent_endpoint.clone(),
@@ -148,10 +186,57 @@ impl MesosDriver {
             shutdown: None,
             connected: false,
             subscribed_once: false,
+            held_messages: Vec::new(),
+            inbox: self.inbox,
         };
-        let exit = state.serve(client, self.statuses).await;
+        let exit = state.serve(client, self.statuses, self.messages_rx).await;
         caller.abort();
         exit
+    }
+}
+
+/// Sends framework messages (MESSAGE calls, the executor's `sendFrameworkMessage`) to the
+/// scheduler through a [`MesosDriver`]; cheap to clone, usable from any task.
+///
+/// Like Mesos's framework messages, delivery is best effort: a message is sent once, on the
+/// calls connection, in order with the status updates; one sent before the driver has
+/// subscribed (or while it resubscribes) is held and sent after SUBSCRIBED; a call the agent
+/// refuses is logged, not retried.
+///
+/// ```no_run
+/// # async fn run() -> hoist_core::Result<()> {
+/// use std::sync::Arc;
+/// use hoist_core::Executor;
+/// use hoist_core::testing::FakeContainerizer;
+/// use hoist_mesos::{AgentEnv, MesosDriver};
+///
+/// let env = AgentEnv::from_env()?;
+/// let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new())).build()?;
+/// let driver = MesosDriver::new(env, executor, statuses);
+/// let messenger = driver.messenger();
+/// let run = tokio::spawn(driver.run());
+/// messenger.send(b"warm-up done".to_vec())?;   // arrives as the scheduler's frameworkMessage
+/// run.await.expect("the driver does not panic")?;
+/// assert!(messenger.send(b"too late".to_vec()).is_err());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Messenger {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+}
+
+impl Messenger {
+    /// Queues `data` (any bytes; base64 on the wire) for the scheduler. An error of kind
+    /// [`ErrorKind::InvalidState`] means the driver has stopped (or was dropped without
+    /// running) and the message was not sent.
+    pub fn send(&self, data: impl Into<Vec<u8>>) -> Result<()> {
+        self.tx.send(data.into()).map_err(|_| {
+            hoist_core::Error::new(
+                ErrorKind::InvalidState,
+                "the Mesos driver has stopped; the framework message was not sent",
+            )
+            .with_operation("send framework message")
+        })
     }
 }
 
@@ -221,10 +306,19 @@ struct State {
     shutdown: Option<Shutdown>,
     connected: bool,
     subscribed_once: bool,
+    /// Framework messages waiting for a subscription.
+    held_messages: Vec<Vec<u8>>,
+    /// Where MESSAGE events go, when someone asked for them.
+    inbox: Option<mpsc::UnboundedSender<Vec<u8>>>,
 }
 
 impl State {
-    async fn serve(&mut self, client: AgentClient, mut statuses: StatusStream) -> Result<Exit> {
+    async fn serve(
+        &mut self,
+        client: AgentClient,
+        mut statuses: StatusStream,
+        mut messages: mpsc::UnboundedReceiver<Vec<u8>>,
+    ) -> Result<Exit> {
         let client = std::sync::Arc::new(client);
         let mut link = Link::Connecting(self.subscribe(&client));
         let mut recovery_deadline: Option<Instant> = None;
@@ -237,6 +331,7 @@ impl State {
         let mut heartbeat =
             tokio::time::interval_at(Instant::now() + heartbeat_every, heartbeat_every);
         let mut statuses_open = true;
+        let mut messages_open = true;
         loop {
             if let Some(exit) = self.shutdown_complete() {
                 return Ok(exit);
@@ -268,6 +363,10 @@ impl State {
                     recovery_deadline = None;
                     link = Link::Closed;
                 }
+                message = messages.recv(), if messages_open => match message {
+                    Some(data) => self.send_message(data),
+                    None => messages_open = false,
+                },
                 _ = resend.tick(), if self.connected => self.resend_due(),
                 _ = heartbeat.tick(), if self.connected && self.options.heartbeat_interval.is_some() => {
                     self.send(Call::heartbeat(self.env.executor_id.clone(), self.env.framework_id.clone()));
@@ -378,6 +477,18 @@ impl State {
         ));
     }
 
+    fn send_message(&mut self, data: Vec<u8>) {
+        if self.connected {
+            self.send(Call::message(
+                self.env.executor_id.clone(),
+                self.env.framework_id.clone(),
+                data,
+            ));
+        } else {
+            self.held_messages.push(data);
+        }
+    }
+
     fn resend_due(&mut self) {
         for status in self
             .ledger
@@ -403,6 +514,9 @@ impl State {
                 self.framework = Some(subscribed.framework_info);
                 // The agent replays the updates the SUBSCRIBE carried.
                 self.ledger.mark_all_sent(Instant::now());
+                for data in std::mem::take(&mut self.held_messages) {
+                    self.send_message(data);
+                }
             }
             EventType::Launch => match event.launch {
                 Some(launch) => self.launch(vec![launch.task], false),
@@ -436,10 +550,17 @@ impl State {
                 }
                 None => tracing::warn!("ACKNOWLEDGED without its payload; skipped"),
             },
-            EventType::Message => {
-                let len = event.message.map_or(0, |m| m.data.0.len());
-                tracing::info!(bytes = len, "message from the scheduler");
-            }
+            EventType::Message => match event.message {
+                Some(message) => {
+                    tracing::info!(bytes = message.data.0.len(), "message from the scheduler");
+                    if let Some(inbox) = &self.inbox
+                        && inbox.send(message.data.0).is_err()
+                    {
+                        tracing::debug!("nobody reads framework messages any more");
+                    }
+                }
+                None => tracing::warn!("MESSAGE without its `message` payload; skipped"),
+            },
             EventType::Shutdown => {
                 tracing::info!(grace = ?self.env.shutdown_grace_period, "SHUTDOWN: killing every task");
                 self.begin_shutdown(Exit::Shutdown, self.env.shutdown_grace_period);
@@ -558,7 +679,7 @@ impl State {
         if state == wire::TaskState::Running {
             self.running.insert(status.task_id.clone());
         }
-        let reason = status.reason.and_then(|r| convert::reason(r, was_running));
+        let reason = convert::reason(status.reason, state, was_running);
         let mut message = status.message.clone();
         if state.is_terminal() {
             self.running.remove(&status.task_id);

@@ -31,7 +31,7 @@ use crate::wire::{ExecutorId, FrameworkId};
 /// let err = AgentEnv::from_vars([("MESOS_FRAMEWORK_ID", "fw-1")]).unwrap_err();
 /// assert!(err.to_string().contains("MESOS_EXECUTOR_ID"));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct AgentEnv {
     /// `MESOS_FRAMEWORK_ID`.
     pub framework_id: FrameworkId,
@@ -52,6 +52,26 @@ pub struct AgentEnv {
     pub authentication_token: Option<String>,
     /// `MESOS_SANDBOX`: the sandbox directory.
     pub sandbox: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AgentEnv {
+    /// Shows every setting but the token, which is a credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentEnv")
+            .field("framework_id", &self.framework_id)
+            .field("executor_id", &self.executor_id)
+            .field("agent_endpoint", &self.agent_endpoint)
+            .field("checkpoint", &self.checkpoint)
+            .field("recovery_timeout", &self.recovery_timeout)
+            .field("subscription_backoff_max", &self.subscription_backoff_max)
+            .field("shutdown_grace_period", &self.shutdown_grace_period)
+            .field(
+                "authentication_token",
+                &self.authentication_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("sandbox", &self.sandbox)
+            .finish()
+    }
 }
 
 impl AgentEnv {
@@ -234,6 +254,11 @@ mod tests {
         assert_eq!(env.subscription_backoff_max, Duration::from_millis(500));
         assert_eq!(env.shutdown_grace_period, Duration::from_secs(604_800));
         assert_eq!(env.authentication_token.as_deref(), Some("jwt"));
+        let shown = format!("{env:?}");
+        assert!(
+            !shown.contains("jwt") && shown.contains("<redacted>"),
+            "{shown}"
+        );
         assert_eq!(env.sandbox, Some(PathBuf::from("/mnt/mesos/sandbox")));
     }
 

@@ -38,5 +38,5 @@ pub mod testing;
 pub mod wire;
 
 pub use client::{AgentClient, ClientOptions, EventStream};
-pub use driver::{DriverOptions, Exit, MesosDriver};
+pub use driver::{DriverOptions, Exit, MesosDriver, Messenger};
 pub use env::AgentEnv;

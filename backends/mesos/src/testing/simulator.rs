@@ -60,6 +60,11 @@ pub struct SimulatorOptions {
     pub max_chunk: usize,
     /// The seed of the chunking.
     pub seed: u64,
+    /// When set, every call must carry `Authorization: Bearer <token>`, as with an agent run
+    /// with `--authenticate_http_executors`; any other call is answered `401 Unauthorized`.
+    /// [`AgentSimulator::env`] then hands the token out as
+    /// `MESOS_EXECUTOR_AUTHENTICATION_TOKEN` does.
+    pub authentication_token: Option<String>,
 }
 
 impl Default for SimulatorOptions {
@@ -72,6 +77,7 @@ impl Default for SimulatorOptions {
             checkpoint: true,
             max_chunk: 7,
             seed: 7,
+            authentication_token: None,
         }
     }
 }
@@ -94,6 +100,11 @@ pub struct Snapshot {
     pub messages: Vec<Vec<u8>>,
     /// How many HEARTBEAT calls arrived.
     pub heartbeats: usize,
+    /// The type and `Authorization` header of every call that got past authentication, in
+    /// arrival order.
+    pub authorizations: Vec<(CallType, Option<String>)>,
+    /// How many calls were answered `401 Unauthorized`.
+    pub unauthorized: usize,
     /// Whether an executor is subscribed now.
     pub connected: bool,
 }
@@ -149,6 +160,8 @@ impl Shared {
 /// it joins and splits at random; it validates every UPDATE as the agent does (a 16-byte
 /// version-4 UUID, source `SOURCE_EXECUTOR`, never `TASK_STAGING`, the right executor) and
 /// acknowledges it; it can restart, drop or duplicate acknowledgements, and send garbage.
+/// With [`SimulatorOptions::authentication_token`] it also requires the bearer token on every
+/// call, answering `401 Unauthorized` without it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -218,6 +231,7 @@ impl AgentSimulator {
         env.checkpoint = o.checkpoint;
         env.subscription_backoff_max = Duration::from_millis(200);
         env.recovery_timeout = Duration::from_secs(30);
+        env.authentication_token = o.authentication_token.clone();
         env
     }
 
@@ -356,12 +370,22 @@ async fn handle(
             let mut state = shared.state();
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 state.seen.unavailable += 1;
+            } else if status == StatusCode::UNAUTHORIZED {
+                state.seen.unauthorized += 1;
+                state.seen.rejected.push(format!("{status}: {why}"));
             } else {
                 state.seen.rejected.push(format!("{status}: {why}"));
             }
             drop(state);
             shared.changed.notify_waiters();
-            reply(status, why)
+            let mut response = reply(status, why);
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static(r#"Bearer realm="mesos-agent-executor""#),
+                );
+            }
+            response
         }))
 }
 
@@ -374,6 +398,29 @@ async fn handle_call(
             StatusCode::NOT_FOUND,
             format!("no endpoint {} {}", req.method(), req.uri().path()),
         ));
+    }
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(token) = &shared.options.authentication_token {
+        // The agent authenticates before it looks at the call.
+        let expected = format!("Bearer {token}");
+        match &authorization {
+            Some(given) if *given == expected => {}
+            Some(_) => {
+                return Err((
+                    StatusCode::UNAUTHORIZED,
+                    "Failed to verify the bearer token".into(),
+                ));
+            }
+            None => {
+                return Err((
+                    StatusCode::UNAUTHORIZED,
+                    "Expecting 'Authorization' to be present".into(),
+                ));
+            }
+        }
     }
     if shared
         .state()
@@ -416,6 +463,11 @@ async fn handle_call(
             format!("Failed to parse body into Call: {e}"),
         )
     })?;
+    shared
+        .state()
+        .seen
+        .authorizations
+        .push((call.kind, authorization));
     let o = &shared.options;
     if call.executor_id.value != o.executor_id || call.framework_id.value != o.framework_id {
         return Err((

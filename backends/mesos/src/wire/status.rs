@@ -98,7 +98,8 @@ pub enum Source {
 /// The `mesos.TaskStatus.Reason` values an executor sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Reason {
-    /// The zero value of the enum; also what a status without a reason reads as.
+    /// The zero value of the enum: what a status without a reason reads as. hoist sends it
+    /// where Mesos's own executors send no reason (a command's own exit, a kill after launch).
     #[serde(rename = "REASON_COMMAND_EXECUTOR_FAILED")]
     CommandExecutorFailed,
     /// The container could not be launched.
