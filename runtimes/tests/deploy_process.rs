@@ -38,3 +38,9 @@ async fn a_failed_installation_ends_with_its_output() {
     let state = tempfile::tempdir().unwrap();
     support::deploy::failed_install(&host(&state)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_compilation_ends_with_its_output() {
+    let state = tempfile::tempdir().unwrap();
+    support::deploy::failed_compile(&host(&state)).await;
+}

@@ -191,11 +191,13 @@ impl Catalog {
             for runtime in &loaded {
                 for key in std::iter::once(&runtime.name).chain(&runtime.aliases) {
                     if let Some((_, other)) = origins.iter().find(|(k, _)| k == key) {
-                        return Err(Error::new(
-                            ErrorKind::AlreadyExists,
-                            format!("runtime `{key}` is defined by both {other} and {origin}"),
-                        )
-                        .with_context("runtime", key));
+                        let message = if *other == origin {
+                            format!("runtime `{key}` is defined twice in {origin}")
+                        } else {
+                            format!("runtime `{key}` is defined by both {other} and {origin}")
+                        };
+                        return Err(Error::new(ErrorKind::AlreadyExists, message)
+                            .with_context("runtime", key));
                     }
                     origins.push((key.clone(), origin.clone()));
                 }
@@ -253,6 +255,54 @@ mod tests {
         let err = catalog.reload().unwrap_err();
         assert!(err.to_string().contains("has no runtime image"), "{err}");
         assert_eq!(catalog.runtimes().len(), 2);
+    }
+
+    #[test]
+    fn provider_files_load_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("providers.yaml");
+        let v1 = "- {NAME: python-executor, RUNTIME: python3.11;python, IMAGE: laser/python, CMD: bin/executor}\n";
+        std::fs::write(&path, v1).unwrap();
+        let catalog = Catalog::builder()
+            .source(CatalogSource::LaserFile(path.clone()))
+            .build()
+            .unwrap();
+        let runtime = catalog.resolve("python").unwrap();
+        assert_eq!(runtime.name, "python3.11");
+        assert_eq!(
+            runtime.runtime_phase().unwrap().command.as_deref(),
+            Some("bin/executor")
+        );
+        std::fs::write(
+            &path,
+            format!("{v1}- {{NAME: jvm-executor, RUNTIME: java;scala, IMAGE: laser/java, CMD: bin/java}}\n"),
+        )
+        .unwrap();
+        catalog.reload().unwrap();
+        assert_eq!(catalog.resolve("scala").unwrap().name, "java");
+        std::fs::remove_file(&path).unwrap();
+        let err = catalog.reload().unwrap_err();
+        assert!(
+            err.to_string().contains("cannot read catalog file")
+                && err.to_string().contains("providers.yaml"),
+            "{err}"
+        );
+        assert_eq!(catalog.resolve("scala").unwrap().name, "java");
+    }
+
+    #[test]
+    fn a_name_defined_twice_in_one_source_is_named() {
+        let text = "- ID: node\n  versions:\n    - {name: a, version: '20', runtimeImage: node:20}\n    - {name: b, version: '20', runtimeImage: node:20-slim}\n";
+        let err = Catalog::builder()
+            .source(CatalogSource::kubeless_text("catalog.yaml", text))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+        assert!(
+            err.to_string()
+                .contains("runtime `node20` is defined twice in catalog.yaml"),
+            "{err}"
+        );
     }
 
     #[test]

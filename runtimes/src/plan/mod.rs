@@ -133,9 +133,14 @@ impl BuildPlan {
             .resolve(&spec.runtime)
             .map_err(|e| e.with_context("function", &spec.name))?;
         runtime.runtime_phase()?;
-        if spec.deps.is_some() && runtime.phase(PhaseKind::Installation).is_none() {
+        // A compiled runtime may resolve the deps file in its compilation phase, as Kubeless's
+        // Go runtime does with `Gopkg.toml`.
+        if spec.deps.is_some()
+            && runtime.phase(PhaseKind::Installation).is_none()
+            && runtime.phase(PhaseKind::Compilation).is_none()
+        {
             return Err(Error::invalid(format!(
-                "function `{}` has deps, but runtime `{}` has no installation phase",
+                "function `{}` has deps, but runtime `{}` has no installation or compilation phase",
                 spec.name, runtime.name
             ))
             .with_context("function", &spec.name));

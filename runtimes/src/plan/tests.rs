@@ -163,11 +163,32 @@ fn docker_rendering_shares_a_volume_between_init_and_runtime_containers() {
 }
 
 #[test]
-fn plans_reject_deps_without_an_install_phase_and_unknown_runtimes() {
-    let err = BuildPlan::new(&spec("go1.21", Some("module x")), &catalog()).unwrap_err();
+fn plans_reject_deps_without_an_install_or_compile_phase_and_unknown_runtimes() {
+    let only_runtime = InMemoryCatalog::new([Runtime {
+        name: "ruby3".into(),
+        aliases: vec![],
+        phases: vec![phase(PhaseKind::Runtime, "local/ruby", Some("ruby"), &[])],
+        deps_file: Some("Gemfile".into()),
+        file_suffix: Some(".rb".into()),
+        compiled: false,
+        probe: None,
+    }])
+    .unwrap();
+    let err = BuildPlan::new(&spec("ruby3", Some("gem 'x'")), &only_runtime).unwrap_err();
     assert!(
-        err.to_string().contains("has no installation phase"),
+        err.to_string()
+            .contains("runtime `ruby3` has no installation or compilation phase"),
         "{err}"
+    );
+    // A compiled runtime's compilation resolves the deps file itself.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = BuildPlan::new(&spec("go1.21", Some("module x")), &catalog()).unwrap();
+    let rendering = plan.render(&Target::docker(dir.path()), 8080).unwrap();
+    let phases: Vec<_> = rendering.steps.iter().map(|s| s.phase).collect();
+    assert_eq!(phases, [PhaseKind::Compilation]);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("go.mod")).unwrap(),
+        "module x"
     );
     let err = BuildPlan::new(&spec("cobol85", None), &catalog()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);

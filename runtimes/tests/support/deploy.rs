@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use hoist_core::catalog::RuntimeCatalog;
+use hoist_core::catalog::{PhaseKind, RuntimeCatalog};
 use hoist_core::{
     ContainerId, Containerizer, ExecutorId, LogOptions, NetworkMode, Owner, PortMapping, TaskId,
     Volume,
 };
 use hoist_runtimes::catalog::{Catalog, CatalogSource};
-use hoist_runtimes::function::{FunctionSpec, Source};
+use hoist_runtimes::function::{FunctionSpec, Source, SourceContent, sha256_hex};
 use hoist_runtimes::plan::{BuildPlan, Target};
 
 use super::{Reply, examples, free_port, get, sample, send, shims};
@@ -37,6 +37,8 @@ struct HostPaths {
     python: PathBuf,
     proxy: PathBuf,
     examples_bin: PathBuf,
+    /// The Rust toolchain (`rustc --print sysroot`): `bin/cargo`, `bin/rustc` and their libraries.
+    rust_sysroot: PathBuf,
 }
 
 fn host_paths() -> HostPaths {
@@ -47,10 +49,21 @@ fn host_paths() -> HostPaths {
     let python = PathBuf::from(String::from_utf8(python.stdout).unwrap().trim());
     let proxy = PathBuf::from(env!("CARGO_BIN_EXE_hoist-proxy"));
     let examples_bin = proxy.parent().unwrap().join("examples");
+    let sysroot = std::process::Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .expect("rustc runs");
+    let rust_sysroot = PathBuf::from(String::from_utf8(sysroot.stdout).unwrap().trim());
+    assert!(
+        rust_sysroot.join("bin/cargo").exists(),
+        "no cargo in the Rust toolchain at {}",
+        rust_sysroot.display()
+    );
     HostPaths {
         python,
         proxy,
         examples_bin,
+        rust_sysroot,
     }
 }
 
@@ -59,7 +72,8 @@ const DOCKER_PROXY_DIR: &str = "/hoist-bin";
 const DOCKER_EXAMPLES_DIR: &str = "/hoist-examples";
 const DOCKER_SHIMS_DIR: &str = "/hoist-shims";
 
-/// The catalog: Python, Node and prebuilt Rust runtimes, behind hoist-proxy where needed.
+/// The catalog: Python, Node, prebuilt Rust and Rust compiled by Cargo, behind hoist-proxy where
+/// needed.
 fn catalog(host: &Host, paths: &HostPaths) -> Catalog {
     let (proxy, examples_bin, shim_dir, image) = match &host.docker {
         Some(docker) => (
@@ -76,6 +90,14 @@ fn catalog(host: &Host, paths: &HostPaths) -> Catalog {
         ),
     };
     let python = paths.python.display();
+    let cargo = paths.rust_sysroot.join("bin/cargo");
+    let cargo = cargo.display();
+    let rustc = paths.rust_sysroot.join("bin/rustc");
+    // Cargo, rustc and the linker write only inside the work directory.
+    let cargo_env = format!(
+        r#"{{HOME: "$(HOIST_INSTALL_DIR)/.home", CARGO_HOME: "$(HOIST_INSTALL_DIR)/.cargo", CARGO_TARGET_DIR: "$(HOIST_INSTALL_DIR)/target", TMPDIR: "$(HOIST_INSTALL_DIR)/.tmp", RUSTC: "{}"}}"#,
+        rustc.display()
+    );
     let text = format!(
         r#"
 - ID: python
@@ -119,6 +141,25 @@ fn catalog(host: &Host, paths: &HostPaths) -> Catalog {
         - phase: runtime
           image: {image}
           command: exec {examples_bin}/function-$MOD_NAME
+- ID: rust-cargo
+  compiled: true
+  depName: Cargo.toml
+  versions:
+    - name: cargo1
+      version: "1"
+      images:
+        - phase: installation
+          image: {image}
+          command: mkdir -p .tmp && {cargo} vendor --offline --respect-source-config --config 'source.crates-io.replace-with="local"' --config 'source.local.directory="../pkgs/crates"' vendor
+          env: {cargo_env}
+        - phase: compilation
+          image: {image}
+          command: mkdir -p .tmp && {cargo} build --offline --release --config 'source.crates-io.replace-with="vendored"' --config 'source.vendored.directory="vendor"'
+          env: {cargo_env}
+        - phase: runtime
+          image: {image}
+          command: exec {proxy}
+          env: {{FUNC_PROCESS: "exec $(HOIST_INSTALL_DIR)/target/release/$MOD_NAME"}}
 "#
     );
     Catalog::builder()
@@ -127,8 +168,32 @@ fn catalog(host: &Host, paths: &HostPaths) -> Catalog {
         .unwrap()
 }
 
-/// Writes the local packages the deps functions install: a Python wheel and a Node package.
+/// Writes the local packages the deps functions install: a Python wheel, a Node package and a
+/// Rust crate in a Cargo directory source (`crates/`, each crate with its checksums).
 fn write_packages(dir: &Path) {
+    let krate = dir.join("crates/hoist-greeting-1.0.0");
+    std::fs::create_dir_all(krate.join("src")).unwrap();
+    let crate_files = [
+        (
+            "Cargo.toml",
+            "[package]\nname = \"hoist-greeting\"\nversion = \"1.0.0\"\nedition = \"2021\"\n",
+        ),
+        (
+            "src/lib.rs",
+            "/// The greeting.\npub fn greet(name: &str) -> String {\n    format!(\"hello {name} from hoist-greeting\")\n}\n",
+        ),
+    ];
+    let mut sums = serde_json::Map::new();
+    for (name, content) in crate_files {
+        std::fs::write(krate.join(name), content).unwrap();
+        sums.insert(name.into(), sha256_hex(content.as_bytes()).into());
+    }
+    std::fs::write(
+        krate.join(".cargo-checksum.json"),
+        serde_json::json!({"files": sums, "package": null}).to_string(),
+    )
+    .unwrap();
+
     std::fs::create_dir_all(dir.join("hoist-greeting")).unwrap();
     std::fs::write(
         dir.join("hoist-greeting/package.json"),
@@ -174,21 +239,25 @@ fn write_packages(dir: &Path) {
 pub struct Example {
     /// `get`, `post`, `deps` or `endless`.
     pub kind: &'static str,
-    /// The file under `examples/functions/<language>/`.
+    /// The file under `examples/functions/<language>/`, or a Cargo project folder there (sent
+    /// as a tar of its `src/`, with its `Cargo.toml` as the deps file).
     pub file: &'static str,
     /// `module.func`.
     pub handler: &'static str,
     /// The deps file's content.
-    pub deps: Option<&'static str>,
+    pub deps: Option<String>,
+    /// The runtime, when not the language's.
+    pub runtime: Option<&'static str>,
 }
 
 /// The four examples of a language.
 pub fn examples_of(language: &str) -> Vec<Example> {
-    let example = |kind, file, handler, deps| Example {
+    let example = |kind, file, handler, deps: Option<&str>| Example {
         kind,
         file,
         handler,
-        deps,
+        deps: deps.map(Into::into),
+        runtime: None,
     };
     match language {
         "python" => vec![
@@ -218,6 +287,14 @@ pub fn examples_of(language: &str) -> Vec<Example> {
         _ => vec![
             example("get", "get.rs", "get.main", None),
             example("post", "post.rs", "post.main", None),
+            Example {
+                deps: Some(
+                    std::fs::read_to_string(examples().join("rust/hellowithdeps/Cargo.toml"))
+                        .unwrap(),
+                ),
+                runtime: Some("rust-cargo1"),
+                ..example("deps", "hellowithdeps", "hellowithdeps.main", None)
+            },
             example("endless", "endless.rs", "endless.main", None),
         ],
     }
@@ -246,10 +323,22 @@ async fn deploy(
     } else {
         language
     };
-    let text = std::fs::read_to_string(examples().join(folder).join(example.file)).unwrap();
+    let path = examples().join(folder).join(example.file);
+    let source = if path.is_dir() {
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.append_dir_all("src", path.join("src")).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        Source {
+            checksum: Some(format!("sha256:{}", sha256_hex(&bytes))),
+            content: SourceContent::Tar(bytes),
+        }
+    } else {
+        Source::text(std::fs::read_to_string(&path).unwrap())
+    };
+    let runtime = example.runtime.unwrap_or(runtime);
     let name = format!("{}-{language}", example.kind);
-    let mut spec = FunctionSpec::new(&name, example.handler, runtime, Source::text(text)).unwrap();
-    spec.deps = example.deps.map(Into::into);
+    let mut spec = FunctionSpec::new(&name, example.handler, runtime, source).unwrap();
+    spec.deps = example.deps.clone();
     spec.timeout = Duration::from_secs(if example.kind == "endless" { 2 } else { 30 });
     spec.memory_limit = Some(256 << 20);
     let port = if host.docker.is_some() {
@@ -269,11 +358,15 @@ async fn deploy(
         None => Target::process(&work),
     };
     let mut rendering = plan.render(&target, port).unwrap();
-    assert_eq!(
-        rendering.steps.len(),
-        usize::from(example.deps.is_some()),
-        "{name}: steps"
-    );
+    let phases: Vec<_> = rendering.steps.iter().map(|s| s.phase).collect();
+    let mut expected = Vec::new();
+    if example.deps.is_some() {
+        expected.push(PhaseKind::Installation);
+    }
+    if plan.runtime().compiled {
+        expected.push(PhaseKind::Compilation);
+    }
+    assert_eq!(phases, expected, "{name}: steps");
     if host.docker.is_some() {
         let paths = host_paths();
         let ro = |host_path: &Path, container_path: &str| Volume {
@@ -289,7 +382,16 @@ async fn deploy(
             ro(paths.proxy.parent().unwrap(), DOCKER_PROXY_DIR),
             ro(&paths.examples_bin, DOCKER_EXAMPLES_DIR),
             ro(&shims(), DOCKER_SHIMS_DIR),
+            ro(
+                &paths.rust_sysroot,
+                &paths.rust_sysroot.display().to_string(),
+            ),
         ];
+        // Debian's `cc` (rustc's linker) is a link through /etc/alternatives.
+        let alternatives = Path::new("/etc/alternatives");
+        if alternatives.is_dir() {
+            volumes.push(ro(alternatives, "/etc/alternatives"));
+        }
         if let Some(root) = paths.python.ancestors().find(|p| p.ends_with(".pyenv")) {
             volumes.push(ro(root, &root.display().to_string()));
         }
@@ -321,6 +423,24 @@ async fn deploy(
         )
         .await
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    if example.deps.is_some() {
+        let again = plan.render(&target, port).unwrap();
+        assert!(
+            again
+                .steps
+                .iter()
+                .all(|s| s.phase != PhaseKind::Installation),
+            "{name}: an unchanged deps file is not installed again"
+        );
+    }
+    if plan.runtime().compiled {
+        for built in ["vendor/hoist-greeting", "target/release/hellowithdeps"] {
+            assert!(
+                work.join(built).exists(),
+                "{name}: no {built} in the work directory"
+            );
+        }
+    }
     let url = match host.docker {
         Some(_) => {
             let info = host.backend.inspect(&id).await.unwrap();
@@ -439,6 +559,20 @@ pub async fn run_examples(host: &Host, language: &str, runtime: &str) {
     assert!(ours.is_empty(), "containers left behind: {ours:?}");
 }
 
+/// Checks that the function's `/metrics` holds each `(sample, value)`.
+async fn expect_samples(url: &str, wanted: &[(&str, f64)]) -> Result<(), String> {
+    let metrics = get(&format!("{url}/metrics")).await.body;
+    for &(name, value) in wanted {
+        let found = sample(&metrics, name);
+        if found != Some(value) {
+            return Err(format!(
+                "metrics give {name} = {found:?}, not {value}:\n{metrics}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn check(
     host: &Host,
     deployed: &Deployed,
@@ -456,17 +590,14 @@ async fn check(
                     format!("GET answered {reply:?}"),
                 )?;
             }
-            let metrics = get(&format!("{url}/metrics")).await.body;
-            let calls = sample(&metrics, "function_calls_total{method=\"GET\"}");
-            expect(
-                calls == Some(2.0),
-                format!("metrics count {calls:?} GET calls:\n{metrics}"),
-            )?;
-            let count = sample(&metrics, "function_duration_seconds_count{method=\"GET\"}");
-            expect(
-                count == Some(2.0),
-                format!("histogram count {count:?}:\n{metrics}"),
-            )?;
+            expect_samples(
+                url,
+                &[
+                    ("function_calls_total{method=\"GET\"}", 2.0),
+                    ("function_duration_seconds_count{method=\"GET\"}", 2.0),
+                ],
+            )
+            .await?;
         }
         "post" => {
             let headers = [
@@ -518,6 +649,7 @@ async fn check(
                 reply.status == 200 && reply.body.contains("hello deps from hoist-greeting"),
                 format!("the deps function answered {reply:?}"),
             )?;
+            expect_samples(url, &[("function_calls_total{method=\"GET\"}", 1.0)]).await?;
         }
         _ => {
             let reply = send("GET", &format!("{url}/"), &[], "", Duration::from_secs(30)).await;
@@ -525,12 +657,7 @@ async fn check(
                 reply.status == 408,
                 format!("the endless function answered {reply:?}"),
             )?;
-            let metrics = get(&format!("{url}/metrics")).await.body;
-            let failures = sample(&metrics, "function_failures_total{method=\"GET\"}");
-            expect(
-                failures == Some(1.0),
-                format!("metrics count {failures:?} failures:\n{metrics}"),
-            )?;
+            expect_samples(url, &[("function_failures_total{method=\"GET\"}", 1.0)]).await?;
         }
     }
     let _ = language;
@@ -539,10 +666,6 @@ async fn check(
 
 /// A deps file naming a package that is not there: the deploy fails with pip's output.
 pub async fn failed_install(host: &Host) {
-    let catalog = catalog(host, &host_paths());
-    let dir = tempfile::tempdir().unwrap();
-    write_packages(&dir.path().join("pkgs"));
-    let work = dir.path().join("work");
     let mut spec = FunctionSpec::new(
         "broken",
         "helloget.foo",
@@ -551,24 +674,8 @@ pub async fn failed_install(host: &Host) {
     )
     .unwrap();
     spec.deps = Some("no-such-package-anywhere\n".into());
-    let plan = BuildPlan::new(&spec, &catalog).unwrap();
-    let target = Target::process(&work);
-    let rendering = plan.render(&target, free_port()).unwrap();
-    let owner = Owner {
-        executor_id: ExecutorId::new("hoist-runtimes-tests"),
-        task_id: TaskId::new(format!("broken-{}", std::process::id())),
-    };
-    let err = plan
-        .deploy(
-            host.backend.as_ref(),
-            &owner,
-            &target,
-            &rendering,
-            Duration::from_secs(120),
-        )
-        .await
-        .unwrap_err();
-    let text = err.to_string();
+    let (text, dir) = failed_deploy(host, &spec).await;
+    let work = dir.path().join("work");
     assert!(
         text.contains("the installation of function `broken` failed"),
         "{text}"
@@ -581,4 +688,79 @@ pub async fn failed_install(host: &Host) {
         !work.join(".hoist-deps.sha256").exists(),
         "a failed install is not recorded"
     );
+}
+
+/// A Cargo project that does not compile: the deploy fails with rustc's output, after the
+/// installation (which succeeded and is recorded).
+pub async fn failed_compile(host: &Host) {
+    let mut tar = tar::Builder::new(Vec::new());
+    let main = b"fn main() {\n    let port: u16 = \"not a number\";\n}\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(main.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "src/main.rs", &main[..])
+        .unwrap();
+    let source = Source {
+        content: SourceContent::Tar(tar.into_inner().unwrap()),
+        checksum: None,
+    };
+    let mut spec =
+        FunctionSpec::new("broken-rust", "hellowithdeps.main", "rust-cargo1", source).unwrap();
+    spec.deps =
+        Some(std::fs::read_to_string(examples().join("rust/hellowithdeps/Cargo.toml")).unwrap());
+    let (text, dir) = failed_deploy(host, &spec).await;
+    let work = dir.path().join("work");
+    assert!(
+        text.contains("the compilation of function `broken-rust` failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mismatched types") && text.contains("src/main.rs"),
+        "rustc's output is in the error: {text}"
+    );
+    assert!(
+        work.join(".hoist-deps.sha256").exists(),
+        "the installation before it is recorded"
+    );
+}
+
+/// Deploys `spec` on processes, expecting a failed step; returns the error text and the
+/// temporary directory holding the work directory `work/`.
+async fn failed_deploy(host: &Host, spec: &FunctionSpec) -> (String, tempfile::TempDir) {
+    let catalog = catalog(host, &host_paths());
+    let dir = tempfile::tempdir().unwrap();
+    write_packages(&dir.path().join("pkgs"));
+    let work = dir.path().join("work");
+    let plan = BuildPlan::new(spec, &catalog).unwrap();
+    let target = Target::process(&work);
+    let rendering = plan.render(&target, free_port()).unwrap();
+    let owner = Owner {
+        executor_id: ExecutorId::new("hoist-runtimes-tests"),
+        task_id: TaskId::new(format!("{}-{}", spec.name, std::process::id())),
+    };
+    let err = plan
+        .deploy(
+            host.backend.as_ref(),
+            &owner,
+            &target,
+            &rendering,
+            Duration::from_secs(120),
+        )
+        .await
+        .unwrap_err();
+    let left = host
+        .backend
+        .list_owned(&owner.executor_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.owner == owner)
+        .count();
+    assert_eq!(
+        left, 0,
+        "{}: the failed step's container is removed",
+        spec.name
+    );
+    (err.to_string(), dir)
 }
