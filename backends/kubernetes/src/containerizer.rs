@@ -1,4 +1,7 @@
-//! [`KubeContainerizer`]: one pod per container.
+//! [`KubeContainerizer`]: one pod per container. Exec and logs are in their own modules.
+
+mod exec;
+mod logs;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -7,16 +10,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use futures::{AsyncReadExt, StreamExt};
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
-    ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunk, LogChunks, LogOptions, LogStream,
-    MappedPort, OwnedContainer, Owner, Result, TaskId,
+    ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
+    OwnedContainer, Owner, Result, TaskId,
 };
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, AttachParams, DeleteParams, ListParams, LogParams, PostParams};
-use tokio::io::AsyncReadExt as _;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::config::{KubeConfig, label_value};
 use crate::error::{from_kube, timed_out};
@@ -507,113 +507,11 @@ impl Containerizer for KubeContainerizer {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        let name = id.as_str();
-        if argv.is_empty() {
-            return Err(Error::invalid("exec needs a command")
-                .with_operation("exec")
-                .with_context("container", id));
-        }
-        let run =
-            async {
-                let params = AttachParams::default()
-                    .container(MAIN_CONTAINER)
-                    .stdin(false)
-                    .stdout(true)
-                    .stderr(true);
-                let mut process = self.api.exec(name, argv.to_vec(), &params).await.map_err(
-                    |e| match from_kube(e, "exec", name) {
-                        // The API server refuses exec into a container that is not running with 400.
-                        err if err.kind() == ErrorKind::InvalidInput => Error::new(
-                            ErrorKind::InvalidState,
-                            format!("the container is not running ({})", err.message()),
-                        )
-                        .with_operation("exec")
-                        .with_context("container", name),
-                        err => err,
-                    },
-                )?;
-                let mut stdout = process.stdout();
-                let mut stderr = process.stderr();
-                let status = process.take_status();
-                let read_out = async {
-                    let mut buf = Vec::new();
-                    if let Some(out) = stdout.as_mut() {
-                        out.read_to_end(&mut buf).await?;
-                    }
-                    Ok::<_, std::io::Error>(buf)
-                };
-                let read_err = async {
-                    let mut buf = Vec::new();
-                    if let Some(err) = stderr.as_mut() {
-                        err.read_to_end(&mut buf).await?;
-                    }
-                    Ok::<_, std::io::Error>(buf)
-                };
-                let (out, err) = tokio::try_join!(read_out, read_err)?;
-                let status = match status {
-                    Some(status) => status.await,
-                    None => None,
-                };
-                let _ = process.join().await;
-                let exit_code = exec_exit_code(name, status)?;
-                Ok::<_, Error>(ExecOutput {
-                    exit_code: Some(exit_code),
-                    stdout: Bytes::from(out),
-                    stderr: Bytes::from(err),
-                })
-            };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(result) => result,
-            Err(_) => Err(Error::new(
-                ErrorKind::Timeout,
-                format!("the command did not finish within {timeout:?}"),
-            )
-            .with_operation("exec")
-            .with_context("container", id)),
-        }
+        self.exec_in_pod(id, argv, timeout).await
     }
 
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
-        let name = id.as_str();
-        if self.local().created.contains_key(name) {
-            return Ok(Box::pin(futures::stream::empty()));
-        }
-        let params = LogParams {
-            container: Some(MAIN_CONTAINER.into()),
-            follow: options.follow,
-            tail_lines: options.tail.map(|n| n as i64),
-            ..LogParams::default()
-        };
-        let reader = self
-            .request("logs", name, self.api.log_stream(name, &params))
-            .await?;
-        let name = name.to_owned();
-        let chunks = futures::stream::unfold(Some(Box::pin(reader)), move |reader| {
-            let name = name.clone();
-            async move {
-                let mut reader = reader?;
-                let mut buf = vec![0u8; 16 * 1024];
-                match reader.read(&mut buf).await {
-                    Ok(0) => None,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        let chunk = LogChunk {
-                            stream: LogStream::Stdout,
-                            data: Bytes::from(buf),
-                        };
-                        Some((Ok(chunk), Some(reader)))
-                    }
-                    Err(e) => {
-                        let err = Error::new(ErrorKind::Unavailable, "the log stream broke")
-                            .with_operation("logs")
-                            .with_context("container", &name)
-                            .with_source(e);
-                        Some((Err(err), None))
-                    }
-                }
-            }
-        });
-        Ok(chunks.boxed())
+        self.log_chunks(id, options).await
     }
 
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
@@ -666,44 +564,4 @@ impl Containerizer for KubeContainerizer {
         owned.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(owned)
     }
-}
-
-/// The exit code of an exec from the status the remote-command protocol sends on its error
-/// channel: `Success`, or `NonZeroExitCode` with the code in `details.causes[ExitCode]`.
-fn exec_exit_code(
-    name: &str,
-    status: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
-) -> Result<i32> {
-    let Some(status) = status else {
-        return Err(
-            Error::new(ErrorKind::Backend, "the exec ended without a status")
-                .with_operation("exec")
-                .with_context("container", name),
-        );
-    };
-    if status.status.as_deref() == Some("Success") {
-        return Ok(0);
-    }
-    if status.reason.as_deref() == Some("NonZeroExitCode") {
-        let code = status
-            .details
-            .as_ref()
-            .and_then(|d| d.causes.as_ref())
-            .and_then(|causes| {
-                causes
-                    .iter()
-                    .find(|c| c.reason.as_deref() == Some("ExitCode"))
-            })
-            .and_then(|c| c.message.as_deref())
-            .and_then(|m| m.parse().ok());
-        if let Some(code) = code {
-            return Ok(code);
-        }
-    }
-    Err(Error::new(
-        ErrorKind::Backend,
-        format!("the exec failed: {}", status.message.unwrap_or_default()),
-    )
-    .with_operation("exec")
-    .with_context("container", name))
 }
