@@ -6,6 +6,8 @@
 //!
 //! - [`core`] (always): task types, the five traits, the [`Executor`] engine, health checks.
 //! - [`process`] (feature `process`, default): the embedded local-process backend.
+//! - `functions` (feature `functions`): the function executor, and `function_backend`, which
+//!   builds the backend its configuration names (`LAMBDA_RUNTIME_EXECUTOR`).
 //!
 //! ```no_run
 //! # #[tokio::main]
@@ -47,6 +49,9 @@ pub use hoist_runtimes as runtimes;
 
 #[cfg(feature = "functions")]
 pub use hoist_functions as functions;
+
+#[cfg(feature = "functions")]
+pub mod function_backend;
 
 #[cfg(feature = "compute")]
 pub use hoist_compute as compute;

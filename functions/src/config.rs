@@ -1,8 +1,9 @@
 //! Configuration of the pool and the function executor, mirroring LocalStack's variables
 //! (`LAMBDA_KEEPALIVE_MS`, `LAMBDA_LIMITS_CONCURRENT_EXECUTIONS`,
 //! `LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT`, `LAMBDA_RUNTIME_IMAGE_MAPPING`, `LAMBDA_K8S_LABELS`,
-//! `LAMBDA_DOCKER_DNS`, `LAMBDA_RUNTIME_EXECUTOR`). [`FunctionsConfig::from_vars`] reads them
-//! from a map the caller supplies; the library never reads the process environment itself.
+//! `LAMBDA_DOCKER_DNS`, `LAMBDA_RUNTIME_EXECUTOR`, `HOSTNAME_FROM_LAMBDA`).
+//! [`FunctionsConfig::from_vars`] reads them from a map the caller supplies; the library never
+//! reads the process environment itself.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -45,6 +46,38 @@ impl Default for PoolConfig {
             max_concurrent_starts: 16,
             queue: None,
             retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The queue of asynchronous (`Event`) invocations: accepted with 202, then run in the
+/// background.
+///
+/// ```
+/// use std::time::Duration;
+/// use hoist_functions::config::{EventQueueConfig, FunctionsConfig};
+///
+/// let mut config = FunctionsConfig::default();
+/// config.events = EventQueueConfig { capacity: 100, drain: Duration::from_secs(5) };
+/// assert_eq!(EventQueueConfig::default().capacity, 1000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventQueueConfig {
+    /// How many accepted `Event` invocations may be waiting or running at once (default
+    /// 1000); beyond it an `Event` invocation is throttled (429 `TooManyRequestsException`,
+    /// reason `FunctionInvocationRateLimitExceeded`).
+    pub capacity: usize,
+    /// How long [`shutdown`](crate::FunctionExecutor::shutdown) lets queued `Event`
+    /// invocations finish (default 30 s); those still waiting or running then are dropped,
+    /// each with a warning naming its request id.
+    pub drain: Duration,
+}
+
+impl Default for EventQueueConfig {
+    fn default() -> Self {
+        EventQueueConfig {
+            capacity: 1000,
+            drain: Duration::from_secs(30),
         }
     }
 }
@@ -131,6 +164,18 @@ pub struct FunctionsConfig {
     pub prewarm: BTreeMap<String, usize>,
     /// The region in ARNs (default `us-east-1`).
     pub region: String,
+    /// The queue of `Event` invocations.
+    pub events: EventQueueConfig,
+    /// The host environments reach the executor's Runtime API endpoints at
+    /// (`HOSTNAME_FROM_LAMBDA`): an IP address or a name they resolve, such as the executor's pod
+    /// IP or a Service in front of it. Unset, the endpoints are on the executor's loopback and
+    /// image environments share the host's network; set, each environment gets
+    /// `AWS_LAMBDA_RUNTIME_API=<host>:<port>` and keeps its own network, as pods on other nodes
+    /// need.
+    pub runtime_api_host: Option<String>,
+    /// The address the Runtime API endpoints listen on. Default: loopback, or every interface
+    /// (`0.0.0.0`) when [`FunctionsConfig::runtime_api_host`] is set.
+    pub runtime_api_bind: Option<IpAddr>,
 }
 
 fn var_error(var: &str, problem: impl std::fmt::Display) -> Error {
@@ -223,6 +268,16 @@ impl FunctionsConfig {
                         config.dns.push(ip);
                     }
                 }
+                "HOSTNAME_FROM_LAMBDA" => {
+                    let host = value.trim();
+                    if host.is_empty() || host.contains(['/', ' ']) {
+                        return Err(var_error(
+                            key,
+                            format!("must be a host name or IP address, not `{value}`"),
+                        ));
+                    }
+                    config.runtime_api_host = Some(host.to_owned());
+                }
                 _ => {}
             }
         }
@@ -242,6 +297,8 @@ mod tests {
         assert!(err.to_string().contains("nope"), "{err}");
         let err = FunctionsConfig::from_vars([("LAMBDA_RUNTIME_EXECUTOR", "lxc")]).unwrap_err();
         assert!(err.to_string().contains("lxc"), "{err}");
+        let err = FunctionsConfig::from_vars([("HOSTNAME_FROM_LAMBDA", "http://x/")]).unwrap_err();
+        assert_eq!(err.context_value("field"), Some("HOSTNAME_FROM_LAMBDA"));
     }
 
     #[test]
@@ -255,6 +312,7 @@ mod tests {
                 r#"{"python3.12":"my/python:3.12"}"#,
             ),
             ("LAMBDA_DOCKER_DNS", "10.0.0.2"),
+            ("HOSTNAME_FROM_LAMBDA", "hoist.functions.svc"),
         ])
         .unwrap();
         assert_eq!(config.pool.concurrency_limit, 50);
@@ -266,5 +324,9 @@ mod tests {
         );
         assert_eq!(config.dns, vec!["10.0.0.2".parse::<IpAddr>().unwrap()]);
         assert_eq!(config.pool.keepalive, Duration::from_secs(600));
+        assert_eq!(
+            config.runtime_api_host.as_deref(),
+            Some("hoist.functions.svc")
+        );
     }
 }

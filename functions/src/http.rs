@@ -4,7 +4,8 @@
 //! - plain invoke: `POST /functions/{name}`, with the Kubeless event headers (`event-id`,
 //!   `event-type`, `event-time`, `event-namespace`);
 //! - the AWS Lambda Invoke API: `POST /2015-03-31/functions/{name}/invocations`, which
-//!   unmodified AWS clients (boto3) call.
+//!   unmodified AWS clients (boto3) call. `X-Amz-Log-Type: Tail` on a `RequestResponse`
+//!   invocation returns `X-Amz-Log-Result`: the base64 of the last 4 KB of its log.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -281,10 +282,22 @@ async fn invoke_lambda(
             }
         },
     };
+    let tail_log = match header(&headers, "x-amz-log-type").as_deref() {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameterValueException",
+                json!({ "message": format!("X-Amz-Log-Type must be None or Tail, not {other}") }),
+            );
+        }
+    };
     let (name, path_qualifier) = function_name(&raw);
     let invocation = Invocation {
         payload: body,
         kind,
+        tail_log,
         qualifier: query.qualifier.or(path_qualifier),
         client_context: header(&headers, "x-amz-client-context"),
         ..Invocation::default()
@@ -313,6 +326,13 @@ async fn invoke_lambda(
             put("content-type", "application/json");
             if let Some(error) = &response.function_error {
                 put("x-amz-function-error", error);
+            }
+            if let Some(log) = &response.log {
+                use base64::Engine;
+                put(
+                    "x-amz-log-result",
+                    &base64::engine::general_purpose::STANDARD.encode(log),
+                );
             }
             (status, out, response.payload).into_response()
         }

@@ -53,6 +53,9 @@ pub struct Invocation {
     pub event_time: Option<String>,
     /// The Kubeless `event-namespace` for contract runtimes (default `hoist`).
     pub event_namespace: Option<String>,
+    /// Return the last 4 KB of the invocation's log in [`InvokeResponse::log`]
+    /// (`X-Amz-Log-Type: Tail`); `RequestResponse` only, ignored otherwise.
+    pub tail_log: bool,
 }
 
 impl Invocation {
@@ -92,6 +95,9 @@ pub struct InvokeResponse {
     pub function_error: Option<String>,
     /// Whether a new environment was started for it.
     pub cold_start: bool,
+    /// With [`Invocation::tail_log`]: the last 4 KB of its log (the output its environment
+    /// wrote while it ran, between AWS's `START` and `END`/`REPORT` lines).
+    pub log: Option<Bytes>,
 }
 
 /// Why an invocation was not run at all.
@@ -125,27 +131,51 @@ pub enum InvokeError {
     Service(#[source] hoist_core::Error),
 }
 
-/// A fresh request id in the UUID layout.
+/// A fresh request id in the UUID layout (version 4 bits set). Ids are distinct within the
+/// process (a counter, mixed through a bijection with a per-process random key) and differ
+/// between processes; this is on every invocation's path, so it formats by hand.
 pub(crate) fn new_request_id() -> String {
     use std::hash::{BuildHasher, Hasher};
-    let random = || {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KEY: OnceLock<(u64, u64)> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (k1, k2) = *KEY.get_or_init(|| {
+        let state = std::collections::hash_map::RandomState::new();
+        let mut h = state.build_hasher();
         h.write_u128(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos()),
         );
-        h.finish()
+        let a = h.finish();
+        h.write_u32(std::process::id());
+        (a, h.finish())
+    });
+    // splitmix64's finaliser: a bijection on u64, so distinct counters give distinct ids.
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     };
-    let (a, b) = (random(), random());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        (b >> 48) & 0x3fff | 0x8000,
-        b & 0xffff_ffff_ffff
-    )
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let a = mix(n ^ k1);
+    let b = mix(n.wrapping_add(k2));
+    // 8-4-4-4-12 hex digits: a's 64 bits, then b's 64 with the version and variant set.
+    let raw = (u128::from(a) << 64) | u128::from(b);
+    let bits = (raw & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 36];
+    let mut digit = 0;
+    for (i, byte) in text.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            *byte = b'-';
+        } else {
+            *byte = HEX[((bits >> (124 - 4 * digit)) & 0xf) as usize];
+            digit += 1;
+        }
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// `time` as RFC 3339 in UTC, to the second (`2026-11-22T18:50:00Z`).
@@ -189,5 +219,10 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(a.len(), 36);
         assert_eq!(a.matches('-').count(), 4);
+        assert_eq!(&a[14..15], "4", "version 4: {a}");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "variant: {a}");
+        let many: std::collections::HashSet<String> =
+            (0..10_000).map(|_| super::new_request_id()).collect();
+        assert_eq!(many.len(), 10_000);
     }
 }

@@ -6,7 +6,7 @@
 //! An environment counts as ready on its first `invocation/next`; `init/error` fails its start.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hoist_core::Error;
@@ -109,7 +109,19 @@ impl RuntimeApi {
         environment: &EnvironmentId,
         ready: ReadySignal,
     ) -> hoist_core::Result<SocketAddr> {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        self.open_on(environment, Ipv4Addr::LOCALHOST.into(), ready)
+            .await
+    }
+
+    /// Like [`RuntimeApi::open`], listening on a free port of `bind` (`0.0.0.0` for every
+    /// interface, so that environments with their own network, such as pods, reach it).
+    pub async fn open_on(
+        &self,
+        environment: &EnvironmentId,
+        bind: IpAddr,
+        ready: ReadySignal,
+    ) -> hoist_core::Result<SocketAddr> {
+        let listener = tokio::net::TcpListener::bind((bind, 0))
             .await
             .map_err(|e| {
                 Error::from(e)
@@ -217,12 +229,24 @@ fn error_document(status: StatusCode, error_type: &str, message: &str) -> Respon
 }
 
 fn accepted() -> Response {
+    // Answered twice per invocation: a static body, not a JSON value built each time.
     (
         StatusCode::ACCEPTED,
-        axum::Json(serde_json::json!({ "status": "OK" })),
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"OK"}"#,
     )
         .into_response()
 }
+
+// The `next` headers, parsed once at compile time rather than on every invocation.
+const REQUEST_ID: HeaderName = HeaderName::from_static("lambda-runtime-aws-request-id");
+const DEADLINE_MS: HeaderName = HeaderName::from_static("lambda-runtime-deadline-ms");
+const FUNCTION_ARN: HeaderName = HeaderName::from_static("lambda-runtime-invoked-function-arn");
+const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
+const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
 
 async fn next_invocation(State(endpoint): State<Arc<Endpoint>>) -> Response {
     if !endpoint.announced.swap(true, Ordering::AcqRel) {
@@ -258,26 +282,23 @@ async fn next_invocation(State(endpoint): State<Arc<Endpoint>>) -> Response {
             .deadline
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        let mut headers = HeaderMap::new();
-        let mut put = |name: &'static str, value: &str| {
+        let mut headers = HeaderMap::with_capacity(8);
+        let mut put = |name: HeaderName, value: &str| {
             if let Ok(value) = HeaderValue::from_str(value) {
                 headers.insert(name, value);
             }
         };
-        put("lambda-runtime-aws-request-id", &invocation.request_id);
-        put("lambda-runtime-deadline-ms", &deadline_ms.to_string());
-        put(
-            "lambda-runtime-invoked-function-arn",
-            &invocation.function_arn,
-        );
-        put(
-            "lambda-runtime-trace-id",
-            &format!("Root=1-{}", invocation.request_id),
-        );
-        put("content-type", "application/json");
+        put(REQUEST_ID, &invocation.request_id);
+        put(DEADLINE_MS, &deadline_ms.to_string());
+        put(FUNCTION_ARN, &invocation.function_arn);
+        put(TRACE_ID, &format!("Root=1-{}", invocation.request_id));
         if let Some(context) = &invocation.client_context {
-            put("lambda-runtime-client-context", context);
+            put(CLIENT_CONTEXT, context);
         }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         return (StatusCode::OK, headers, invocation.payload).into_response();
     }
 }

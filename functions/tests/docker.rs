@@ -10,90 +10,24 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoist_core::Volume;
-use hoist_docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
-use hoist_docker::{DockerConfig, DockerContainerizer};
 use hoist_functions::config::RuntimeCommand;
 use hoist_functions::{FunctionExecutor, FunctionSpec, Invocation};
 use serde_json::Value;
-
-fn docker_cli(args: &[&str]) -> String {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn containers_of(function: &str) -> Vec<String> {
-    docker_cli(&[
-        "ps",
-        "-aq",
-        "--filter",
-        &format!("label=hoist.function={function}"),
-    ])
-    .lines()
-    .map(str::to_owned)
-    .collect()
-}
-
-async fn wait_until_gone(functions: &[&str]) {
-    for _ in 0..100 {
-        if functions.iter().all(|f| containers_of(f).is_empty()) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "containers were left behind: {:?}",
-        functions
-            .iter()
-            .map(|f| containers_of(f))
-            .collect::<Vec<_>>()
-    );
-}
+use support::docker::{containers_of, kill};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_scenarios_on_docker() {
-    let docker = match DockerContainerizer::connect(DockerConfig::from_env()).await {
-        Ok(docker) => docker,
-        Err(e) if std::env::var("HOIST_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("HOIST_REQUIRE_DOCKER=1 but the Docker Engine is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping the Docker scenarios: the Docker Engine is unreachable: {e}");
-            return;
-        }
+    let Some(docker) = support::docker::engine("the Docker scenarios").await else {
+        return;
     };
-    let tag = format!("hoist-functions-test-{}:1", std::process::id());
-    build_busybox_image(
-        docker.client(),
-        DEBIAN_STATIC_BUSYBOX.as_ref(),
-        &tag,
-        &[("io.hoist-test.run", "functions")],
-        Duration::from_secs(120),
-    )
-    .await
-    .unwrap();
+    let tag = support::docker::busybox_image(&docker, "rust").await;
 
     // The code directory holds a copy of the function binary (a symlink would point outside
     // the mount).
     let code = tempfile::tempdir().unwrap();
     std::fs::copy(support::echo_lambda(), code.path().join("bootstrap")).unwrap();
     let mut runtime = RuntimeCommand::lambda(["{code}/bootstrap"]).in_image(&tag);
-    for libs in [
-        "/lib/x86_64-linux-gnu",
-        "/lib64",
-        "/usr/lib/x86_64-linux-gnu",
-    ] {
-        if std::path::Path::new(libs).exists() {
-            runtime.volumes.push(Volume {
-                host_path: libs.into(),
-                container_path: libs.into(),
-                read_only: true,
-            });
-        }
-    }
+    runtime.volumes = support::docker::c_libraries();
     let mut config = support::config(None);
     config.runtimes.insert("provided-docker".into(), runtime);
     let functions = FunctionExecutor::start(Arc::new(docker), config).unwrap();
@@ -104,11 +38,8 @@ async fn the_pool_scenarios_on_docker() {
     )))
     .await;
     functions.shutdown().await;
-    wait_until_gone(&["echo-docker", "victim-docker"]).await;
-    let docker = DockerContainerizer::connect(DockerConfig::from_env())
-        .await
-        .unwrap();
-    remove_image(docker.client(), &tag).await.unwrap();
+    support::docker::wait_until_gone(&["echo-docker", "victim-docker"]).await;
+    support::docker::remove_test_image(&tag).await;
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
@@ -194,7 +125,7 @@ async fn scenarios(functions: &FunctionExecutor, code: &std::path::Path) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let victims = containers_of("victim-docker");
     assert_eq!(victims.len(), 1);
-    docker_cli(&["kill", &victims[0]]);
+    kill(&victims[0]);
     let crashed = tokio::time::timeout(Duration::from_secs(15), invoking)
         .await
         .expect("nothing hangs")

@@ -114,6 +114,58 @@ async fn registry_and_plain_invoke_over_http() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.to_string().contains("asked to fail"), "{body}");
 
+    // The Lambda Invoke API with `X-Amz-Log-Type: Tail` returns the invocation's own log.
+    let lambda = "/2015-03-31/functions/echo/invocations";
+    api.call(Method::POST, lambda, &[], r#"{"log":"before"}"#)
+        .await;
+    let tail = [("x-amz-log-type", "Tail")];
+    let (status, out, body) = api
+        .call(Method::POST, lambda, &tail, r#"{"log":"marker-7"}"#)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let log = out["x-amz-log-result"].to_str().unwrap();
+    let log = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, log).unwrap();
+    let log = String::from_utf8(log).unwrap();
+    let request_id = out["x-amzn-requestid"].to_str().unwrap();
+    assert!(
+        log.starts_with(&format!("START RequestId: {request_id} Version: $LATEST\n")),
+        "{log}"
+    );
+    assert!(log.contains("out: marker-7\n"), "{log}");
+    assert!(log.contains("err: marker-7\n"), "{log}");
+    assert!(
+        !log.contains("before"),
+        "only this invocation's output: {log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "END RequestId: {request_id}\nREPORT RequestId: {request_id}\tDuration: "
+        )),
+        "{log}"
+    );
+    // A big log is cut to its last 4 KB.
+    let long = "x".repeat(3000);
+    let (_, out, _) = api
+        .call(
+            Method::POST,
+            lambda,
+            &tail,
+            &json!({"log": long}).to_string(),
+        )
+        .await;
+    let log = out["x-amz-log-result"].to_str().unwrap();
+    let log = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, log).unwrap();
+    assert_eq!(log.len(), 4096);
+    assert!(String::from_utf8_lossy(&log).ends_with("MB\t\n"));
+    // Without Tail there is no log; a bad log type is refused.
+    let (_, out, _) = api.call(Method::POST, lambda, &[], "{}").await;
+    assert!(out.get("x-amz-log-result").is_none());
+    let (status, out, _) = api
+        .call(Method::POST, lambda, &[("x-amz-log-type", "All")], "{}")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(out["x-amzn-errortype"], "InvalidParameterValueException");
+
     // Reserved concurrency 1: a second concurrent invocation is throttled.
     let slow = {
         let api = Api {

@@ -104,7 +104,11 @@ impl EnvironmentLauncher for EndpointLauncher {
         let api = self
             .shared
             .runtime_api
-            .open(environment, self.inner.ready_signal())
+            .open_on(
+                environment,
+                self.shared.runtime_api_bind(),
+                self.inner.ready_signal(),
+            )
             .await?;
         self.attach(environment, Attachment::Api(api));
         let result = self.inner.start(environment, key).await;

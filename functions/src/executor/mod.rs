@@ -12,10 +12,9 @@ use hoist_core::{
     ContainerSpec, Containerizer, Error, ErrorKind, Executor, NetworkMode, TaskSpec, Volume,
 };
 use serde_json::json;
-use tokio_util::task::TaskTracker;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -27,6 +26,8 @@ use crate::config::{FunctionsConfig, RuntimeProtocol};
 
 mod contract;
 mod endpoints;
+mod events;
+mod logs;
 
 use crate::function::FunctionSpec;
 use crate::invoke::{
@@ -38,6 +39,7 @@ use crate::pool::{FunctionLimits, WarmPool};
 use crate::registry::{FunctionVersion, Registry};
 use crate::runtime_api::{RuntimeApi, RuntimeInvocation, RuntimeReply};
 use endpoints::EndpointLauncher;
+use events::Background;
 
 /// The label every environment carries with its function's name.
 pub const FUNCTION_LABEL: &str = "hoist.function";
@@ -88,7 +90,7 @@ pub struct FunctionExecutor {
     shared: Arc<Shared>,
     pool: WarmPool,
     executor: Executor,
-    events: TaskTracker,
+    events: Background,
 }
 
 impl std::fmt::Debug for FunctionExecutor {
@@ -121,6 +123,31 @@ impl Shared {
         }
     }
 
+    /// Where the Runtime API endpoints listen: `runtime_api_bind`, else loopback, or every
+    /// interface when environments reach the executor through `runtime_api_host`.
+    fn runtime_api_bind(&self) -> IpAddr {
+        match (self.config.runtime_api_bind, &self.config.runtime_api_host) {
+            (Some(bind), _) => bind,
+            (None, Some(_)) => Ipv4Addr::UNSPECIFIED.into(),
+            (None, None) => Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
+    /// The `AWS_LAMBDA_RUNTIME_API` value for an endpoint listening on `listening`.
+    fn runtime_api_address(&self, listening: SocketAddr) -> String {
+        match self.config.runtime_api_host.as_deref() {
+            // Listening everywhere with no host named: the environments share the host.
+            None if listening.ip().is_unspecified() => {
+                SocketAddr::from((Ipv4Addr::LOCALHOST, listening.port())).to_string()
+            }
+            None => listening.to_string(),
+            Some(host) if host.parse::<Ipv6Addr>().is_ok() => {
+                format!("[{host}]:{}", listening.port())
+            }
+            Some(host) => format!("{host}:{}", listening.port()),
+        }
+    }
+
     /// The task of one environment of `version`, talking to the Runtime API at `api`.
     fn task_spec(
         &self,
@@ -147,8 +174,11 @@ impl Shared {
         };
         if runtime.image.is_some() {
             // A container reaches the executor's loopback endpoints only on the host's
-            // network, and finds the code at the same path as the host.
-            container.network = Some(NetworkMode::Host);
+            // network (with no `runtime_api_host`), and finds the code at the same path as the
+            // host.
+            if self.config.runtime_api_host.is_none() {
+                container.network = Some(NetworkMode::Host);
+            }
             container.volumes.push(Volume {
                 host_path: spec.code.clone(),
                 container_path: spec.code.clone(),
@@ -164,7 +194,7 @@ impl Shared {
             env.insert(k.to_owned(), v);
         };
         match attachment {
-            Attachment::Api(api) => set("AWS_LAMBDA_RUNTIME_API", api.to_string()),
+            Attachment::Api(api) => set("AWS_LAMBDA_RUNTIME_API", self.runtime_api_address(api)),
             Attachment::Contract(port) => {
                 let (module, function) =
                     spec.handler.rsplit_once('.').unwrap_or(("", &spec.handler));
@@ -281,6 +311,7 @@ impl FunctionExecutor {
             shared: shared.clone(),
             addresses,
         };
+        let events = Background::new(shared.config.events);
         let pool = WarmPool::new(shared.config.pool.clone(), Arc::new(launcher));
         let (watcher, api) = (pool.clone(), shared.clone());
         tokio::spawn(async move {
@@ -297,7 +328,7 @@ impl FunctionExecutor {
             shared,
             pool,
             executor,
-            events: TaskTracker::new(),
+            events,
         })
     }
 
@@ -345,11 +376,15 @@ impl FunctionExecutor {
             .unwrap_or(0);
         if count > 0 {
             let (pool, key) = (self.pool.clone(), version.key());
-            self.events.spawn(async move {
-                if let Err(e) = pool.prewarm(&key, count).await {
-                    tracing::warn!(function = %key, error = %e, "prewarming failed");
-                }
-            });
+            let function = key.clone();
+            self.events.spawn(
+                async move {
+                    if let Err(e) = pool.prewarm(&key, count).await {
+                        tracing::warn!(function = %key, error = %e, "prewarming failed");
+                    }
+                },
+                move || tracing::warn!(%function, "prewarming was cut short by the shutdown"),
+            );
         }
     }
 
@@ -424,6 +459,7 @@ impl FunctionExecutor {
             payload,
             function_error,
             cold_start,
+            log: None,
         };
         match invocation.kind {
             InvocationType::DryRun => Ok(response(
@@ -433,17 +469,25 @@ impl FunctionExecutor {
                 false,
             )),
             InvocationType::Event => {
+                let slot = self.events.admit(self.shared.config.pool.retry_after)?;
                 let this = self.clone();
                 let (version, request_id) = (version.clone(), request_id.clone());
-                self.events.spawn(async move {
-                    match this.run(&version, request_id.clone(), invocation).await {
-                        Ok(r) if r.function_error.is_some() => {
-                            tracing::warn!(%request_id, payload = %String::from_utf8_lossy(&r.payload), "asynchronous invocation failed");
+                let dropped = request_id.clone();
+                self.events.spawn(
+                    async move {
+                        let _slot = slot;
+                        match this.run(&version, request_id.clone(), invocation).await {
+                            Ok(r) if r.function_error.is_some() => {
+                                tracing::warn!(%request_id, payload = %String::from_utf8_lossy(&r.payload), "asynchronous invocation failed");
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(%request_id, error = %e, "asynchronous invocation was not run"),
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(%request_id, error = %e, "asynchronous invocation was not run"),
-                    }
-                });
+                    },
+                    move || {
+                        tracing::warn!(request_id = %dropped, "asynchronous invocation dropped: the executor shut down before it finished");
+                    },
+                );
                 Ok(response(
                     Completion::Accepted,
                     bytes::Bytes::new(),
@@ -470,6 +514,7 @@ impl FunctionExecutor {
             payload,
             function_error: function_error.map(str::to_owned),
             cold_start,
+            log: None,
         };
         let lease = match self
             .pool
@@ -523,6 +568,14 @@ impl FunctionExecutor {
         };
         let cold = lease.cold_start;
         let environment = lease.environment.clone();
+        let log_mark = if invocation.tail_log && invocation.kind == InvocationType::RequestResponse
+        {
+            let container = logs::container_of(&self.executor, &environment);
+            Some(logs::mark(self.executor.containerizer().as_ref(), container).await)
+        } else {
+            None
+        };
+        let started = std::time::Instant::now();
         let answer = match self.shared.protocol(spec) {
             RuntimeProtocol::LambdaRuntimeApi => {
                 let call = self
@@ -538,14 +591,32 @@ impl FunctionExecutor {
                 tokio::time::timeout(spec.timeout, call).await
             }
         };
-        match answer {
+        let log = match log_mark {
+            Some(mark) => {
+                let framing = logs::Framing {
+                    request_id: &request_id,
+                    version: "$LATEST",
+                    duration: started.elapsed(),
+                    memory_mb: spec.memory,
+                    note: answer.is_err().then(|| {
+                        format!(
+                            "{request_id} Task timed out after {:.2} seconds",
+                            spec.timeout.as_secs_f64()
+                        )
+                    }),
+                };
+                Some(logs::tail(self.executor.containerizer().as_ref(), &mark, framing).await)
+            }
+            None => None,
+        };
+        let mut response = match answer {
             Ok(Ok(RuntimeReply::Response(body))) => {
                 self.pool.release(lease, ReleaseOutcome::Reusable).await;
-                Ok(done(body, None, cold))
+                done(body, None, cold)
             }
             Ok(Ok(RuntimeReply::Error { body, .. })) => {
                 self.pool.release(lease, ReleaseOutcome::Reusable).await;
-                Ok(done(body, Some("Unhandled"), cold))
+                done(body, Some("Unhandled"), cold)
             }
             Ok(Err(reason)) => {
                 self.pool
@@ -555,7 +626,7 @@ impl FunctionExecutor {
                     "Runtime.ExitError",
                     format!("RequestId: {request_id} Error: Runtime exited: {reason}"),
                 );
-                Ok(done(body, Some("Unhandled"), cold))
+                done(body, Some("Unhandled"), cold)
             }
             Err(_) => {
                 let seconds = spec.timeout.as_secs_f64();
@@ -571,15 +642,23 @@ impl FunctionExecutor {
                         "RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds"
                     ),
                 );
-                Ok(done(body, Some("Unhandled"), cold))
+                done(body, Some("Unhandled"), cold)
             }
-        }
+        };
+        response.log = log;
+        Ok(response)
     }
 
-    /// Waits for queued `Event` invocations, stops every environment and the executor.
+    /// How many accepted `Event` invocations are waiting or running.
+    pub fn queued_events(&self) -> usize {
+        self.events.queued()
+    }
+
+    /// Refuses new `Event` invocations, lets the queued ones finish within
+    /// [`EventQueueConfig::drain`](crate::config::EventQueueConfig::drain) (dropping the rest,
+    /// each with a warning), then stops every environment and the executor.
     pub async fn shutdown(&self) {
-        self.events.close();
-        self.events.wait().await;
+        self.events.shutdown().await;
         self.pool.shutdown().await;
         self.executor.shutdown(Some(Duration::from_secs(5))).await;
     }

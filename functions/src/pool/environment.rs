@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use tokio::time::Instant;
+
 /// The state of an environment.
 ///
 /// ```text
@@ -63,8 +65,10 @@ pub(crate) struct Environment {
     pub state: EnvironmentState,
     pub in_flight: usize,
     pub capacity: usize,
-    /// Bumped on every placement; a keepalive timer only fires for the generation it was armed at.
-    pub generation: u64,
+    /// When it last became idle; the keepalive counts from here.
+    pub idle_since: Instant,
+    /// Whether its keepalive reaper task runs (one per environment, not one per release).
+    pub reaper: bool,
     /// Prewarmed environments are never reaped by the keepalive.
     pub pinned: bool,
 }

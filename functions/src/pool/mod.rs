@@ -104,16 +104,19 @@ impl State {
                 }
             }
         }
-        *self.running.entry(function.to_owned()).or_insert(0) += 1;
+        // The entry stays at zero between invocations, so steady traffic allocates nothing.
+        match self.running.get_mut(function) {
+            Some(n) => *n += 1,
+            None => {
+                self.running.insert(function.to_owned(), 1);
+            }
+        }
         Ok(())
     }
 
     fn unadmit(&mut self, function: &str) {
         if let Some(n) = self.running.get_mut(function) {
             *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.running.remove(function);
-            }
         }
     }
 }
@@ -172,30 +175,49 @@ impl fmt::Debug for WarmPool {
 }
 
 /// One admitted invocation; dropping it without turning it into a lease gives the slot back.
-struct Admission {
-    inner: Arc<Inner>,
-    function: String,
+struct Admission<'a> {
+    inner: &'a Inner,
+    function: &'a str,
     armed: bool,
 }
 
-impl Admission {
+impl Admission<'_> {
     fn keep(mut self) {
         self.armed = false;
     }
 }
 
-impl Drop for Admission {
+impl Drop for Admission<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.inner.state().unadmit(&self.function);
-            self.inner.freed.notify_waiters();
+            self.inner.unadmit(self.function);
         }
     }
+}
+
+/// What a keepalive reaper does when it wakes.
+enum Reap {
+    Sleep(Instant),
+    Stop,
+    Done,
 }
 
 impl Inner {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives an admitted slot back and wakes queued requests, if any wait.
+    fn unadmit(&self, function: &str) {
+        let queued = {
+            let mut state = self.state();
+            state.unadmit(function);
+            state.queued > 0
+        };
+        // A request that queues after this check retries admission under the lock first.
+        if queued {
+            self.freed.notify_waiters();
+        }
     }
 
     fn throttled(&self, reason: &str) -> Rejection {
@@ -206,14 +228,14 @@ impl Inner {
     }
 
     /// Admits an invocation of `function`, queueing it if so configured.
-    async fn admit(
-        self: &Arc<Self>,
-        function: &str,
+    async fn admit<'a>(
+        &'a self,
+        function: &'a str,
         wait: Option<Duration>,
-    ) -> Result<Admission, Rejection> {
+    ) -> Result<Admission<'a>, Rejection> {
         let admission = || Admission {
-            inner: self.clone(),
-            function: function.to_owned(),
+            inner: self,
+            function,
             armed: true,
         };
         let reason = {
@@ -270,7 +292,6 @@ impl Inner {
             .iter_mut()
             .find(|(_, e)| e.key == key && e.has_room())?;
         env.in_flight += 1;
-        env.generation += 1;
         env.set_state(EnvironmentState::Busy);
         Some(id.clone())
     }
@@ -290,7 +311,8 @@ impl Inner {
                 state: EnvironmentState::Starting,
                 in_flight: usize::from(!pinned),
                 capacity,
-                generation: 0,
+                idle_since: Instant::now(),
+                reaper: false,
                 pinned,
             },
         );
@@ -334,9 +356,12 @@ impl Inner {
         tokio::spawn(async move { this.launcher.stop(&id).await });
     }
 
-    /// An environment has no invocation left: arm its keepalive, or stop it at once.
+    /// An environment has no invocation left: start its keepalive, or stop it at once. Each
+    /// environment has at most one reaper task, which re-reads when the environment last became
+    /// idle each time it wakes, so releasing an invocation spawns nothing.
     fn idle(self: &Arc<Self>, id: &EnvironmentId) {
-        let generation = {
+        let keepalive = self.config.keepalive;
+        {
             let mut state = self.state();
             let Some(env) = state.environments.get_mut(id) else {
                 return;
@@ -345,28 +370,62 @@ impl Inner {
             if env.pinned {
                 return;
             }
-            env.generation
-        };
-        let keepalive = self.config.keepalive;
+            if !keepalive.is_zero() {
+                env.idle_since = Instant::now();
+                if std::mem::replace(&mut env.reaper, true) {
+                    return;
+                }
+            }
+        }
         if keepalive.is_zero() {
             self.discard(id, EnvironmentState::Stopping);
             return;
         }
         let this = self.clone();
         let id = id.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(keepalive).await;
-            let expired = {
-                let state = this.state();
-                state.environments.get(&id).is_some_and(|e| {
-                    e.state == EnvironmentState::Ready && e.generation == generation
-                })
+        tokio::spawn(async move { this.reap(id, Instant::now() + keepalive).await });
+    }
+
+    /// The keepalive reaper of one environment: stops it once it has been idle for the whole
+    /// keepalive; ends when the environment is gone or stopping.
+    async fn reap(self: Arc<Self>, id: EnvironmentId, first: Instant) {
+        let keepalive = self.config.keepalive;
+        let mut wake = first;
+        loop {
+            tokio::time::sleep_until(wake).await;
+            let next = {
+                let mut state = self.state();
+                match state.environments.get_mut(&id) {
+                    None => Reap::Done,
+                    Some(env) => match env.state {
+                        EnvironmentState::Ready => {
+                            let due = env.idle_since + keepalive;
+                            if due <= Instant::now() {
+                                env.reaper = false;
+                                Reap::Stop
+                            } else {
+                                Reap::Sleep(due)
+                            }
+                        }
+                        // Busy now: it becomes idle again no earlier than a keepalive from here.
+                        EnvironmentState::Busy => Reap::Sleep(Instant::now() + keepalive),
+                        _ => {
+                            env.reaper = false;
+                            Reap::Done
+                        }
+                    },
+                }
             };
-            if expired {
-                tracing::debug!(environment = %id, "keepalive expired");
-                this.discard(&id, EnvironmentState::Stopping);
+            match next {
+                Reap::Sleep(at) => wake = at,
+                Reap::Stop => {
+                    tracing::debug!(environment = %id, "keepalive expired");
+                    self.discard(&id, EnvironmentState::Stopping);
+                    return;
+                }
+                Reap::Done => return,
             }
-        });
+        }
     }
 }
 
@@ -428,6 +487,9 @@ impl WarmPool {
         let idle: Vec<EnvironmentId> = {
             let mut state = self.inner.state();
             state.limits.remove(function);
+            if state.running.get(function) == Some(&0) {
+                state.running.remove(function);
+            }
             state
                 .environments
                 .iter()
@@ -581,18 +643,21 @@ impl Scheduler for WarmPool {
 
     async fn release(&self, lease: Lease, outcome: ReleaseOutcome) {
         let inner = &self.inner;
-        let now_idle = {
+        let (now_idle, queued) = {
             let mut state = inner.state();
             state.unadmit(function_of(&lease.key));
-            match state.environments.get_mut(&lease.environment) {
+            let now_idle = match state.environments.get_mut(&lease.environment) {
                 None => None,
                 Some(env) => {
                     env.in_flight = env.in_flight.saturating_sub(1);
                     Some((env.in_flight == 0, env.state == EnvironmentState::Failed))
                 }
-            }
+            };
+            (now_idle, state.queued > 0)
         };
-        inner.freed.notify_waiters();
+        if queued {
+            inner.freed.notify_waiters();
+        }
         match (outcome, now_idle) {
             (_, None) => {}
             (ReleaseOutcome::Broken(reason), Some(_)) => {

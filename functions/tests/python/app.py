@@ -1,10 +1,14 @@
 """Python functions run under awslambdaric inside environments."""
 
 import os
+import sys
 import time
 
 
 def handler(event, context):
+    if event.get("log"):
+        print("out:", event["log"])
+        print("err:", event["log"], file=sys.stderr)
     if event.get("fail"):
         raise ValueError("asked to fail")
     if event.get("sleep"):
@@ -15,4 +19,5 @@ def handler(event, context):
         "function": context.function_name,
         "remaining_ms": context.get_remaining_time_in_millis(),
         "pid": os.getpid(),
+        "environment": os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME"),
     }

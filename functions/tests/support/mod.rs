@@ -2,6 +2,9 @@
 
 #![allow(dead_code)]
 
+pub mod boto3;
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 

@@ -1,0 +1,268 @@
+//! The backend of a function executor, chosen by its configuration
+//! ([`FunctionsConfig::backend`], LocalStack's `LAMBDA_RUNTIME_EXECUTOR`): local processes
+//! (feature `process`), Docker containers (feature `docker`) or Kubernetes pods (feature
+//! `kube`). A backend whose feature is not compiled in is an error naming the variable and the
+//! feature to enable.
+//!
+//! ```no_run
+//! # async fn run() -> hoist::Result<()> {
+//! use hoist::function_backend::{BackendSettings, containerizer};
+//! use hoist::functions::FunctionExecutor;
+//! use hoist::functions::config::FunctionsConfig;
+//!
+//! let config = FunctionsConfig::from_vars(std::env::vars())?;
+//! let state = std::env::temp_dir().join("hoist-functions");
+//! let backend = containerizer(&config, &BackendSettings::new(&state)).await?;
+//! let functions = FunctionExecutor::start(backend, config)?;
+//! # functions.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hoist_core::{Containerizer, Error, ErrorKind};
+use hoist_functions::config::{Backend, FunctionsConfig};
+
+/// The variable that chooses the backend.
+pub const BACKEND_VARIABLE: &str = "LAMBDA_RUNTIME_EXECUTOR";
+/// The variable that gives each runtime its image on container backends.
+pub const IMAGE_MAPPING_VARIABLE: &str = "LAMBDA_RUNTIME_IMAGE_MAPPING";
+
+/// What the backends need besides the [`FunctionsConfig`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendSettings {
+    /// The process backend's state directory.
+    pub state_dir: PathBuf,
+    /// The Kubernetes backend's kubeconfig; `None` uses the in-cluster service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// The namespace of Kubernetes pods (default `default`).
+    pub namespace: Option<String>,
+}
+
+impl BackendSettings {
+    /// Settings with the process backend's state in `state_dir`, the in-cluster Kubernetes
+    /// configuration and the default namespace.
+    pub fn new(state_dir: impl AsRef<Path>) -> Self {
+        BackendSettings {
+            state_dir: state_dir.as_ref().to_path_buf(),
+            kubeconfig: None,
+            namespace: None,
+        }
+    }
+}
+
+/// The name of `backend` as `LAMBDA_RUNTIME_EXECUTOR` spells it.
+fn name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Process => "process",
+        Backend::Docker => "docker",
+        Backend::Kubernetes => "kubernetes",
+    }
+}
+
+#[allow(dead_code)] // unused when every backend's feature is compiled in
+fn missing_feature(backend: Backend, feature: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "`{BACKEND_VARIABLE}` is `{}`, but hoist was built without its `{feature}` feature: \
+             enable the `{feature}` feature or choose another backend",
+            name(backend)
+        ),
+    )
+    .with_context("field", BACKEND_VARIABLE)
+}
+
+/// On a container backend every runtime needs an image.
+#[allow(dead_code)] // unused without a container backend's feature
+fn check_images(config: &FunctionsConfig) -> hoist_core::Result<()> {
+    match config.runtimes.iter().find(|(_, r)| r.image.is_none()) {
+        Some((runtime, _)) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`{BACKEND_VARIABLE}` is `{}` but runtime `{runtime}` has no image: give it one \
+                 in `{IMAGE_MAPPING_VARIABLE}`",
+                name(config.backend)
+            ),
+        )
+        .with_context("field", IMAGE_MAPPING_VARIABLE)),
+        None => Ok(()),
+    }
+}
+
+/// The variable that tells environments where the executor's Runtime API is.
+pub const RUNTIME_API_HOST_VARIABLE: &str = "HOSTNAME_FROM_LAMBDA";
+
+/// What pods need that local environments do not: pods have their own network, so they reach
+/// the executor's Runtime API only at an address the executor names, and the executor cannot
+/// call a contract runtime's `FUNC_PORT` on its own loopback.
+#[allow(dead_code)] // unused without the `kube` feature
+fn check_pods(config: &FunctionsConfig) -> hoist_core::Result<()> {
+    if config.runtime_api_host.is_none() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "`{BACKEND_VARIABLE}` is `kubernetes` but `{RUNTIME_API_HOST_VARIABLE}` is not \
+                 set: pods cannot reach the Runtime API on the executor's loopback; set it to \
+                 the executor's address as pods see it (its pod IP or a Service)"
+            ),
+        )
+        .with_context("field", RUNTIME_API_HOST_VARIABLE));
+    }
+    let contract = config
+        .runtimes
+        .iter()
+        .find(|(_, r)| r.protocol == hoist_functions::config::RuntimeProtocol::Contract);
+    if let Some((runtime, _)) = contract {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "runtime `{runtime}` uses the runtime contract, which the function executor \
+                 calls on its own loopback; on `kubernetes` only Lambda Runtime API runtimes \
+                 are supported"
+            ),
+        )
+        .with_context("runtime", runtime.clone()));
+    }
+    Ok(())
+}
+
+/// Builds the backend `config.backend` names. On Docker and Kubernetes every runtime of
+/// `config.runtimes` must have an image (from `LAMBDA_RUNTIME_IMAGE_MAPPING`); on Kubernetes,
+/// `config.runtime_api_host` must be set (`HOSTNAME_FROM_LAMBDA`) and every runtime must speak
+/// the Lambda Runtime API.
+pub async fn containerizer(
+    config: &FunctionsConfig,
+    settings: &BackendSettings,
+) -> hoist_core::Result<Arc<dyn Containerizer>> {
+    match config.backend {
+        Backend::Process => {
+            #[cfg(feature = "process")]
+            {
+                let backend = hoist_process::ProcessContainerizer::new(&settings.state_dir)?;
+                Ok(Arc::new(backend))
+            }
+            #[cfg(not(feature = "process"))]
+            {
+                let _ = settings;
+                Err(missing_feature(Backend::Process, "process"))
+            }
+        }
+        Backend::Docker => {
+            #[cfg(feature = "docker")]
+            {
+                check_images(config)?;
+                let docker = hoist_docker::DockerContainerizer::connect(
+                    hoist_docker::DockerConfig::from_env(),
+                )
+                .await?;
+                Ok(Arc::new(docker))
+            }
+            #[cfg(not(feature = "docker"))]
+            {
+                Err(missing_feature(Backend::Docker, "docker"))
+            }
+        }
+        Backend::Kubernetes => {
+            #[cfg(feature = "kube")]
+            {
+                check_images(config)?;
+                check_pods(config)?;
+                let kube_config = hoist_kube::KubeConfig {
+                    namespace: settings
+                        .namespace
+                        .clone()
+                        .unwrap_or_else(|| "default".into()),
+                    ..hoist_kube::KubeConfig::default()
+                };
+                let kube = match &settings.kubeconfig {
+                    Some(path) => {
+                        hoist_kube::KubeContainerizer::from_kubeconfig(path, kube_config).await?
+                    }
+                    None => hoist_kube::KubeContainerizer::in_cluster(kube_config)?,
+                };
+                Ok(Arc::new(kube))
+            }
+            #[cfg(not(feature = "kube"))]
+            {
+                Err(missing_feature(Backend::Kubernetes, "kube"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> FunctionsConfig {
+        FunctionsConfig::from_vars(vars.iter().copied()).unwrap()
+    }
+
+    #[cfg(feature = "process")]
+    #[tokio::test]
+    async fn the_process_backend_is_the_default() {
+        let state = tempfile::tempdir().unwrap();
+        let backend = containerizer(&config(&[]), &BackendSettings::new(state.path()))
+            .await
+            .unwrap();
+        assert_eq!(backend.name(), "process");
+    }
+
+    #[cfg(feature = "docker")]
+    #[tokio::test]
+    async fn a_container_backend_needs_an_image_for_every_runtime() {
+        let mut config = config(&[
+            (BACKEND_VARIABLE, "docker"),
+            (IMAGE_MAPPING_VARIABLE, r#"{"python3.12":"python:3.12"}"#),
+        ]);
+        config.runtimes.entry("provided".into()).or_default();
+        let Err(err) = containerizer(&config, &BackendSettings::new("/nonexistent")).await else {
+            panic!("a runtime without an image is refused");
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.context_value("field"), Some(IMAGE_MAPPING_VARIABLE));
+        assert!(err.to_string().contains("`provided`"), "{err}");
+    }
+
+    #[cfg(feature = "kube")]
+    #[tokio::test]
+    async fn pods_need_a_reachable_runtime_api_and_lambda_runtimes() {
+        let settings = BackendSettings::new("/nonexistent");
+        let mapping = r#"{"provided":"runtime:1"}"#;
+        let mut config = config(&[
+            (BACKEND_VARIABLE, "kubernetes"),
+            (IMAGE_MAPPING_VARIABLE, mapping),
+        ]);
+        config.runtimes.entry("provided".into()).or_default().image = Some("runtime:1".into());
+        let Err(err) = containerizer(&config, &settings).await else {
+            panic!("pods cannot reach the executor's loopback");
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.context_value("field"), Some(RUNTIME_API_HOST_VARIABLE));
+
+        config.runtime_api_host = Some("10.0.0.7".into());
+        let shim = hoist_functions::config::RuntimeCommand::contract(["shim"]).in_image("py:1");
+        config.runtimes.insert("python-contract".into(), shim);
+        let Err(err) = containerizer(&config, &settings).await else {
+            panic!("contract runtimes are called on loopback");
+        };
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert!(err.to_string().contains("`python-contract`"), "{err}");
+    }
+
+    #[cfg(not(feature = "kube"))]
+    #[tokio::test]
+    async fn a_backend_not_compiled_in_names_the_variable_and_the_feature() {
+        let config = config(&[(BACKEND_VARIABLE, "kubernetes")]);
+        let Err(err) = containerizer(&config, &BackendSettings::new("/nonexistent")).await else {
+            panic!("kubernetes is not compiled in");
+        };
+        assert_eq!(err.kind(), ErrorKind::Unsupported);
+        assert_eq!(err.context_value("field"), Some(BACKEND_VARIABLE));
+        let message = err.to_string();
+        assert!(message.contains(BACKEND_VARIABLE), "{message}");
+        assert!(message.contains("`kube` feature"), "{message}");
+    }
+}
