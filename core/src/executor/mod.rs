@@ -206,6 +206,14 @@ impl Inner {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Records the container of a task as soon as it exists, so [`Executor::tasks`] names it
+    /// before the task is reported running (its process may already be at work).
+    pub(crate) fn record_container(&self, task: &TaskId, container: &ContainerId) {
+        if let Some(entry) = self.table().tasks.get_mut(task) {
+            entry.container_id = Some(container.clone());
+        }
+    }
+
     /// Records and sends a status; a terminal one also drops the task from the table.
     pub(crate) fn emit(&self, status: TaskStatus) {
         {
@@ -343,7 +351,8 @@ impl Executor {
         Ok(())
     }
 
-    /// The current state of every live task.
+    /// The current state of every live task, with its container once one has been created
+    /// (which can be before the task is reported running).
     pub fn tasks(&self) -> Vec<(TaskId, TaskState, Option<ContainerId>)> {
         let table = self.inner.table();
         let mut tasks: Vec<_> = table

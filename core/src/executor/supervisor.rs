@@ -216,6 +216,7 @@ impl Supervisor {
                 ))
             })?;
         self.container = Some(id.clone());
+        inner.record_container(&self.spec.id, &id);
         self.check_kill()?;
 
         self.setup_phase(Phase::PreRun).await?;

@@ -331,6 +331,32 @@ async fn a_hung_hook_times_out() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn tasks_name_the_container_as_soon_as_it_is_created() {
+    // The container's process can be at work before the post-run hooks finish and the task
+    // is reported running; `tasks` must already name its container then.
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let mut slow = Recorder::new("slow", 0, &log);
+    slow.hang_in = Some(Phase::PostRun);
+    let (executor, _statuses) = Executor::builder(Arc::new(fake.clone()))
+        .hook(slow)
+        .hook_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    executor.launch(task("t")).await.unwrap();
+    while fake.calls_to("start") == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let tasks = executor.tasks();
+    assert_eq!(tasks.len(), 1);
+    let (id, state, container) = &tasks[0];
+    assert_eq!(id.as_str(), "t");
+    assert_eq!(*state, TaskState::Starting);
+    assert_eq!(container.as_ref(), fake.container_of("t").as_ref());
+    assert!(container.is_some());
+}
+
+#[tokio::test(start_paused = true)]
 async fn kill_sends_killing_then_killed_and_honours_the_grace() {
     let fake = FakeContainerizer::new();
     fake.script(

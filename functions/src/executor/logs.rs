@@ -24,6 +24,21 @@ pub(super) struct LogMark {
     container: Option<ContainerId>,
     /// Bytes already written to stdout and stderr.
     offsets: [usize; 2],
+    /// Why the log could not be read at the hand-over, if it could not.
+    failed: Option<String>,
+}
+
+impl LogMark {
+    /// Names the container when the mark was taken before it was known: the whole log of a
+    /// container that did not exist at the hand-over belongs to this invocation.
+    pub(super) fn or_container(mut self, container: Option<ContainerId>) -> Self {
+        if self.container.is_none() {
+            self.container = container;
+            self.offsets = [0; 2];
+            self.failed = None;
+        }
+        self
+    }
 }
 
 fn index(stream: LogStream) -> usize {
@@ -33,16 +48,18 @@ fn index(stream: LogStream) -> usize {
     }
 }
 
-/// The whole log of `container` as ordered chunks; empty when the backend has none.
-async fn read(containerizer: &dyn Containerizer, container: &ContainerId) -> Vec<(usize, Bytes)> {
-    let Ok(mut chunks) = containerizer.logs(container, LogOptions::default()).await else {
-        return Vec::new();
-    };
+/// The whole log of `container` as ordered chunks.
+async fn read(
+    containerizer: &dyn Containerizer,
+    container: &ContainerId,
+) -> hoist_core::Result<Vec<(usize, Bytes)>> {
+    let mut chunks = containerizer.logs(container, LogOptions::default()).await?;
     let mut all = Vec::new();
-    while let Some(Ok(chunk)) = chunks.next().await {
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
         all.push((index(chunk.stream), chunk.data));
     }
-    all
+    Ok(all)
 }
 
 fn lengths(chunks: &[(usize, Bytes)]) -> [usize; 2] {
@@ -72,11 +89,37 @@ pub(super) async fn mark(
     containerizer: &dyn Containerizer,
     container: Option<ContainerId>,
 ) -> LogMark {
-    let offsets = match &container {
-        Some(container) => lengths(&read(containerizer, container).await),
-        None => [0; 2],
+    let (offsets, failed) = match &container {
+        Some(id) => match read(containerizer, id).await {
+            Ok(chunks) => (lengths(&chunks), None),
+            Err(e) => ([0; 2], Some(e.to_string())),
+        },
+        None => ([0; 2], None),
     };
-    LogMark { container, offsets }
+    LogMark {
+        container,
+        offsets,
+        failed,
+    }
+}
+
+/// The whole log of `container` once it stops growing: output written just before the
+/// answer may still be on its way into the log (a container engine copies it from a pipe).
+async fn settled(
+    containerizer: &dyn Containerizer,
+    container: &ContainerId,
+) -> hoist_core::Result<Vec<(usize, Bytes)>> {
+    let mut chunks = read(containerizer, container).await?;
+    for _ in 0..SETTLE_READS {
+        tokio::time::sleep(SETTLE_STEP).await;
+        let again = read(containerizer, container).await?;
+        let grew = lengths(&again) != lengths(&chunks);
+        chunks = again;
+        if !grew {
+            break;
+        }
+    }
+    Ok(chunks)
 }
 
 /// What AWS writes around an invocation's own output.
@@ -97,19 +140,20 @@ pub(super) async fn tail(
 ) -> Bytes {
     let mut output = Vec::new();
     if let Some(container) = &mark.container {
-        // Output written just before the answer may still be on its way into the log
-        // (a container engine copies it from a pipe): read until it stops growing.
-        let mut chunks = read(containerizer, container).await;
-        for _ in 0..SETTLE_READS {
-            tokio::time::sleep(SETTLE_STEP).await;
-            let again = read(containerizer, container).await;
-            let grew = lengths(&again) != lengths(&chunks);
-            chunks = again;
-            if !grew {
-                break;
+        let chunks = match &mark.failed {
+            Some(failed) => Err(failed.clone()),
+            None => settled(containerizer, container)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        match chunks {
+            Ok(chunks) => output = since(&chunks, mark.offsets),
+            Err(reason) => {
+                tracing::warn!(%container, %reason, "could not read an invocation's log");
+                output =
+                    format!("hoist: could not read the environment's log: {reason}").into_bytes();
             }
         }
-        output = since(&chunks, mark.offsets);
     }
     let Framing {
         request_id,
@@ -154,6 +198,16 @@ pub(super) fn container_of(
 mod tests {
     use super::*;
 
+    fn framing(request_id: &str, note: Option<String>) -> Framing<'_> {
+        Framing {
+            request_id,
+            version: "$LATEST",
+            duration: Duration::from_micros(1500),
+            memory_mb: 128,
+            note,
+        }
+    }
+
     #[test]
     fn only_output_past_the_mark_is_kept_in_order() {
         let chunks = vec![
@@ -169,20 +223,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_container_unknown_at_the_hand_over_gives_its_whole_log() {
+        use hoist_core::testing::{FakeContainerizer, Script};
+        use hoist_core::{ContainerSpec, Owner};
+        let fake = FakeContainerizer::new();
+        fake.script(
+            "env-1",
+            Script {
+                logs: vec![
+                    (LogStream::Stdout, Bytes::from_static(b"init out\n")),
+                    (LogStream::Stderr, Bytes::from_static(b"init err\n")),
+                ],
+                ..Script::default()
+            },
+        );
+        let owner = Owner {
+            executor_id: "e".into(),
+            task_id: "env-1".into(),
+        };
+        let id = fake
+            .create(&owner, &ContainerSpec::command(["fn"]))
+            .await
+            .unwrap();
+
+        let unknown = mark(&fake, None).await.or_container(Some(id.clone()));
+        let log = tail(&fake, &unknown, framing("r-1", None)).await;
+        let text = String::from_utf8(log.to_vec()).unwrap();
+        assert!(text.contains("$LATEST\ninit out\ninit err\nEND"), "{text}");
+
+        // A mark taken on a known container keeps its offsets.
+        let known = mark(&fake, Some(id.clone())).await.or_container(None);
+        let log = tail(&fake, &known, framing("r-2", None)).await;
+        let text = String::from_utf8(log.to_vec()).unwrap();
+        assert!(text.contains("$LATEST\nEND RequestId: r-2"), "{text}");
+
+        // A log that cannot be read says so in the tail instead of looking empty.
+        let gone = mark(&fake, Some(ContainerId::new("gone"))).await;
+        let text =
+            String::from_utf8(tail(&fake, &gone, framing("r-3", None)).await.to_vec()).unwrap();
+        assert!(
+            text.contains("hoist: could not read the environment's log: ") && text.contains("gone"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn the_tail_is_framed_and_cut_to_four_kilobytes() {
         let fake = hoist_core::testing::FakeContainerizer::new();
         let mark = LogMark {
             container: None,
             offsets: [0; 2],
+            failed: None,
         };
-        let framing = |note| Framing {
-            request_id: "r-1",
-            version: "$LATEST",
-            duration: Duration::from_micros(1500),
-            memory_mb: 128,
-            note,
-        };
-        let log = tail(&fake, &mark, framing(Some("Task timed out".into()))).await;
+        let log = tail(&fake, &mark, framing("r-1", Some("Task timed out".into()))).await;
         let text = String::from_utf8(log.to_vec()).unwrap();
         assert!(
             text.starts_with("START RequestId: r-1 Version: $LATEST\n"),

@@ -605,6 +605,7 @@ impl FunctionExecutor {
                         )
                     }),
                 };
+                let mark = mark.or_container(logs::container_of(&self.executor, &environment));
                 Some(logs::tail(self.executor.containerizer().as_ref(), &mark, framing).await)
             }
             None => None,
