@@ -38,16 +38,22 @@ pub struct BackendSettings {
     pub kubeconfig: Option<PathBuf>,
     /// The namespace of Kubernetes pods (default `default`).
     pub namespace: Option<String>,
+    /// How functions' code (and runtimes' host volumes) reach pods: `true` (the default)
+    /// copies each into a ConfigMap the pod owns, so pods run on any node, at most
+    /// `hoist_kube::COPY_LIMIT` bytes per volume; `false` mounts them as `hostPath` volumes,
+    /// which must then exist on every node.
+    pub copy_code_to_pods: bool,
 }
 
 impl BackendSettings {
     /// Settings with the process backend's state in `state_dir`, the in-cluster Kubernetes
-    /// configuration and the default namespace.
+    /// configuration, the default namespace, and code copied into pods.
     pub fn new(state_dir: impl AsRef<Path>) -> Self {
         BackendSettings {
             state_dir: state_dir.as_ref().to_path_buf(),
             kubeconfig: None,
             namespace: None,
+            copy_code_to_pods: true,
         }
     }
 }
@@ -174,6 +180,11 @@ pub async fn containerizer(
                         .namespace
                         .clone()
                         .unwrap_or_else(|| "default".into()),
+                    host_volumes: if settings.copy_code_to_pods {
+                        hoist_kube::HostVolumes::Copy
+                    } else {
+                        hoist_kube::HostVolumes::HostPath
+                    },
                     ..hoist_kube::KubeConfig::default()
                 };
                 let kube = match &settings.kubeconfig {
@@ -264,5 +275,62 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains(BACKEND_VARIABLE), "{message}");
         assert!(message.contains("`kube` feature"), "{message}");
+    }
+
+    #[cfg(all(feature = "kube", feature = "testing"))]
+    #[tokio::test]
+    async fn pods_get_the_code_copied_unless_told_to_mount_it() {
+        use hoist_core::{ContainerSpec, Owner, Volume};
+        let server = hoist_kube::testing::FakeApiServer::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let url = server.url();
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+                 clusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
+                 users: [{{name: fake, user: {{}}}}]\n\
+                 contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
+            ),
+        )
+        .unwrap();
+        let code = dir.path().join("code");
+        std::fs::create_dir(&code).unwrap();
+        std::fs::write(code.join("handler.py"), "def handler(e, c): return e\n").unwrap();
+        let mut config = config(&[
+            (BACKEND_VARIABLE, "kubernetes"),
+            (RUNTIME_API_HOST_VARIABLE, "10.0.0.5"),
+        ]);
+        config.runtimes.entry("provided".into()).or_default().image = Some("runtime:1".into());
+        let mut spec = ContainerSpec::command(["/var/task/bootstrap"]);
+        spec.image = Some("runtime:1".into());
+        spec.volumes.push(Volume {
+            host_path: code.clone(),
+            container_path: "/var/task".into(),
+            read_only: true,
+        });
+        let owner = Owner {
+            executor_id: "hoist-functions".into(),
+            task_id: "env-1".into(),
+        };
+        for copy in [true, false] {
+            let settings = BackendSettings {
+                kubeconfig: Some(kubeconfig.clone()),
+                copy_code_to_pods: copy,
+                ..BackendSettings::new("/nonexistent")
+            };
+            let backend = containerizer(&config, &settings).await.unwrap();
+            assert_eq!(backend.name(), "kubernetes");
+            let id = backend.create(&owner, &spec).await.unwrap();
+            backend.start(&id).await.unwrap();
+            let pod = server.pod(id.as_str()).unwrap().spec.unwrap();
+            let volume = &pod.volumes.unwrap()[0];
+            assert_eq!(volume.config_map.is_some(), copy, "{volume:?}");
+            assert_eq!(volume.host_path.is_some(), !copy, "{volume:?}");
+            assert_eq!(server.config_maps().len(), usize::from(copy));
+            backend.remove(&id, true).await.unwrap();
+            assert!(server.config_maps().is_empty());
+        }
     }
 }

@@ -48,6 +48,21 @@ impl Backoff {
     }
 }
 
+/// How a container spec's host volumes reach its pod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostVolumes {
+    /// A `hostPath` volume: the path must exist on the node the pod runs on (a one-node
+    /// cluster, files shipped with the node image, or a shared mount).
+    #[default]
+    HostPath,
+    /// The files are copied, when the pod starts, into one ConfigMap per volume owned by the
+    /// pod (Kubernetes deletes it with the pod) and mounted from it, so the pod can run on any
+    /// node. Such volumes are read-only, hold at most [`COPY_LIMIT`](crate::COPY_LIMIT)
+    /// bytes each, and keep each file's permission bits; a writable volume, a bigger one or a
+    /// special file is refused at `create`, naming the volume.
+    Copy,
+}
+
 /// How the Kubernetes backend renders pods and bounds its waits.
 ///
 /// ```
@@ -88,6 +103,8 @@ pub struct KubeConfig {
     pub name_prefix: String,
     /// Where build steps and the main container share their `emptyDir` volume.
     pub build_mount: String,
+    /// How host volumes reach pods. Default [`HostVolumes::HostPath`].
+    pub host_volumes: HostVolumes,
     /// Deadline of each plain API request (create, get, delete, list).
     pub request_timeout: Duration,
     /// How long one watch request runs before the backend renews it.
@@ -113,6 +130,7 @@ impl Default for KubeConfig {
             security_context: None,
             name_prefix: "hoist".into(),
             build_mount: "/hoist/build".into(),
+            host_volumes: HostVolumes::HostPath,
             request_timeout: Duration::from_secs(30),
             watch_timeout: Duration::from_secs(290),
             backoff: Backoff::default(),

@@ -15,10 +15,12 @@ use hoist_core::{
     ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
     OwnedContainer, Owner, Result, TaskId,
 };
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
-use crate::config::{KubeConfig, label_value};
+use crate::config::{HostVolumes, KubeConfig, label_value};
+use crate::copy::{CopiedVolume, read_volumes};
 use crate::error::{from_kube, timed_out};
 use crate::render::{
     BuildStep, EXECUTOR_ANNOTATION, MAIN_CONTAINER, TASK_ANNOTATION, pod_name, render_pod,
@@ -52,16 +54,25 @@ const SIGKILL: i32 = 9;
 #[derive(Debug, Clone)]
 pub struct KubeContainerizer {
     api: Api<Pod>,
+    config_maps: Api<ConfigMap>,
     config: Arc<KubeConfig>,
     local: Arc<Mutex<Local>>,
     salt: Arc<AtomicU64>,
+}
+
+/// A pod rendered by `create` and not yet submitted, with the copies of its host volumes.
+#[derive(Debug)]
+struct Pending {
+    owner: Owner,
+    pod: Pod,
+    copies: Vec<CopiedVolume>,
 }
 
 /// What the backend remembers between calls: pods rendered but not yet submitted, pods being
 /// stopped, and how stopped (deleted) pods ended.
 #[derive(Debug, Default)]
 struct Local {
-    created: HashMap<String, (Owner, Pod)>,
+    created: HashMap<String, Pending>,
     stopping: HashSet<String>,
     ended: HashMap<String, (Owner, ExitStatus)>,
 }
@@ -70,13 +81,15 @@ impl KubeContainerizer {
     /// A backend using `client` (from [`kube::Client::try_default`], a kubeconfig, in-cluster
     /// config, or a test server) and `config`.
     pub fn new(client: kube::Client, config: KubeConfig) -> Self {
-        let api = Api::namespaced(client, &config.namespace);
+        let api = Api::namespaced(client.clone(), &config.namespace);
+        let config_maps = Api::namespaced(client, &config.namespace);
         let seed = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or_default();
         KubeContainerizer {
             api,
+            config_maps,
             config: Arc::new(config),
             local: Arc::new(Mutex::new(Local::default())),
             salt: Arc::new(AtomicU64::new(seed)),
@@ -146,11 +159,20 @@ impl KubeContainerizer {
     ) -> Result<ContainerId> {
         let salt = self.salt.fetch_add(1, Ordering::Relaxed);
         let name = pod_name(&self.config.name_prefix, owner.task_id.as_str(), salt);
-        let pod = render_pod(&self.config, &name, owner, spec, steps)
+        let copies = match self.config.host_volumes {
+            HostVolumes::HostPath => Vec::new(),
+            HostVolumes::Copy => read_volumes(&name, spec)
+                .await
+                .map_err(|e| e.with_context("task", &owner.task_id))?,
+        };
+        let pod = render_pod(&self.config, &name, owner, spec, steps, &copies)
             .map_err(|e| e.with_context("task", &owner.task_id))?;
-        self.local()
-            .created
-            .insert(name.clone(), (owner.clone(), pod));
+        let pending = Pending {
+            owner: owner.clone(),
+            pod,
+            copies,
+        };
+        self.local().created.insert(name.clone(), pending);
         Ok(ContainerId::new(name))
     }
 
@@ -168,6 +190,61 @@ impl KubeContainerizer {
 
     async fn get(&self, operation: &'static str, name: &str) -> Result<Option<Pod>> {
         self.request(operation, name, self.api.get_opt(name)).await
+    }
+
+    /// Keeps a pod whose submission failed for another `start`, and returns the failure.
+    fn keep(&self, name: &str, pending: Pending, err: Error) -> Error {
+        self.local().created.insert(name.to_owned(), pending);
+        err
+    }
+
+    /// Creates the ConfigMaps of `pod`'s copied volumes, owned by the pod so that Kubernetes
+    /// deletes them with it.
+    async fn create_copies(&self, pod: &Pod, copies: &[CopiedVolume]) -> Result<()> {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(uid) = pod.metadata.uid.clone() else {
+            return Err(Error::new(
+                ErrorKind::Backend,
+                "the API server returned the pod without a uid, so its files cannot be owned by it",
+            )
+            .with_operation("start")
+            .with_context("container", &name));
+        };
+        let owner = OwnerReference {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: name.clone(),
+            uid,
+            ..OwnerReference::default()
+        };
+        let ownership = [
+            hoist_core::container::labels::EXECUTOR_ID,
+            hoist_core::container::labels::TASK_ID,
+        ];
+        let labels = pod.metadata.labels.as_ref().map(|labels| {
+            labels
+                .iter()
+                .filter(|(key, _)| ownership.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        });
+        for copy in copies {
+            let map = copy.config_map(&self.config.namespace, labels.clone(), owner.clone());
+            let created = self
+                .request(
+                    "start",
+                    &name,
+                    self.config_maps.create(&PostParams::default(), &map),
+                )
+                .await;
+            match created {
+                // A retried start finds the ConfigMap its first attempt made.
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e.with_context("config_map", &copy.name)),
+            }
+        }
+        Ok(())
     }
 
     fn exit_of(&self, name: &str, pod: &Pod) -> Option<ExitStatus> {
@@ -240,7 +317,7 @@ impl Containerizer for KubeContainerizer {
     async fn start(&self, id: &ContainerId) -> Result<()> {
         let name = id.as_str();
         let created = self.local().created.remove(name);
-        let Some((owner, pod)) = created else {
+        let Some(Pending { owner, pod, copies }) = created else {
             if self.local().ended.contains_key(name) {
                 return Err(Error::new(
                     ErrorKind::InvalidState,
@@ -257,27 +334,36 @@ impl Containerizer for KubeContainerizer {
         let submitted = self
             .request("start", name, self.api.create(&PostParams::default(), &pod))
             .await;
-        match submitted {
-            Ok(_) => Ok(()),
+        let submitted = match submitted {
+            Ok(submitted) => submitted,
             // A retried start whose first submission reached the server (its answer lost to a
             // timeout) finds its own pod there: that is success.
-            Err(err)
-                if err.kind() == ErrorKind::AlreadyExists
-                    && self
-                        .get("start", name)
-                        .await
-                        .ok()
-                        .flatten()
-                        .and_then(|existing| owner_of(&existing))
-                        .is_some_and(|existing| existing == owner) =>
-            {
-                Ok(())
+            Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+                match self.get("start", name).await.ok().flatten() {
+                    Some(existing) if owner_of(&existing).is_some_and(|o| o == owner) => existing,
+                    _ => return Err(self.keep(name, Pending { owner, pod, copies }, err)),
+                }
             }
-            Err(err) => {
-                self.local().created.insert(name.to_owned(), (owner, pod));
-                Err(err)
-            }
+            Err(err) => return Err(self.keep(name, Pending { owner, pod, copies }, err)),
+        };
+        if copies.is_empty() {
+            return Ok(());
         }
+        if let Err(err) = self.create_copies(&submitted, &copies).await {
+            // Without its files the pod would wait for them forever.
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            };
+            if let Err(e) = self
+                .request("start", name, self.api.delete(name, &params))
+                .await
+            {
+                tracing::warn!(pod = name, error = %e, "could not delete a pod whose files were not copied");
+            }
+            return Err(err);
+        }
+        Ok(())
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
@@ -335,7 +421,7 @@ impl Containerizer for KubeContainerizer {
         let name = id.as_str();
         {
             let mut local = self.local();
-            if let Some((owner, _)) = local.created.remove(name) {
+            if let Some(Pending { owner, .. }) = local.created.remove(name) {
                 local
                     .ended
                     .insert(name.to_owned(), (owner, ExitStatus::signal(SIGKILL)));
@@ -543,7 +629,7 @@ impl Containerizer for KubeContainerizer {
                 })
             })
             .collect();
-        for (name, (owner, _)) in &local.created {
+        for (name, Pending { owner, .. }) in &local.created {
             if owner.executor_id == *executor {
                 owned.push(OwnedContainer {
                     id: ContainerId::new(name.clone()),

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::config::{KubeConfig, check_label, fnv, label_value};
+use crate::copy::CopiedVolume;
 
 /// The name of the main container in every pod.
 pub const MAIN_CONTAINER: &str = "main";
@@ -38,13 +39,15 @@ fn unsupported(what: impl std::fmt::Display) -> Error {
     Error::unsupported("kubernetes", what).with_operation("create")
 }
 
-/// The pod for `spec`, owned by `owner`, named `name`.
+/// The pod for `spec`, owned by `owner`, named `name`. `copies` holds, when host volumes are
+/// copied, the copy of each of `spec.volumes`; empty, they are `hostPath` volumes.
 pub(crate) fn render_pod(
     config: &KubeConfig,
     name: &str,
     owner: &Owner,
     spec: &ContainerSpec,
     steps: &[BuildStep],
+    copies: &[CopiedVolume],
 ) -> Result<Pod> {
     let image = spec
         .image
@@ -86,18 +89,21 @@ pub(crate) fn render_pod(
     let mut mounts = Vec::new();
     for (i, volume) in spec.volumes.iter().enumerate() {
         let volume_name = format!("host-{i}");
+        let copy = copies.get(i);
         volumes.push(Volume {
             name: volume_name.clone(),
-            host_path: Some(HostPathVolumeSource {
+            host_path: copy.is_none().then(|| HostPathVolumeSource {
                 path: volume.host_path.display().to_string(),
                 type_: None,
             }),
+            config_map: copy.map(CopiedVolume::source),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
             name: volume_name,
             mount_path: volume.container_path.display().to_string(),
             read_only: Some(volume.read_only),
+            sub_path: copy.and_then(|c| c.sub_path.clone()),
             ..VolumeMount::default()
         });
     }
@@ -364,7 +370,7 @@ mod tests {
             image_pull_secrets: vec!["regcred".into()],
             ..KubeConfig::default()
         };
-        let pod = render_pod(&config, "hoist-web-1", &owner(), &spec, &[]).unwrap();
+        let pod = render_pod(&config, "hoist-web-1", &owner(), &spec, &[], &[]).unwrap();
         let pod_spec = pod.spec.unwrap();
         let main = &pod_spec.containers[0];
         assert_eq!(main.image.as_deref(), Some("example/web:1"));
@@ -407,7 +413,7 @@ mod tests {
             ],
             env: BTreeMap::new(),
         }];
-        let pod = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &steps).unwrap();
+        let pod = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &steps, &[]).unwrap();
         let pod_spec = pod.spec.unwrap();
         let init = &pod_spec.init_containers.unwrap()[0];
         assert_eq!(
@@ -424,19 +430,19 @@ mod tests {
     #[test]
     fn what_pods_cannot_do_is_refused_by_name() {
         let mut spec = ContainerSpec::command(["x"]);
-        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[]).unwrap_err();
+        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[], &[]).unwrap_err();
         assert!(err.to_string().contains("default_image"), "{err}");
         spec.image = Some("img".into());
         spec.network = Some(NetworkMode::User("front".into()));
-        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[]).unwrap_err();
+        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[], &[]).unwrap_err();
         assert_eq!(err.kind(), hoist_core::ErrorKind::Unsupported);
         spec.network = None;
         spec.user = Some("nobody".into());
-        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[]).unwrap_err();
+        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[], &[]).unwrap_err();
         assert!(err.to_string().contains("numeric"), "{err}");
         spec.user = None;
         spec.labels.insert("bad key".into(), "v".into());
-        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[]).unwrap_err();
+        let err = render_pod(&KubeConfig::default(), "p", &owner(), &spec, &[], &[]).unwrap_err();
         assert!(err.to_string().contains("bad key"), "{err}");
     }
 

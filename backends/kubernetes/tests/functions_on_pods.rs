@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hoist_functions::config::FunctionsConfig;
 use hoist_functions::{FUNCTION_LABEL, FunctionExecutor, FunctionSpec, Invocation};
 use hoist_kube::testing::FakeApiServer;
-use hoist_kube::{KubeConfig, KubeContainerizer};
+use hoist_kube::{HostVolumes, KubeConfig, KubeContainerizer};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -98,20 +98,24 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     .unwrap();
     // Listen on loopback only: nothing outside this test needs the endpoints.
     config.runtime_api_bind = Some("127.0.0.1".parse().unwrap());
+    // The function's code is copied into the pods: they may run on any node.
     let pods = KubeContainerizer::new(
         server.client(),
         KubeConfig {
             namespace: "lambda".into(),
+            host_volumes: HostVolumes::Copy,
             ..KubeConfig::default()
         },
     );
+    let code = tempfile::tempdir().unwrap();
+    std::fs::write(code.path().join("bootstrap"), b"#!/bin/sh\n").unwrap();
     let functions = FunctionExecutor::start(Arc::new(pods), config).unwrap();
     functions
         .create(FunctionSpec::new(
             "hello",
             "provided.al2023",
             "bootstrap",
-            "/var/task",
+            code.path(),
         ))
         .unwrap();
 
@@ -164,6 +168,15 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     assert_eq!(spec.containers[0].image.as_deref(), Some(IMAGE));
     assert_eq!(spec.host_network, None, "pods keep their own network");
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    let code_volume = spec.volumes.as_ref().unwrap()[0]
+        .config_map
+        .clone()
+        .unwrap();
+    let copied = server
+        .config_map(&code_volume.name)
+        .expect("the code was copied");
+    assert_eq!(copied.binary_data.unwrap()["f0"].0, b"#!/bin/sh\n");
+    assert_eq!(code_volume.items.unwrap()[0].path, "bootstrap");
     let api = env_var(&pod, "AWS_LAMBDA_RUNTIME_API").unwrap();
     assert!(api.starts_with("127.0.0.1:"), "{api}");
     assert_eq!(
@@ -197,6 +210,10 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     }
     assert!(server.requests("delete") >= 1);
     assert!(server.pods().is_empty());
+    assert!(
+        server.config_maps().is_empty(),
+        "the code went with its pod"
+    );
 
     player.abort();
     functions.shutdown().await;

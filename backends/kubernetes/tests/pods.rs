@@ -9,7 +9,7 @@ use hoist_core::{
     ExecutorId, LogOptions, Owner, PortMapping, TaskId,
 };
 use hoist_kube::testing::{ExecReply, FakeApiServer, OnTerm, PodScript};
-use hoist_kube::{Backoff, BuildStep, KubeConfig, KubeContainerizer, parse_labels};
+use hoist_kube::{Backoff, BuildStep, HostVolumes, KubeConfig, KubeContainerizer, parse_labels};
 
 struct Fixture {
     server: FakeApiServer,
@@ -595,4 +595,220 @@ async fn a_retried_start_accepts_its_own_pod_and_refuses_a_foreign_one() {
     api.delete(theirs.as_str(), &Default::default())
         .await
         .unwrap();
+}
+
+/// A function's code: an executable `bootstrap` and a library file in a subdirectory.
+fn code_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = dir.path().join("bootstrap");
+    std::fs::write(&bootstrap, b"#!/bin/sh\nexec ./handler\n").unwrap();
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.path().join("lib")).unwrap();
+    let util = dir.path().join("lib").join("util.py");
+    std::fs::write(&util, b"ANSWER = 42\n").unwrap();
+    std::fs::set_permissions(&util, std::fs::Permissions::from_mode(0o644)).unwrap();
+    dir
+}
+
+fn code_spec(code: &std::path::Path, read_only: bool) -> ContainerSpec {
+    let mut spec = ContainerSpec::command(["/var/task/bootstrap"]);
+    spec.volumes.push(hoist_core::Volume {
+        host_path: code.to_path_buf(),
+        container_path: "/var/task".into(),
+        read_only,
+    });
+    spec
+}
+
+fn copying() -> KubeConfig {
+    KubeConfig {
+        host_volumes: HostVolumes::Copy,
+        ..KubeConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn copied_host_volumes_reach_the_pod_through_a_config_map_it_owns() {
+    let f = fixture_with(copying()).await;
+    let code = code_dir();
+    let id = f
+        .pods
+        .create(&owner("fn-1"), &code_spec(code.path(), true))
+        .await
+        .unwrap();
+    assert!(
+        f.server.config_maps().is_empty(),
+        "create only reads the files"
+    );
+    f.pods.start(&id).await.unwrap();
+
+    let pod = f.server.pod(id.as_str()).unwrap();
+    let name = format!("{id}-volume-0");
+    let map = f.server.config_map(&name).expect("start copies the files");
+    let owners = map.metadata.owner_references.clone().unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        (owners[0].kind.as_str(), owners[0].name.as_str()),
+        ("Pod", id.as_str())
+    );
+    assert_eq!(Some(&owners[0].uid), pod.metadata.uid.as_ref());
+    assert_eq!(map.immutable, Some(true));
+    assert_eq!(map.metadata.labels.unwrap()["io.hoist.task-id"], "fn-1");
+    let data = map.binary_data.unwrap();
+    assert_eq!(data["f0"].0, b"#!/bin/sh\nexec ./handler\n");
+    assert_eq!(data["f1"].0, b"ANSWER = 42\n");
+
+    let spec = pod.spec.unwrap();
+    let volume = &spec.volumes.unwrap()[0];
+    assert!(volume.host_path.is_none(), "nothing of the host is mounted");
+    let source = volume.config_map.clone().unwrap();
+    assert_eq!(source.name, name);
+    let items: Vec<_> = source
+        .items
+        .unwrap()
+        .into_iter()
+        .map(|i| (i.key, i.path, i.mode))
+        .collect();
+    assert_eq!(
+        items,
+        [
+            ("f0".to_owned(), "bootstrap".to_owned(), Some(0o755)),
+            ("f1".to_owned(), "lib/util.py".to_owned(), Some(0o644)),
+        ]
+    );
+    let mount = &spec.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(mount.mount_path, "/var/task");
+    assert_eq!(mount.read_only, Some(true));
+    until(&f, &id, |p| p == "Running").await;
+
+    // The pod's deletion takes its ConfigMap with it.
+    f.pods.stop(&id, Duration::from_secs(1)).await.unwrap();
+    f.pods.remove(&id, true).await.unwrap();
+    assert!(f.server.pod(id.as_str()).is_none());
+    assert!(f.server.config_maps().is_empty(), "the ConfigMap is left");
+}
+
+#[tokio::test]
+async fn a_single_copied_file_is_mounted_by_sub_path() {
+    let f = fixture_with(copying()).await;
+    let code = code_dir();
+    let mut spec = code_spec(&code.path().join("lib").join("util.py"), true);
+    spec.volumes[0].container_path = "/opt/util.py".into();
+    let id = started(&f, "one-file", &spec).await;
+    let pod = f.server.pod(id.as_str()).unwrap().spec.unwrap();
+    let mount = &pod.containers[0].volume_mounts.as_ref().unwrap()[0];
+    assert_eq!(mount.sub_path.as_deref(), Some("util.py"));
+    assert_eq!(mount.mount_path, "/opt/util.py");
+    let items = pod.volumes.unwrap()[0]
+        .config_map
+        .clone()
+        .unwrap()
+        .items
+        .unwrap();
+    assert_eq!(items[0].path, "util.py");
+    until(&f, &id, |p| p == "Running").await;
+    f.pods.remove(&id, true).await.unwrap();
+    assert!(f.server.config_maps().is_empty());
+}
+
+#[tokio::test]
+async fn copy_refusals_name_the_volume_and_leave_nothing_behind() {
+    let f = fixture_with(copying()).await;
+    let code = code_dir();
+
+    // A writable volume cannot be a ConfigMap.
+    let err = f
+        .pods
+        .create(&owner("w"), &code_spec(code.path(), false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unsupported);
+    assert!(err.to_string().contains("container.volumes[0]"), "{err}");
+    assert!(err.to_string().contains("writable"), "{err}");
+
+    // An account that may create pods but not ConfigMaps: start fails, naming the refusal,
+    // and deletes the pod it submitted, which would otherwise wait for its files forever.
+    f.server.forbid("configmaps");
+    let id = f
+        .pods
+        .create(&owner("no-rbac"), &code_spec(code.path(), true))
+        .await
+        .unwrap();
+    let err = f.pods.start(&id).await.unwrap_err();
+    assert!(err.to_string().contains("configmaps is forbidden"), "{err}");
+    assert_eq!(
+        err.context_value("config_map"),
+        Some(format!("{id}-volume-0").as_str())
+    );
+    assert!(f.server.pod(id.as_str()).is_none(), "the pod is left");
+    assert!(f.server.config_maps().is_empty());
+    f.pods.remove(&id, true).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_fake_kubelet_runs_a_pod_only_once_its_config_maps_exist() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    let f = fixture().await;
+    let pods: kube::Api<Pod> = kube::Api::default_namespaced(f.server.client());
+    let maps: kube::Api<ConfigMap> = kube::Api::default_namespaced(f.server.client());
+    let pod: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "waits" },
+        "spec": {
+            "containers": [{ "name": "main", "image": "busybox:1.37",
+                             "volumeMounts": [{ "name": "code", "mountPath": "/code" }] }],
+            "volumes": [{ "name": "code", "configMap": { "name": "code" } }],
+        },
+    }))
+    .unwrap();
+    pods.create(&Default::default(), &pod).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let phase = |f: &Fixture| {
+        f.server
+            .pod("waits")
+            .unwrap()
+            .status
+            .unwrap()
+            .phase
+            .unwrap()
+    };
+    assert_eq!(phase(&f), "Pending");
+
+    // The API server's own checks: the 1 MiB limit and key names.
+    let too_big: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "code" },
+        "data": { "big": "x".repeat(1024 * 1024 + 1) },
+    }))
+    .unwrap();
+    let err = maps
+        .create(&Default::default(), &too_big)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("must have at most 1048576 bytes"),
+        "{err}"
+    );
+    let bad_key: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "code" },
+        "data": { "a/b": "x" },
+    }))
+    .unwrap();
+    let err = maps
+        .create(&Default::default(), &bad_key)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("valid config key"), "{err}");
+
+    let map: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": "code" },
+        "data": { "main.py": "print(1)" },
+    }))
+    .unwrap();
+    maps.create(&Default::default(), &map).await.unwrap();
+    let id = ContainerId::new("waits");
+    until(&f, &id, |p| p == "Running").await;
+    assert_eq!(f.server.requests("configmap-create"), 3);
+    pods.delete("waits", &Default::default()).await.unwrap();
+    maps.delete("code", &Default::default()).await.unwrap();
+    assert!(f.server.config_maps().is_empty());
 }

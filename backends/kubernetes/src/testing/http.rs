@@ -1,4 +1,5 @@
-//! The fake API server's HTTP side: the pod routes of `/api/v1`, in Kubernetes JSON.
+//! The fake API server's HTTP side: the pod routes of `/api/v1`, in Kubernetes JSON (the
+//! ConfigMap routes are in `config_maps`).
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub(crate) fn router(store: Store) -> Router {
             "/api/v1/namespaces/{ns}/pods/{name}/exec",
             get(exec).post(exec),
         )
+        .merge(super::config_maps::routes())
         .fallback(|| async {
             status(
                 404,
@@ -86,11 +88,25 @@ fn status_json(code: u16, reason: &str, message: &str) -> Value {
     })
 }
 
+/// The 403 the API server answers when the client's account may not `verb` `resource`.
+pub(crate) fn forbidden(store: &Store, verb: &str, resource: &str, ns: &str) -> Option<Response> {
+    store.lock().forbidden.contains(resource).then(|| {
+        status(
+            403,
+            "Forbidden",
+            &format!(
+                "{resource} is forbidden: User \"system:serviceaccount:{ns}:hoist\" cannot \
+                 {verb} resource \"{resource}\" in API group \"\" in the namespace \"{ns}\""
+            ),
+        )
+    })
+}
+
 fn not_found(name: &str) -> Response {
     status(404, "NotFound", &format!("pods \"{name}\" not found"))
 }
 
-fn json_response(code: StatusCode, value: &impl serde::Serialize) -> Response {
+pub(crate) fn json_response(code: StatusCode, value: &impl serde::Serialize) -> Response {
     match serde_json::to_string(value) {
         Ok(text) => (code, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
         Err(e) => status(500, "InternalError", &e.to_string()),
@@ -109,6 +125,9 @@ fn with_kind(mut pod: Pod) -> Value {
 
 async fn create(State(store): State<Store>, Path(ns): Path<String>, body: Bytes) -> Response {
     store.count("create");
+    if let Some(refusal) = forbidden(&store, "create", "pods", &ns) {
+        return refusal;
+    }
     let mut pod: Pod = match serde_json::from_slice(&body) {
         Ok(pod) => pod,
         Err(e) => return status(400, "BadRequest", &format!("error decoding pod: {e}")),

@@ -4,14 +4,16 @@
 //! API in Kubernetes JSON: create, get, list and watch (with resource versions, label and field
 //! selectors, and 410 `Expired` for resource versions it has compacted away), delete with a
 //! grace period, `log` (plain and `follow`), and `exec` over the `v4`/`v5.channel.k8s.io`
-//! websocket protocols. Pods move through their phases as a [`PodScript`] says (by default, as
-//! their command reads: `sleep 2`, `exit 3`, `trap '' TERM`...) or as the test drives them.
+//! websocket protocols; and ConfigMaps (create, get, delete, with the 1 MiB limit), which a pod
+//! mounting them waits for before it runs and which go with the pod that owns them. Pods move
+//! through their phases as a [`PodScript`] says (by default, as their command reads: `sleep 2`,
+//! `exit 3`, `trap '' TERM`...) or as the test drives them.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! use hoist_kube::testing::FakeApiServer;
-//! use k8s_openapi::api::core::v1::Pod;
+//! use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 //!
 //! let server = FakeApiServer::start().await.unwrap();
 //! let pods: kube::Api<Pod> = kube::Api::default_namespaced(server.client());
@@ -19,6 +21,7 @@
 //! # }
 //! ```
 
+mod config_maps;
 mod http;
 mod script;
 mod selector;
@@ -27,7 +30,7 @@ mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use tokio::task::JoinHandle;
 
 pub use script::{ExecHandler, ExecReply, OnTerm, PodScript, ScriptFn, simulate_command};
@@ -137,6 +140,28 @@ impl FakeApiServer {
         self.store().get(&ns, name)
     }
 
+    /// The ConfigMap called `name` (in any namespace), as the server holds it.
+    pub fn config_map(&self, name: &str) -> Option<ConfigMap> {
+        let state = self.store().lock();
+        state
+            .config_maps
+            .iter()
+            .find(|((_, n), _)| n == name)
+            .map(|(_, map)| map.clone())
+    }
+
+    /// Every ConfigMap, in every namespace.
+    pub fn config_maps(&self) -> Vec<ConfigMap> {
+        self.store().lock().config_maps.values().cloned().collect()
+    }
+
+    /// Answers every request that creates `resource` (`pods`, or `configmaps` for any
+    /// request) with 403 `Forbidden`, as the API server does when the client's service account
+    /// lacks the RBAC permission.
+    pub fn forbid(&self, resource: &str) {
+        self.store().lock().forbidden.insert(resource.to_owned());
+    }
+
     /// Every pod, in every namespace.
     pub fn pods(&self) -> Vec<Pod> {
         let state = self.store().lock();
@@ -182,7 +207,8 @@ impl FakeApiServer {
         let _ = self.store().events.send(Broadcast::Disconnect);
     }
 
-    /// How many requests of `kind` (`create`, `get`, `list`, `watch`, `delete`, `log`, `exec`)
+    /// How many requests of `kind` (`create`, `get`, `list`, `watch`, `delete`, `log`, `exec`,
+    /// `configmap-create`, `configmap-get`, `configmap-delete`)
     /// the server has answered.
     pub fn requests(&self, kind: &str) -> u64 {
         self.store().lock().requests.get(kind).copied().unwrap_or(0)

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodStatus,
+    ConfigMap, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -63,6 +63,9 @@ pub(crate) struct State {
     /// Watches from a resource version below this are answered with 410 `Expired`.
     pub(crate) compacted: u64,
     pub(crate) pods: BTreeMap<(String, String), Entry>,
+    pub(crate) config_maps: BTreeMap<(String, String), ConfigMap>,
+    /// Resources the client may not touch (its account lacks the RBAC permission).
+    pub(crate) forbidden: std::collections::BTreeSet<String>,
     pub(crate) history: Vec<Event>,
     pub(crate) next_ip: u32,
     pub(crate) next_uid: u64,
@@ -75,6 +78,8 @@ pub(crate) struct Store {
     inner: Arc<Mutex<State>>,
     pub(crate) events: broadcast::Sender<Broadcast>,
     pub(crate) scripter: Arc<Mutex<Scripter>>,
+    /// Bumped whenever a ConfigMap is created or deleted.
+    config_map_changes: Arc<watch::Sender<u64>>,
 }
 
 /// The newest history the fake keeps; older entries are compacted away (and expire watches).
@@ -88,6 +93,8 @@ impl Store {
                 rv: 1000,
                 compacted: 0,
                 pods: BTreeMap::new(),
+                config_maps: BTreeMap::new(),
+                forbidden: std::collections::BTreeSet::new(),
                 history: Vec::new(),
                 next_ip: 1,
                 next_uid: 1,
@@ -95,6 +102,7 @@ impl Store {
             })),
             events,
             scripter: Arc::new(Mutex::new(Scripter::default())),
+            config_map_changes: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -142,13 +150,62 @@ impl Store {
         true
     }
 
-    /// Removes the pod and records a DELETED event.
+    /// Removes the pod and records a DELETED event. As the garbage collector does, the
+    /// ConfigMaps the pod owns go with it.
     pub(crate) fn remove(&self, ns: &str, name: &str) -> Option<Pod> {
         let mut state = self.lock();
         let entry = state.pods.remove(&(ns.to_owned(), name.to_owned()))?;
         let mut pod = entry.pod;
         self.record(&mut state, EventType::Deleted, &mut pod);
+        let uid = pod.metadata.uid.clone();
+        state.config_maps.retain(|(map_ns, _), map| {
+            let owned = map
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|owner| owner.kind == "Pod" && Some(&owner.uid) == uid.as_ref());
+            map_ns != ns || !owned
+        });
+        drop(state);
+        // Also wakes a start waiting for this pod's ConfigMaps, to see the pod gone.
+        self.config_maps_changed();
         Some(pod)
+    }
+
+    /// Tells pods waiting for their ConfigMaps to look again.
+    pub(crate) fn config_maps_changed(&self) {
+        self.config_map_changes.send_modify(|n| *n += 1);
+    }
+
+    /// Waits, as the kubelet does before starting a pod's containers, until every ConfigMap
+    /// the pod mounts exists; false if the pod is deleted first.
+    async fn config_maps_mounted(&self, ns: &str, name: &str) -> bool {
+        let mut changes = self.config_map_changes.subscribe();
+        loop {
+            {
+                let state = self.lock();
+                let Some(entry) = state.pods.get(&(ns.to_owned(), name.to_owned())) else {
+                    return false;
+                };
+                let volumes = entry
+                    .pod
+                    .spec
+                    .iter()
+                    .flat_map(|s| s.volumes.iter().flatten());
+                let missing = volumes.filter_map(|v| v.config_map.as_ref()).any(|c| {
+                    !state
+                        .config_maps
+                        .contains_key(&(ns.to_owned(), c.name.clone()))
+                });
+                if !missing {
+                    return true;
+                }
+            }
+            if changes.changed().await.is_err() {
+                return false;
+            }
+        }
     }
 
     pub(crate) fn get(&self, ns: &str, name: &str) -> Option<Pod> {
@@ -285,7 +342,7 @@ impl Store {
             if !start_after.is_zero() {
                 tokio::time::sleep(start_after).await;
             }
-            if !store.set_running(&ns, &name) {
+            if !store.config_maps_mounted(&ns, &name).await || !store.set_running(&ns, &name) {
                 return;
             }
             if !script.output.is_empty() {
