@@ -42,10 +42,8 @@ async fn main() -> anyhow::Result<()> {
 
     // Contract runtimes: hoist-runtimes' Python shim serves a module's handler on FUNC_PORT.
     // The image (on container backends) comes from LAMBDA_RUNTIME_IMAGE_MAPPING; the shim is
-    // mounted at its host path. The executor calls them on its loopback, which pods do not
-    // share, so on Kubernetes only the Lambda runtime is offered.
-    let with_contract = config.backend != Backend::Kubernetes;
-    if with_contract {
+    // mounted at its host path (copied into each pod on Kubernetes).
+    {
         let shims = repo.join("runtimes/shims/python");
         let contract = config.runtimes.entry("python-contract".into()).or_default();
         contract.command = vec![
@@ -92,21 +90,15 @@ async fn main() -> anyhow::Result<()> {
     let functions = FunctionExecutor::start(backend, config)?;
 
     let examples = repo.join("examples/functions/python");
-    let mut registered = Vec::new();
-    if with_contract {
-        registered.push(FunctionSpec::new(
-            "hello",
-            "python-contract",
-            "helloget.foo",
-            &examples,
-        ));
-        registered.push(FunctionSpec::new(
+    let mut registered = vec![
+        FunctionSpec::new("hello", "python-contract", "helloget.foo", &examples),
+        FunctionSpec::new(
             "echo",
             "python-contract",
             "hellowithdata.handler",
             &examples,
-        ));
-    }
+        ),
+    ];
     if lambda_python.is_some() {
         registered.push(FunctionSpec::new(
             "lambda-echo",

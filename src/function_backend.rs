@@ -101,8 +101,7 @@ fn check_images(config: &FunctionsConfig) -> hoist_core::Result<()> {
 pub const RUNTIME_API_HOST_VARIABLE: &str = "HOSTNAME_FROM_LAMBDA";
 
 /// What pods need that local environments do not: pods have their own network, so they reach
-/// the executor's Runtime API only at an address the executor names, and the executor cannot
-/// call a contract runtime's `FUNC_PORT` on its own loopback.
+/// the executor's Runtime API only at an address the executor names.
 #[allow(dead_code)] // unused without the `kube` feature
 fn check_pods(config: &FunctionsConfig) -> hoist_core::Result<()> {
     if config.runtime_api_host.is_none() {
@@ -116,28 +115,12 @@ fn check_pods(config: &FunctionsConfig) -> hoist_core::Result<()> {
         )
         .with_context("field", RUNTIME_API_HOST_VARIABLE));
     }
-    let contract = config
-        .runtimes
-        .iter()
-        .find(|(_, r)| r.protocol == hoist_functions::config::RuntimeProtocol::Contract);
-    if let Some((runtime, _)) = contract {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "runtime `{runtime}` uses the runtime contract, which the function executor \
-                 calls on its own loopback; on `kubernetes` only Lambda Runtime API runtimes \
-                 are supported"
-            ),
-        )
-        .with_context("runtime", runtime.clone()));
-    }
     Ok(())
 }
 
 /// Builds the backend `config.backend` names. On Docker and Kubernetes every runtime of
 /// `config.runtimes` must have an image (from `LAMBDA_RUNTIME_IMAGE_MAPPING`); on Kubernetes,
-/// `config.runtime_api_host` must be set (`HOSTNAME_FROM_LAMBDA`) and every runtime must speak
-/// the Lambda Runtime API.
+/// `config.runtime_api_host` must be set (`HOSTNAME_FROM_LAMBDA`).
 pub async fn containerizer(
     config: &FunctionsConfig,
     settings: &BackendSettings,
@@ -239,7 +222,7 @@ mod tests {
 
     #[cfg(feature = "kube")]
     #[tokio::test]
-    async fn pods_need_a_reachable_runtime_api_and_lambda_runtimes() {
+    async fn pods_need_a_reachable_runtime_api() {
         let settings = BackendSettings::new("/nonexistent");
         let mapping = r#"{"provided":"runtime:1"}"#;
         let mut config = config(&[
@@ -253,14 +236,20 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert_eq!(err.context_value("field"), Some(RUNTIME_API_HOST_VARIABLE));
 
+        // With the host named, contract runtimes are accepted too; what fails next is reading
+        // the (missing) kubeconfig.
         config.runtime_api_host = Some("10.0.0.7".into());
         let shim = hoist_functions::config::RuntimeCommand::contract(["shim"]).in_image("py:1");
         config.runtimes.insert("python-contract".into(), shim);
-        let Err(err) = containerizer(&config, &settings).await else {
-            panic!("contract runtimes are called on loopback");
+        let settings = BackendSettings {
+            kubeconfig: Some("/nonexistent/kubeconfig".into()),
+            ..settings
         };
-        assert_eq!(err.kind(), ErrorKind::Unsupported);
-        assert!(err.to_string().contains("`python-contract`"), "{err}");
+        let Err(err) = containerizer(&config, &settings).await else {
+            panic!("there is no kubeconfig");
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("cannot read kubeconfig"), "{err}");
     }
 
     #[cfg(not(feature = "kube"))]

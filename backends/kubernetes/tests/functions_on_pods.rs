@@ -1,16 +1,16 @@
 //! The function executor's environments as pods: hoist-functions' `FunctionExecutor` on the
 //! Kubernetes backend, against the fake API server, configured with LocalStack's variables.
 //!
-//! The fake runs no code, so this test plays each environment itself: it reads the pod's
-//! `AWS_LAMBDA_RUNTIME_API` and polls that Runtime API over HTTP, as a runtime client in the pod
-//! would.
+//! The fake runs no code, so the tests play each environment themselves: they read the pod's
+//! `AWS_LAMBDA_RUNTIME_API` and poll that Runtime API over HTTP, as a runtime client in the pod
+//! would, or serve a contract runtime's `FUNC_PORT` on the pod's (loopback) IP.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hoist_functions::config::FunctionsConfig;
+use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
 use hoist_functions::{FUNCTION_LABEL, FunctionExecutor, FunctionSpec, Invocation};
 use hoist_kube::testing::FakeApiServer;
 use hoist_kube::{HostVolumes, KubeConfig, KubeContainerizer};
@@ -218,4 +218,122 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     player.abort();
     functions.shutdown().await;
     assert!(server.pods().is_empty());
+}
+
+/// Serves the runtime contract for one "pod" on its own address: `GET /healthz`, and every
+/// other request answered with the pod's name, the event and its `event-id` header.
+async fn serve_contract(listener: tokio::net::TcpListener, pod: String) {
+    use axum::http::HeaderMap;
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .fallback(move |headers: HeaderMap, body: Bytes| {
+            let pod = pod.clone();
+            async move {
+                axum::Json(serde_json::json!({
+                    "pod": pod,
+                    "event": serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                    "event-id": headers["event-id"].to_str().unwrap(),
+                }))
+            }
+        });
+    let _ = axum::serve(listener, app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_runtimes_are_called_on_the_pods_own_address() {
+    let server = Arc::new(FakeApiServer::start().await.unwrap());
+    // Pod IPs on loopback, so this test can serve each pod's `FUNC_PORT` on the pod's address.
+    server.pod_network(std::net::Ipv4Addr::new(127, 3, 0, 0));
+    let mut config = FunctionsConfig::from_vars([
+        ("LAMBDA_RUNTIME_EXECUTOR", "kubernetes"),
+        ("HOSTNAME_FROM_LAMBDA", "127.0.0.1"),
+    ])
+    .unwrap();
+    config.runtime_api_bind = Some("127.0.0.1".parse().unwrap());
+    config.runtimes.insert(
+        "python3.11".into(),
+        RuntimeCommand::contract(["python3", "/kubeless/kubeless.py"])
+            .in_image("example/kubeless-python:3.11"),
+    );
+    let pods = KubeContainerizer::new(
+        server.client(),
+        KubeConfig {
+            host_volumes: HostVolumes::Copy,
+            ..KubeConfig::default()
+        },
+    );
+    let code = tempfile::tempdir().unwrap();
+    std::fs::write(
+        code.path().join("handler.py"),
+        b"def main(event, context):\n    return event['data']\n",
+    )
+    .unwrap();
+    let functions = FunctionExecutor::start(Arc::new(pods), config).unwrap();
+    functions
+        .create(FunctionSpec::new(
+            "echo",
+            "python3.11",
+            "handler.main",
+            code.path(),
+        ))
+        .unwrap();
+
+    // Serve every running pod's contract port on its pod IP, as its runtime would.
+    let served = Arc::new(Mutex::new(BTreeSet::new()));
+    let player = {
+        let (server, served) = (server.clone(), served.clone());
+        tokio::spawn(async move {
+            loop {
+                for pod in server.pods() {
+                    let name = pod.metadata.name.clone().unwrap();
+                    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+                    let (Some(ip), Some(port)) = (ip, env_var(&pod, "FUNC_PORT")) else {
+                        continue;
+                    };
+                    if served.lock().unwrap().insert(name.clone()) {
+                        let listener = tokio::net::TcpListener::bind(format!("{ip}:{port}"))
+                            .await
+                            .unwrap();
+                        tokio::spawn(serve_contract(listener, name));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+    };
+
+    let mut invocation = Invocation::new(r#"{"n":1}"#);
+    invocation.request_id = Some("ev-1".into());
+    let first = functions.invoke("echo", invocation).await.unwrap();
+    assert!(first.function_error.is_none(), "{first:?}");
+    let answer: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
+    assert_eq!(answer["event"]["n"], 1);
+    assert_eq!(answer["event-id"], "ev-1");
+    let pod_name = answer["pod"].as_str().unwrap().to_owned();
+
+    // The pod keeps its own network and serves the contract on Kubeless's port.
+    let pod = server.pod(&pod_name).unwrap();
+    assert_eq!(env_var(&pod, "FUNC_PORT").as_deref(), Some("8080"));
+    assert_eq!(env_var(&pod, "MOD_NAME").as_deref(), Some("handler"));
+    assert_eq!(env_var(&pod, "FUNC_HANDLER").as_deref(), Some("main"));
+    assert_eq!(pod.spec.as_ref().unwrap().host_network, None);
+    assert!(
+        pod.status.unwrap().pod_ip.unwrap().starts_with("127.3."),
+        "the pod got an address of its own"
+    );
+
+    // Warm: the next invocation goes to the same pod.
+    let warm = functions
+        .invoke("echo", Invocation::new(r#"{"n":2}"#))
+        .await
+        .unwrap();
+    assert!(!warm.cold_start);
+    let answer: serde_json::Value = serde_json::from_slice(&warm.payload).unwrap();
+    assert_eq!(answer["pod"], pod_name.as_str());
+    assert_eq!(server.pods().len(), 1);
+
+    player.abort();
+    functions.shutdown().await;
+    assert!(server.pods().is_empty());
+    assert!(server.config_maps().is_empty());
 }

@@ -1,5 +1,6 @@
 //! Talking to runtime-contract environments: health probes and event requests.
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use hoist_core::scheduler::EnvironmentId;
@@ -23,10 +24,18 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    /// Whether the contract runtime on `port` answers `GET /healthz` with 200.
-    pub(super) async fn healthy(&self, port: u16) -> bool {
-        let Ok(request) = hyper::Request::get(format!("http://127.0.0.1:{port}/healthz"))
-            .body(Full::new(Bytes::new()))
+    /// Forgets where a contract environment serves.
+    pub(super) fn forget_contract(&self, environment: &EnvironmentId) {
+        self.contract_addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(environment);
+    }
+
+    /// Whether the contract runtime at `address` answers `GET /healthz` with 200.
+    pub(super) async fn healthy(&self, address: SocketAddr) -> bool {
+        let Ok(request) =
+            hyper::Request::get(format!("http://{address}/healthz")).body(Full::new(Bytes::new()))
         else {
             return false;
         };
@@ -43,14 +52,14 @@ impl Shared {
         invocation: &RuntimeInvocation,
         event: &Invocation,
     ) -> Result<RuntimeReply, String> {
-        let port = self
-            .ports
+        let address = self
+            .contract_addresses
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(environment)
             .copied()
-            .ok_or_else(|| format!("environment {environment} has no runtime port"))?;
-        let request = hyper::Request::post(format!("http://127.0.0.1:{port}/"))
+            .ok_or_else(|| format!("environment {environment} has no runtime address"))?;
+        let request = hyper::Request::post(format!("http://{address}/"))
             .header("content-type", "application/json")
             .header("event-id", &invocation.request_id)
             .header(

@@ -1,6 +1,7 @@
 //! The launcher that prepares each environment's endpoint (a Runtime API endpoint or a
 //! contract port) before its task starts.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,9 +25,13 @@ pub(super) struct EndpointLauncher {
 
 /// A free loopback port for a contract runtime's `FUNC_PORT`.
 fn free_port() -> hoist_core::Result<u16> {
-    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }
+
+/// The `FUNC_PORT` of contract runtimes in environments with a network of their own (the
+/// port Kubeless's runtimes serve on).
+pub(super) const CONTRACT_PORT: u16 = 8080;
 
 impl EndpointLauncher {
     /// Forgets the environment's endpoint and fails what it still had running.
@@ -35,11 +40,7 @@ impl EndpointLauncher {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(environment);
-        self.shared
-            .ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(environment);
+        self.shared.forget_contract(environment);
         self.shared.runtime_api.close(environment, reason).await;
     }
 
@@ -50,37 +51,58 @@ impl EndpointLauncher {
             .insert(environment.clone(), attachment);
     }
 
-    /// Starts a contract environment: ready once `GET /healthz` answers 200.
+    /// The address of `environment`'s container, once the backend reports one.
+    async fn container_address(&self, environment: &EnvironmentId) -> Option<IpAddr> {
+        let executor = self.inner.executor();
+        let container = super::logs::container_of(executor, environment)?;
+        let info = executor.containerizer().inspect(&container).await.ok()?;
+        info.addresses.into_iter().find(|ip| !ip.is_unspecified())
+    }
+
+    /// Starts a contract environment: ready once `GET /healthz` answers 200, on the host's
+    /// loopback, or on the container's own address when it has a network of its own.
     async fn start_contract(
         &self,
         environment: &EnvironmentId,
         key: &str,
+        own_network: bool,
     ) -> hoist_core::Result<()> {
-        let port = free_port().map_err(|e| e.with_operation("start environment"))?;
+        let port = if own_network {
+            CONTRACT_PORT
+        } else {
+            free_port().map_err(|e| e.with_operation("start environment"))?
+        };
         self.attach(environment, Attachment::Contract(port));
-        self.shared
-            .ports
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(environment.clone(), port);
         let signal = self.inner.ready_signal();
         let probe = async {
-            while !self.shared.healthy(port).await {
+            let mut target = (!own_network).then(|| SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+            loop {
+                if target.is_none() {
+                    target = self
+                        .container_address(environment)
+                        .await
+                        .map(|ip| SocketAddr::new(ip, port));
+                }
+                if let Some(address) = target
+                    && self.shared.healthy(address).await
+                {
+                    self.shared
+                        .contract_addresses
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(environment.clone(), address);
+                    signal.ready(environment);
+                    return std::future::pending::<Infallible>().await;
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            signal.ready(environment);
-            std::future::pending::<Infallible>().await
         };
         let result = tokio::select! {
             result = self.inner.start(environment, key) => result,
             never = probe => match never {},
         };
         if result.is_err() {
-            self.shared
-                .ports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(environment);
+            self.shared.forget_contract(environment);
         }
         result
     }
@@ -98,8 +120,12 @@ impl std::fmt::Debug for Shared {
 impl EnvironmentLauncher for EndpointLauncher {
     async fn start(&self, environment: &EnvironmentId, key: &str) -> hoist_core::Result<()> {
         let version = self.shared.registry.get(crate::pool::function_of(key));
-        if version.is_some_and(|v| self.shared.protocol(&v.spec) == RuntimeProtocol::Contract) {
-            return self.start_contract(environment, key).await;
+        if let Some(version) = version
+            && self.shared.protocol(&version.spec) == RuntimeProtocol::Contract
+        {
+            let own_network = (self.shared.config.runtimes.get(&version.spec.runtime))
+                .is_some_and(|runtime| self.shared.own_network(runtime));
+            return self.start_contract(environment, key, own_network).await;
         }
         let api = self
             .shared

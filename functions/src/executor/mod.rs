@@ -22,7 +22,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::config::{FunctionsConfig, RuntimeProtocol};
+use crate::config::{FunctionsConfig, RuntimeCommand, RuntimeProtocol};
 
 mod contract;
 mod endpoints;
@@ -50,8 +50,8 @@ struct Shared {
     runtime_api: RuntimeApi,
     /// Whether the backend can enforce memory limits (the process backend cannot).
     memory_limits: bool,
-    /// The `FUNC_PORT` of each running contract environment.
-    ports: std::sync::Mutex<HashMap<EnvironmentId, u16>>,
+    /// Where each ready contract environment serves (`FUNC_PORT` on its address).
+    contract_addresses: std::sync::Mutex<HashMap<EnvironmentId, SocketAddr>>,
     /// The client that calls contract runtimes.
     client: Client<HttpConnector, Full<Bytes>>,
 }
@@ -125,6 +125,12 @@ impl Shared {
 
     /// Where the Runtime API endpoints listen: `runtime_api_bind`, else loopback, or every
     /// interface when environments reach the executor through `runtime_api_host`.
+    /// Whether environments of `runtime` have a network of their own: containers, when the
+    /// executor is reachable at `runtime_api_host`. Otherwise they share the host's.
+    fn own_network(&self, runtime: &RuntimeCommand) -> bool {
+        runtime.image.is_some() && self.config.runtime_api_host.is_some()
+    }
+
     fn runtime_api_bind(&self) -> IpAddr {
         match (self.config.runtime_api_bind, &self.config.runtime_api_host) {
             (Some(bind), _) => bind,
@@ -176,7 +182,7 @@ impl Shared {
             // A container reaches the executor's loopback endpoints only on the host's
             // network (with no `runtime_api_host`), and finds the code at the same path as the
             // host.
-            if self.config.runtime_api_host.is_none() {
+            if !self.own_network(runtime) {
                 container.network = Some(NetworkMode::Host);
             }
             container.volumes.push(Volume {
@@ -278,7 +284,7 @@ impl FunctionExecutor {
             registry: Registry::new(),
             runtime_api: RuntimeApi::new(),
             memory_limits,
-            ports: std::sync::Mutex::default(),
+            contract_addresses: std::sync::Mutex::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
         });
         // The spec function runs inside `EnvironmentLauncher::start`, which is async; it only
@@ -317,10 +323,7 @@ impl FunctionExecutor {
         tokio::spawn(async move {
             while let Some(exit) = exits.recv().await {
                 watcher.environment_exited(&exit.environment, &exit.reason);
-                api.ports
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&exit.environment);
+                api.forget_contract(&exit.environment);
                 api.runtime_api.close(&exit.environment, &exit.reason).await;
             }
         });

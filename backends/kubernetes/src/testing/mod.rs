@@ -155,6 +155,13 @@ impl FakeApiServer {
         self.store().lock().config_maps.values().cloned().collect()
     }
 
+    /// Gives the pods that start from now on IPs counting up from `network` (default
+    /// `10.244.0.0`). A loopback network such as `127.3.0.0` lets a test serve "pods" on their
+    /// own addresses.
+    pub fn pod_network(&self, network: std::net::Ipv4Addr) {
+        self.store().lock().pod_network = network;
+    }
+
     /// Answers every request that creates `resource` (`pods`, or `configmaps` for any
     /// request) with 403 `Forbidden`, as the API server does when the client's service account
     /// lacks the RBAC permission.

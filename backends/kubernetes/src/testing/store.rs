@@ -68,6 +68,8 @@ pub(crate) struct State {
     pub(crate) forbidden: std::collections::BTreeSet<String>,
     pub(crate) history: Vec<Event>,
     pub(crate) next_ip: u32,
+    /// Pod IPs are this address plus a counter.
+    pub(crate) pod_network: std::net::Ipv4Addr,
     pub(crate) next_uid: u64,
     pub(crate) requests: BTreeMap<String, u64>,
 }
@@ -97,6 +99,7 @@ impl Store {
                 forbidden: std::collections::BTreeSet::new(),
                 history: Vec::new(),
                 next_ip: 1,
+                pod_network: std::net::Ipv4Addr::new(10, 244, 0, 0),
                 next_uid: 1,
                 requests: BTreeMap::new(),
             })),
@@ -221,8 +224,8 @@ impl Store {
         let ip = {
             let mut state = self.lock();
             state.next_ip += 1;
-            let n = state.next_ip;
-            format!("10.244.{}.{}", (n >> 8) & 0xff, n & 0xff)
+            std::net::Ipv4Addr::from(u32::from(state.pod_network).wrapping_add(state.next_ip))
+                .to_string()
         };
         self.modify(ns, name, |pod| {
             let status = pod.status.get_or_insert_with(PodStatus::default);
