@@ -42,8 +42,12 @@ async fn main() -> anyhow::Result<()> {
 
     // Contract runtimes: hoist-runtimes' Python shim serves a module's handler on FUNC_PORT.
     // The image (on container backends) comes from LAMBDA_RUNTIME_IMAGE_MAPPING; the shim is
-    // mounted at its host path (copied into each pod on Kubernetes).
-    {
+    // mounted at its host path. The shim listens on loopback only (it is meant to sit behind
+    // hoist-proxy), which a pod's own network hides from the executor, so on Kubernetes only
+    // the Lambda runtime is offered; a contract runtime image for pods serves FUNC_PORT on every
+    // interface, as hoist-proxy and Kubeless's runtimes do.
+    let with_contract = config.backend != Backend::Kubernetes;
+    if with_contract {
         let shims = repo.join("runtimes/shims/python");
         let contract = config.runtimes.entry("python-contract".into()).or_default();
         contract.command = vec![
@@ -90,15 +94,21 @@ async fn main() -> anyhow::Result<()> {
     let functions = FunctionExecutor::start(backend, config)?;
 
     let examples = repo.join("examples/functions/python");
-    let mut registered = vec![
-        FunctionSpec::new("hello", "python-contract", "helloget.foo", &examples),
-        FunctionSpec::new(
+    let mut registered = Vec::new();
+    if with_contract {
+        registered.push(FunctionSpec::new(
+            "hello",
+            "python-contract",
+            "helloget.foo",
+            &examples,
+        ));
+        registered.push(FunctionSpec::new(
             "echo",
             "python-contract",
             "hellowithdata.handler",
             &examples,
-        ),
-    ];
+        ));
+    }
     if lambda_python.is_some() {
         registered.push(FunctionSpec::new(
             "lambda-echo",
