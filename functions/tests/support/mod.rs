@@ -20,27 +20,47 @@ fn target_profile_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
+/// Runs `cargo build --quiet <args> --manifest-path <manifest>` and returns `built`, the path
+/// of what it builds.
+fn cargo_build(args: &[&str], manifest: &Path, built: PathBuf) -> PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .arg("build")
+        .arg("--quiet")
+        .args(args)
+        .arg("--manifest-path")
+        .arg(manifest)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build {args:?} failed");
+    assert!(built.exists(), "{} was not built", built.display());
+    built
+}
+
 /// Builds the `echo-lambda` example (a `lambda_runtime` function) once and returns its path.
 pub fn echo_lambda() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-            let status = std::process::Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--quiet",
-                    "--example",
-                    "echo-lambda",
-                    "--manifest-path",
-                ])
-                .arg(&manifest)
-                .status()
-                .expect("cargo runs");
-            assert!(status.success(), "building the echo-lambda example failed");
-            let path = target_profile_dir().join("examples").join("echo-lambda");
-            assert!(path.exists(), "{} was not built", path.display());
-            path
+            let built = target_profile_dir().join("examples").join("echo-lambda");
+            cargo_build(&["--example", "echo-lambda"], &manifest, built)
+        })
+        .clone()
+}
+
+/// Builds hoist-runtimes' `hoist-proxy` once (usually already built with the workspace's
+/// tests) and returns its path.
+pub fn hoist_proxy() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .join("runtimes")
+                .join("Cargo.toml");
+            let built = target_profile_dir().join("hoist-proxy");
+            cargo_build(&["--bin", "hoist-proxy"], &manifest, built)
         })
         .clone()
 }
