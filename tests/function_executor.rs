@@ -16,24 +16,14 @@ const WAIT: Duration = Duration::from_secs(60);
 /// Builds the example (a no-op when the test run already built it) and returns its path.
 fn build_example() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "hoist",
-            "--example",
-            "function-executor",
-        ])
-        .arg("--all-features")
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example failed");
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), PathBuf::from)
-        .join("debug/examples/function-executor")
+    let args = [
+        "-p",
+        "hoist",
+        "--example",
+        "function-executor",
+        "--all-features",
+    ];
+    hoist_core::testing::cargo_build(workspace, &args, "examples/function-executor").unwrap()
 }
 
 /// The example process; killed if the test fails before it stops it.

@@ -135,27 +135,17 @@ fn urlencode(text: &str) -> String {
         .collect()
 }
 
-/// Builds the example and returns its path.
+/// Builds the example (a no-op when the test run already built it) and returns its path.
 fn build_example() -> PathBuf {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .current_dir(&workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "hoist",
-            "--example",
-            "mesos-executor",
-            "--all-features",
-        ])
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the example failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| workspace.join("target"), PathBuf::from);
-    target.join("debug/examples/mesos-executor")
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args = [
+        "-p",
+        "hoist",
+        "--example",
+        "mesos-executor",
+        "--all-features",
+    ];
+    hoist_core::testing::cargo_build(crate_dir, &args, "examples/mesos-executor").unwrap()
 }
 
 fn docker_task(id: &str, shell: &str) -> TaskInfoFields {

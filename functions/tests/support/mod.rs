@@ -11,39 +11,18 @@ use std::sync::{Arc, OnceLock};
 use hoist_functions::FunctionExecutor;
 use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
 
+use hoist_core::testing::{cargo_build, target_profile_dir};
 use hoist_core::{Containerizer, ExecutorId};
 use hoist_process::ProcessContainerizer;
-
-/// The repository's target directory, from this test binary's path (`target/debug/deps/...`).
-fn target_profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-/// Runs `cargo build --quiet <args> --manifest-path <manifest>` and returns `built`, the path
-/// of what it builds.
-fn cargo_build(args: &[&str], manifest: &Path, built: PathBuf) -> PathBuf {
-    let status = std::process::Command::new(env!("CARGO"))
-        .arg("build")
-        .arg("--quiet")
-        .args(args)
-        .arg("--manifest-path")
-        .arg(manifest)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build {args:?} failed");
-    assert!(built.exists(), "{} was not built", built.display());
-    built
-}
 
 /// Builds the `echo-lambda` example (a `lambda_runtime` function) once and returns its path.
 pub fn echo_lambda() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-            let built = target_profile_dir().join("examples").join("echo-lambda");
-            cargo_build(&["--example", "echo-lambda"], &manifest, built)
+            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let args = ["-p", "hoist-functions", "--example", "echo-lambda"];
+            cargo_build(crate_dir, &args, "examples/echo-lambda").unwrap()
         })
         .clone()
 }
@@ -54,13 +33,9 @@ pub fn hoist_proxy() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .unwrap()
-                .join("runtimes")
-                .join("Cargo.toml");
-            let built = target_profile_dir().join("hoist-proxy");
-            cargo_build(&["--bin", "hoist-proxy"], &manifest, built)
+            let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let args = ["-p", "hoist-runtimes", "--bin", "hoist-proxy"];
+            cargo_build(crate_dir, &args, "hoist-proxy").unwrap()
         })
         .clone()
 }
@@ -154,7 +129,13 @@ pub fn kill_externally(pid: u32) {
 pub fn venv() -> PathBuf {
     let venv = std::env::var_os("HOIST_LAMBDA_VENV")
         .map(PathBuf::from)
-        .unwrap_or_else(|| target_profile_dir().parent().unwrap().join("lambda-venv"));
+        .unwrap_or_else(|| {
+            target_profile_dir()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("lambda-venv")
+        });
     assert!(
         venv.join("bin").join("python").exists(),
         "no Python venv at {}: run functions/tests/setup-python.sh",
