@@ -62,7 +62,8 @@ pub enum Target {
         /// The function's work directory on the host.
         work_dir: PathBuf,
     },
-    /// Docker containers sharing `work_dir`, mounted at [`DOCKER_WORK_DIR`].
+    /// Docker containers sharing `work_dir`, mounted at [`DOCKER_WORK_DIR`]. They run as the
+    /// owner of `work_dir` (`uid:gid`), so the files they write there stay the owner's.
     Docker {
         /// The function's work directory on the host.
         work_dir: PathBuf,
@@ -178,6 +179,10 @@ impl BuildPlan {
             self.runtime.deps_file.as_deref(),
             dir,
         )?;
+        let user = match target {
+            Target::Docker { .. } => Some(owner_of(dir)?),
+            Target::Process { .. } => None,
+        };
         let inner = target.inner_dir();
         let mut base_env = BTreeMap::new();
         for key in ["HOIST_INSTALL_DIR", "KUBELESS_INSTALL_VOLUME"] {
@@ -216,7 +221,7 @@ impl BuildPlan {
             env.extend(substitute(&phase.env, &base_env));
             steps.push(Step {
                 phase: phase.phase,
-                container: self.container(target, &phase.image, Some(command), env),
+                container: self.container(target, &phase.image, Some(command), env, &user),
             });
         }
 
@@ -246,7 +251,8 @@ impl BuildPlan {
             ))
             .with_context("runtime", &self.runtime.name));
         }
-        let mut runtime = self.container(target, &phase.image, phase.command.as_deref(), env);
+        let command = phase.command.as_deref();
+        let mut runtime = self.container(target, &phase.image, command, env, &user);
         if matches!(target, Target::Docker { .. }) {
             // Processes have no memory limit without cgroups: they get FUNC_MEMORY_LIMIT only.
             runtime.resources.memory = self.spec.memory_limit;
@@ -260,6 +266,7 @@ impl BuildPlan {
         image: &str,
         command: Option<&str>,
         env: BTreeMap<String, String>,
+        user: &Option<String>,
     ) -> ContainerSpec {
         let mut spec = ContainerSpec {
             command: command
@@ -267,6 +274,7 @@ impl BuildPlan {
                 .unwrap_or_default(),
             env,
             working_dir: Some(PathBuf::from(target.inner_dir())),
+            user: user.clone(),
             ..ContainerSpec::default()
         };
         spec.labels
@@ -322,6 +330,19 @@ impl BuildPlan {
         }
         Ok(id)
     }
+}
+
+/// `uid:gid` of the owner of `dir`. The containers sharing a function's work directory run as
+/// its owner, so what an installation or compilation writes there stays the owner's, who can
+/// then update and remove it (a container's root would leave files the owner cannot delete).
+fn owner_of(dir: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(dir).map_err(|e| {
+        Error::from(e)
+            .with_operation("render")
+            .with_context("path", dir.display())
+    })?;
+    Ok(format!("{}:{}", metadata.uid(), metadata.gid()))
 }
 
 /// Replaces `$(NAME)` (Kubernetes' syntax, as Kubeless catalogs use) with values of `vars`.

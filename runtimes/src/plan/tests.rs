@@ -154,6 +154,14 @@ fn docker_rendering_shares_a_volume_between_init_and_runtime_containers() {
     }
     assert_eq!(rendering.runtime.image.as_deref(), Some("local/go"));
     assert_eq!(rendering.runtime.resources.memory, Some(64 << 20));
+    // Every container runs as the work directory's owner.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir.path()).unwrap();
+    let owner = format!("{}:{}", meta.uid(), meta.gid());
+    assert_eq!(compile.container.user.as_deref(), Some(owner.as_str()));
+    assert_eq!(rendering.runtime.user.as_deref(), Some(owner.as_str()));
+    let processes = plan.render(&Target::process(dir.path()), 8080);
+    assert!(processes.is_err() || processes.unwrap().runtime.user.is_none());
     assert!(
         rendering.runtime.command.is_empty(),
         "the image's own command runs"
