@@ -177,7 +177,7 @@ async fn registry_and_plain_invoke_over_http() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    support::until_placed(&functions, "echo").await;
     let (status, out, body) = api.call(Method::POST, "/functions/echo", &[], "{}").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(out["retry-after"], "1");

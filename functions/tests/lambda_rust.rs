@@ -130,22 +130,8 @@ async fn an_environment_killed_mid_invocation_fails_it_clearly_and_is_replaced()
                 .await
         })
     };
-    // Kill it once the invocation is placed on it (under load placement can take a while),
-    // plus a moment for the runtime to take it up.
-    let placed = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !functions
-        .pool()
-        .environments()
-        .iter()
-        .any(|e| e.in_flight > 0)
-    {
-        assert!(
-            tokio::time::Instant::now() < placed,
-            "the invocation is never placed"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Kill it once the invocation is placed on it.
+    support::until_placed(&functions, "echo").await;
     support::kill_externally(pid);
     let started = std::time::Instant::now();
     let crashed = tokio::time::timeout(Duration::from_secs(10), invoking)

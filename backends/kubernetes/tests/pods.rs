@@ -270,12 +270,22 @@ async fn a_command_trapping_term_is_killed_after_the_grace() {
         let id = id.clone();
         async move { pods.stop(&id, Duration::from_secs(1)).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let terminating = f
-        .server
-        .pod(id.as_str())
-        .expect("still terminating within the grace");
-    assert!(terminating.metadata.deletion_timestamp.is_some());
+    // The pod is first marked for deletion with the grace, and is gone only after it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let terminating = loop {
+        let pod = f
+            .server
+            .pod(id.as_str())
+            .expect("still terminating within the grace");
+        if pod.metadata.deletion_timestamp.is_some() {
+            break pod;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pod is never marked for deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
     assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(1));
     stopping.await.unwrap().unwrap();
     assert_eq!(f.pods.wait(&id).await.unwrap().signal, Some(9));

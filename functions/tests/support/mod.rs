@@ -40,6 +40,25 @@ pub fn hoist_proxy() -> PathBuf {
         .clone()
 }
 
+/// Waits (up to 10 s: under load placement can take a while) until an invocation of
+/// `function` is placed on an environment, then a moment more for the runtime to take it up.
+pub async fn until_placed(functions: &FunctionExecutor, function: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !functions
+        .pool()
+        .environments()
+        .iter()
+        .any(|e| hoist_functions::pool::function_of(&e.key) == function && e.in_flight > 0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no invocation of {function} is ever placed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+}
+
 /// A code directory whose `bootstrap` is the echo-lambda binary, as a custom runtime expects.
 pub fn rust_code_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
