@@ -122,7 +122,7 @@ async fn scenarios(functions: &FunctionExecutor, code: &std::path::Path) {
                 .await
         })
     };
-    support::until_placed(&functions, "victim-docker").await;
+    support::until_placed(functions, "victim-docker").await;
     let victims = containers_of("victim-docker");
     assert_eq!(victims.len(), 1);
     kill(&victims[0]);
