@@ -273,17 +273,7 @@ mod tests {
         let server = hoist_kube::testing::FakeApiServer::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = dir.path().join("kubeconfig");
-        let url = server.url();
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-                 clusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\n\
-                 users: [{{name: fake, user: {{}}}}]\n\
-                 contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
-            ),
-        )
-        .unwrap();
+        server.write_kubeconfig(&kubeconfig).unwrap();
         let code = dir.path().join("code");
         std::fs::create_dir(&code).unwrap();
         std::fs::write(code.join("handler.py"), "def handler(e, c): return e\n").unwrap();

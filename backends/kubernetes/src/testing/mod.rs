@@ -90,6 +90,19 @@ impl FakeApiServer {
         kube::Config::new(uri)
     }
 
+    /// Writes a kubeconfig whose current context is this server (namespace `default`, no
+    /// credentials) to `path`, for programs under test that read `KUBECONFIG`.
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let text = format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: fake, user: {{}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n",
+            self.url()
+        );
+        std::fs::write(path, text)
+    }
+
     /// A kube client for this server.
     pub fn client(&self) -> kube::Client {
         kube::Client::try_from(self.config()).unwrap_or_else(|e| {
