@@ -55,3 +55,6 @@ pub mod function_backend;
 
 #[cfg(feature = "compute")]
 pub use hoist_compute as compute;
+
+#[cfg(all(feature = "kube", feature = "runtimes"))]
+pub mod pod_build;

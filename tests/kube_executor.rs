@@ -55,9 +55,14 @@ async fn the_example_runs_a_task_as_a_pod_and_leaves_nothing() {
     assert_eq!(pod.metadata.labels.as_ref().unwrap()["team"], "data");
     let volume = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
     let copied = volume.config_map.as_ref().expect("the site is copied");
-    let map = server
-        .config_map(&copied.name)
-        .expect("its ConfigMap exists");
+    // The ConfigMap follows the pod (it names the pod's uid as its owner).
+    let map = loop {
+        if let Some(map) = server.config_map(&copied.name) {
+            break map;
+        }
+        assert!(Instant::now() < deadline, "the site's ConfigMap never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(map.binary_data.unwrap()["f0"].0, b"<h1>hi</h1>\n");
 
     let output = tokio::time::timeout(Duration::from_secs(60), run)

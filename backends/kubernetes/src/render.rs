@@ -122,6 +122,9 @@ pub(crate) fn render_pod(
     }
 
     let security_context = security_context(config, spec)?;
+    // Build steps see the spec's volumes too (a step may copy files from one into the build
+    // volume), then the build volume.
+    let step_mounts = mounts.clone();
     let main = Container {
         name: MAIN_CONTAINER.into(),
         image: Some(image),
@@ -145,7 +148,7 @@ pub(crate) fn render_pod(
             command: Some(step.command.clone()),
             env: env_vars(&step.env),
             working_dir: Some(config.build_mount.clone()),
-            volume_mounts: Some(vec![build_mount.clone()]),
+            volume_mounts: Some(step_mounts.clone()),
             security_context: Some(security_context.clone()),
             ..Container::default()
         })

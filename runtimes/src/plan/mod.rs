@@ -68,6 +68,15 @@ pub enum Target {
         /// The function's work directory on the host.
         work_dir: PathBuf,
     },
+    /// The containers of one pod sharing a volume at `mount`: the steps' containers become its
+    /// init containers. Nothing of the host is mounted; the backend fills the shared volume
+    /// with the provisioned `work_dir` first (hoist's facade does, in `hoist::pod_build`).
+    Pod {
+        /// The function's work directory on the host, where its source is provisioned.
+        work_dir: PathBuf,
+        /// Where the pod's shared volume is mounted in every container.
+        mount: PathBuf,
+    },
 }
 
 impl Target {
@@ -85,10 +94,20 @@ impl Target {
         }
     }
 
+    /// The containers of one pod sharing a volume mounted at `mount`.
+    pub fn pod(work_dir: impl Into<PathBuf>, mount: impl Into<PathBuf>) -> Self {
+        Target::Pod {
+            work_dir: work_dir.into(),
+            mount: mount.into(),
+        }
+    }
+
     /// The work directory on the host.
     pub fn work_dir(&self) -> &Path {
         match self {
-            Target::Process { work_dir } | Target::Docker { work_dir } => work_dir,
+            Target::Process { work_dir }
+            | Target::Docker { work_dir }
+            | Target::Pod { work_dir, .. } => work_dir,
         }
     }
 
@@ -96,6 +115,7 @@ impl Target {
         match self {
             Target::Process { work_dir } => work_dir.display().to_string(),
             Target::Docker { .. } => DOCKER_WORK_DIR.into(),
+            Target::Pod { mount, .. } => mount.display().to_string(),
         }
     }
 }
@@ -181,7 +201,8 @@ impl BuildPlan {
         )?;
         let user = match target {
             Target::Docker { .. } => Some(owner_of(dir)?),
-            Target::Process { .. } => None,
+            // Pods keep their security context; their volume is not the host's directory.
+            Target::Process { .. } | Target::Pod { .. } => None,
         };
         let inner = target.inner_dir();
         let mut base_env = BTreeMap::new();
@@ -253,7 +274,7 @@ impl BuildPlan {
         }
         let command = phase.command.as_deref();
         let mut runtime = self.container(target, &phase.image, command, env, &user);
-        if matches!(target, Target::Docker { .. }) {
+        if matches!(target, Target::Docker { .. } | Target::Pod { .. }) {
             // Processes have no memory limit without cgroups: they get FUNC_MEMORY_LIMIT only.
             runtime.resources.memory = self.spec.memory_limit;
         }
@@ -279,6 +300,9 @@ impl BuildPlan {
         };
         spec.labels
             .insert("hoist-function".into(), self.spec.name.clone());
+        if let Target::Pod { .. } = target {
+            spec.image = Some(image.to_owned());
+        }
         if let Target::Docker { work_dir } = target {
             spec.image = Some(image.to_owned());
             spec.volumes.push(Volume {
