@@ -81,3 +81,40 @@ async fn the_demo_task_file_runs_on_the_process_backend() {
     // The server is gone: its port refuses connections.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// The example program itself, as the README's first command runs it (for a shorter time).
+#[tokio::test]
+async fn the_example_program_runs_the_demo_and_stops_cleanly() {
+    let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args = [
+        "-p",
+        "hoist",
+        "--example",
+        "local-executor",
+        "--all-features",
+    ];
+    let example =
+        hoist::core::testing::cargo_build(workspace, &args, "examples/local-executor").unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let run = tokio::process::Command::new(example)
+        .current_dir(workspace)
+        .args(["examples/tasks/demo.yaml", "--for", "6s", "--state-dir"])
+        .arg(state.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("the example stops after its --for")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "web running",
+        "job finished (command_exited): exited with code 0",
+        "time is up: killing every task",
+        "web killed (executor_shutdown)",
+    ] {
+        assert!(stdout.contains(line), "no `{line}` in:\n{stdout}");
+    }
+}
