@@ -33,11 +33,11 @@ use hoist_runtimes::plan::{BuildPlan, Rendering, Target};
 /// Where the provisioned source is mounted in the pod's containers.
 pub const SOURCE_MOUNT: &str = "/hoist-source";
 
-/// The `prepare` step's command: copy every entry of [`SOURCE_MOUNT`] (following links, and
-/// leaving out the `..data` bookkeeping a ConfigMap volume keeps) into the shared volume.
-fn prepare_command(mount: &Path) -> Vec<String> {
+/// The `prepare` step's command: copy every entry of `source` (following links, and leaving
+/// out the `..data` bookkeeping a ConfigMap volume keeps) into the shared volume at `mount`.
+fn prepare_command(source: &str, mount: &Path) -> Vec<String> {
     let line = format!(
-        "cd {SOURCE_MOUNT} && find . -mindepth 1 -maxdepth 1 ! -name '..*' -exec cp -RL {{}} {}/ \\;",
+        "cd {source} && find . -mindepth 1 -maxdepth 1 ! -name '..*' -exec cp -RL {{}} {}/ \\;",
         mount.display()
     );
     vec!["sh".into(), "-c".into(), line]
@@ -71,7 +71,7 @@ pub fn render(
     let mut build = vec![BuildStep {
         name: "prepare".into(),
         image: prepare_image,
-        command: prepare_command(&mount),
+        command: prepare_command(SOURCE_MOUNT, &mount),
         env: Default::default(),
     }];
     for step in steps {
@@ -150,6 +150,58 @@ mod tests {
             probe: None,
         }])
         .unwrap()
+    }
+
+    #[test]
+    fn prepare_copies_a_config_map_volume_without_its_bookkeeping() {
+        // A ConfigMap volume as the kubelet lays it out: the files in a timestamped directory,
+        // `..data` linking to it, and each top-level entry a link through `..data`.
+        let source = tempfile::tempdir().unwrap();
+        let stamp = source.path().join("..2026_11_23_00_00_00.1");
+        std::fs::create_dir_all(stamp.join("lib")).unwrap();
+        std::fs::write(stamp.join("handler.py"), "def hello(e, c): pass\n").unwrap();
+        std::fs::write(stamp.join("lib").join("util.py"), "X = 1\n").unwrap();
+        std::os::unix::fs::symlink("..2026_11_23_00_00_00.1", source.path().join("..data"))
+            .unwrap();
+        for entry in ["handler.py", "lib"] {
+            let target = format!("..data/{entry}");
+            std::os::unix::fs::symlink(target, source.path().join(entry)).unwrap();
+        }
+        // With the host's tools, and with busybox's alone as in a minimal image (the Debian
+        // package `busybox-static`, which the Docker tests need too).
+        let applets = tempfile::tempdir().unwrap();
+        for applet in ["sh", "find", "cp"] {
+            std::os::unix::fs::symlink("/usr/bin/busybox", applets.path().join(applet)).unwrap();
+        }
+        let host_path = std::env::var("PATH").unwrap_or_default();
+        let busybox_path = applets.path().display().to_string();
+        for path in [host_path.as_str(), busybox_path.as_str()] {
+            let build = tempfile::tempdir().unwrap();
+            let command = prepare_command(&source.path().display().to_string(), build.path());
+            let shell = if path == busybox_path {
+                applets.path().join("sh")
+            } else {
+                "sh".into()
+            };
+            let status = std::process::Command::new(shell)
+                .args(&command[1..])
+                .env("PATH", path)
+                .status()
+                .unwrap();
+            assert!(status.success(), "PATH={path}");
+            let mut entries: Vec<_> = std::fs::read_dir(build.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            entries.sort();
+            assert_eq!(entries, ["handler.py", "lib"], "PATH={path}");
+            let copied = std::fs::symlink_metadata(build.path().join("handler.py")).unwrap();
+            assert!(copied.is_file(), "a copy, not a link (PATH={path})");
+            assert_eq!(
+                std::fs::read_to_string(build.path().join("lib").join("util.py")).unwrap(),
+                "X = 1\n"
+            );
+        }
     }
 
     #[tokio::test]
