@@ -7,20 +7,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hoist::docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
-use hoist::docker::{DockerConfig, DockerContainerizer};
+use hoist::docker::testing::{
+    DEBIAN_STATIC_BUSYBOX, build_busybox_image, engine_for_test, remove_image,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_runs_a_task_in_a_container_and_removes_it() {
-    let docker = match DockerContainerizer::connect(DockerConfig::from_env()).await {
-        Ok(docker) => docker,
-        Err(e) if std::env::var("HOIST_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("HOIST_REQUIRE_DOCKER=1 but the Docker Engine is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping the docker-executor example: the Engine is unreachable: {e}");
-            return;
-        }
+    let Some(docker) = engine_for_test("the docker-executor example").await else {
+        return;
     };
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"));
     let args = [

@@ -20,8 +20,10 @@ use hoist_core::{
     ContainerSpec, Containerizer, ErrorKind, Executor, ExecutorId, PortMapping, PullPolicy,
     TaskSpec, TaskState,
 };
-use hoist_docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
-use hoist_docker::{DockerConfig, DockerContainerizer};
+use hoist_docker::DockerContainerizer;
+use hoist_docker::testing::{
+    DEBIAN_STATIC_BUSYBOX, build_busybox_image, engine_for_test, remove_image,
+};
 use hoist_hooks::{AclHook, NetnsHook, RemoveContainerHook};
 use serde_json::json;
 use support::Netns;
@@ -126,16 +128,10 @@ impl Drop for Clients {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acl_and_netns_guard_a_real_container() {
-    let docker = match DockerContainerizer::connect(DockerConfig::from_env()).await {
-        Ok(docker) => Arc::new(docker),
-        Err(e) if std::env::var("HOIST_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("Docker is required (HOIST_REQUIRE_DOCKER=1) but unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("note: Docker is unreachable ({e}); skipping the Docker end-to-end test");
-            return;
-        }
+    let Some(docker) = engine_for_test("the Docker end-to-end test").await else {
+        return;
     };
+    let docker = Arc::new(docker);
     let tag = format!("hoist-hooks-e2e:{}", std::process::id());
     build_busybox_image(
         docker.client(),

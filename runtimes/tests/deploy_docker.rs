@@ -12,16 +12,7 @@ use hoist_docker::{DockerConfig, DockerContainerizer};
 use support::deploy::{DockerHost, Host, run_examples};
 
 async fn docker_host(language: &str) -> Option<(Host, String)> {
-    let docker = match DockerContainerizer::connect(DockerConfig::new()).await {
-        Ok(docker) => docker,
-        Err(e) if std::env::var("HOIST_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("HOIST_REQUIRE_DOCKER=1 but the Docker Engine is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("note: skipping the Docker deploy test, the Engine is unreachable: {e}");
-            return None;
-        }
-    };
+    let docker = hoist_docker::testing::engine_for_test("the Docker deploy test").await?;
     let tag = format!("hoist-runtimes-test-{language}:{}", std::process::id());
     build_busybox_image(
         docker.client(),

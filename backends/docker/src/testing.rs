@@ -20,6 +20,35 @@ use crate::engine_error::{engine_error, status_of};
 /// Where Debian's `busybox-static` installs the static busybox.
 pub const DEBIAN_STATIC_BUSYBOX: &str = "/usr/bin/busybox";
 
+/// The variable that makes an unreachable Engine a test failure (`1`) instead of a skip.
+pub const REQUIRE_DOCKER: &str = "HOIST_REQUIRE_DOCKER";
+
+/// Connects to the Engine the way the CLI finds it, for a test about `what`: `None` (the test
+/// returns early) with a note when the Engine is unreachable, unless `HOIST_REQUIRE_DOCKER=1`,
+/// which makes that a failure.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let Some(docker) = hoist_docker::testing::engine_for_test("my Docker test").await else {
+///     return;
+/// };
+/// # let _ = docker;
+/// # }
+/// ```
+pub async fn engine_for_test(what: &str) -> Option<crate::DockerContainerizer> {
+    match crate::DockerContainerizer::connect(crate::DockerConfig::from_env()).await {
+        Ok(docker) => Some(docker),
+        Err(e) if std::env::var(REQUIRE_DOCKER).as_deref() == Ok("1") => {
+            panic!("{REQUIRE_DOCKER}=1 but the Docker Engine is unreachable: {e}")
+        }
+        Err(e) => {
+            eprintln!("note: skipping {what}, the Docker Engine is unreachable: {e}");
+            None
+        }
+    }
+}
+
 /// Builds the busybox image from the static busybox at `busybox` and tags it `tag`, with the
 /// image labels `labels`. Takes at most `timeout`.
 ///

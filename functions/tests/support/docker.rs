@@ -11,16 +11,7 @@ use hoist_docker::{DockerConfig, DockerContainerizer};
 /// The Docker Engine, or `None` (with a note) when it is unreachable, unless
 /// `HOIST_REQUIRE_DOCKER=1`, which makes that a failure.
 pub async fn engine(what: &str) -> Option<DockerContainerizer> {
-    match DockerContainerizer::connect(DockerConfig::from_env()).await {
-        Ok(docker) => Some(docker),
-        Err(e) if std::env::var("HOIST_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("HOIST_REQUIRE_DOCKER=1 but the Docker Engine is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipping {what}: the Docker Engine is unreachable: {e}");
-            None
-        }
-    }
+    hoist_docker::testing::engine_for_test(what).await
 }
 
 /// Builds the busybox image `hoist-functions-test-<pid>-<name>:1` and returns its tag.

@@ -12,11 +12,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::FutureExt;
 use hoist_core::{ContainerSpec, ExecutorId};
+use hoist_docker::DockerContainerizer;
 use hoist_docker::bollard::query_parameters::{
     ListContainersOptionsBuilder, ListImagesOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use hoist_docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
-use hoist_docker::{DockerConfig, DockerContainerizer};
 
 /// The image label that marks images built by these tests.
 pub const RUN_LABEL: &str = "io.hoist-test.run";
@@ -55,16 +55,7 @@ impl Harness {
 /// Connects to the Engine, or says why not: `None` (the test returns early) unless
 /// `HOIST_REQUIRE_DOCKER=1`, which makes an unreachable Engine a failure.
 pub async fn connect() -> Option<DockerContainerizer> {
-    match DockerContainerizer::connect(DockerConfig::from_env()).await {
-        Ok(docker) => Some(docker),
-        Err(e) if std::env::var("HOIST_REQUIRE_DOCKER").as_deref() == Ok("1") => {
-            panic!("HOIST_REQUIRE_DOCKER=1 but the Docker Engine is unreachable: {e}")
-        }
-        Err(e) => {
-            eprintln!("note: skipping a Docker test, the Engine is unreachable: {e}");
-            None
-        }
-    }
+    hoist_docker::testing::engine_for_test("a Docker test").await
 }
 
 /// Runs `test` with a fresh harness, then removes every container made from the test's image
