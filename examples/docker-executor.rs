@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
     let mut container_id = None;
+    let mut killing = false;
     loop {
         tokio::select! {
             status = statuses.recv() => {
@@ -46,7 +47,9 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
             }
-            _ = &mut ctrl_c => {
+            // Once: the future is done after the first Ctrl-C.
+            _ = &mut ctrl_c, if !killing => {
+                killing = true;
                 executor.kill(&"example".into(), None).await?;
             }
         }

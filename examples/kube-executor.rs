@@ -86,6 +86,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::pin!(ctrl_c);
     let mut last = None;
     let mut pod = None;
+    let mut killing = false;
     loop {
         tokio::select! {
             status = statuses.recv() => {
@@ -97,7 +98,11 @@ async fn main() -> anyhow::Result<()> {
                     break;
                 }
             }
-            _ = &mut ctrl_c => executor.kill(&"example".into(), None).await?,
+            // Once: the future is done after the first Ctrl-C.
+            _ = &mut ctrl_c, if !killing => {
+                killing = true;
+                executor.kill(&"example".into(), None).await?;
+            }
         }
     }
     if let Some(pod) = pod {

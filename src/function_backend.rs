@@ -58,30 +58,21 @@ impl BackendSettings {
     }
 }
 
-/// The name of `backend` as `LAMBDA_RUNTIME_EXECUTOR` spells it.
-fn name(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Process => "process",
-        Backend::Docker => "docker",
-        Backend::Kubernetes => "kubernetes",
-    }
-}
-
-#[allow(dead_code)] // unused when every backend's feature is compiled in
+#[cfg(not(all(feature = "process", feature = "docker", feature = "kube")))]
 fn missing_feature(backend: Backend, feature: &str) -> Error {
     Error::new(
         ErrorKind::Unsupported,
         format!(
             "`{BACKEND_VARIABLE}` is `{}`, but hoist was built without its `{feature}` feature: \
              enable the `{feature}` feature or choose another backend",
-            name(backend)
+            backend.as_str()
         ),
     )
     .with_context("field", BACKEND_VARIABLE)
 }
 
 /// On a container backend every runtime needs an image.
-#[allow(dead_code)] // unused without a container backend's feature
+#[cfg(any(feature = "docker", feature = "kube"))]
 fn check_images(config: &FunctionsConfig) -> hoist_core::Result<()> {
     match config.runtimes.iter().find(|(_, r)| r.image.is_none()) {
         Some((runtime, _)) => Err(Error::new(
@@ -89,7 +80,7 @@ fn check_images(config: &FunctionsConfig) -> hoist_core::Result<()> {
             format!(
                 "`{BACKEND_VARIABLE}` is `{}` but runtime `{runtime}` has no image: give it one \
                  in `{IMAGE_MAPPING_VARIABLE}`",
-                name(config.backend)
+                config.backend.as_str()
             ),
         )
         .with_context("field", IMAGE_MAPPING_VARIABLE)),
@@ -102,7 +93,7 @@ pub const RUNTIME_API_HOST_VARIABLE: &str = "HOSTNAME_FROM_LAMBDA";
 
 /// What pods need that local environments do not: pods have their own network, so they reach
 /// the executor's Runtime API only at an address the executor names.
-#[allow(dead_code)] // unused without the `kube` feature
+#[cfg(feature = "kube")]
 fn check_pods(config: &FunctionsConfig) -> hoist_core::Result<()> {
     if config.runtime_api_host.is_none() {
         return Err(Error::new(

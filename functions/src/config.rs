@@ -94,6 +94,17 @@ pub enum Backend {
     Kubernetes,
 }
 
+impl Backend {
+    /// The backend's name as `LAMBDA_RUNTIME_EXECUTOR` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Process => "process",
+            Backend::Docker => "docker",
+            Backend::Kubernetes => "kubernetes",
+        }
+    }
+}
+
 /// How the executor talks to a runtime's environments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RuntimeProtocol {

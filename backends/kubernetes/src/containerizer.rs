@@ -23,7 +23,8 @@ use crate::config::{HostVolumes, KubeConfig, label_value};
 use crate::copy::{CopiedVolume, read_volumes};
 use crate::error::{from_kube, timed_out};
 use crate::render::{
-    BuildStep, EXECUTOR_ANNOTATION, MAIN_CONTAINER, TASK_ANNOTATION, pod_name, render_pod,
+    BuildStep, EXECUTOR_ANNOTATION, MAIN_CONTAINER, TASK_ANNOTATION, ownership_labels, pod_name,
+    render_pod,
 };
 use crate::watch::{Seen, watch_pod};
 
@@ -198,51 +199,41 @@ impl KubeContainerizer {
         err
     }
 
-    /// Creates the ConfigMaps of `pod`'s copied volumes, owned by the pod so that Kubernetes
-    /// deletes them with it.
-    async fn create_copies(&self, pod: &Pod, copies: &[CopiedVolume]) -> Result<()> {
-        let name = pod.metadata.name.clone().unwrap_or_default();
+    /// Creates the ConfigMaps of the copied volumes of `pod` (submitted for `owner`), owned by
+    /// the pod so that Kubernetes deletes them with it.
+    async fn create_copies(
+        &self,
+        pod: &Pod,
+        owner: &Owner,
+        copies: Vec<CopiedVolume>,
+    ) -> Result<()> {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
         let Some(uid) = pod.metadata.uid.clone() else {
             return Err(Error::new(
                 ErrorKind::Backend,
                 "the API server returned the pod without a uid, so its files cannot be owned by it",
             )
             .with_operation("start")
-            .with_context("container", &name));
+            .with_context("container", name));
         };
-        let owner = OwnerReference {
+        let pod_reference = OwnerReference {
             api_version: "v1".into(),
             kind: "Pod".into(),
-            name: name.clone(),
+            name: name.to_owned(),
             uid,
             ..OwnerReference::default()
         };
-        let ownership = [
-            hoist_core::container::labels::EXECUTOR_ID,
-            hoist_core::container::labels::TASK_ID,
-        ];
-        let labels = pod.metadata.labels.as_ref().map(|labels| {
-            labels
-                .iter()
-                .filter(|(key, _)| ownership.contains(&key.as_str()))
-                .map(|(key, value)| (key.clone(), value.clone()))
-                .collect()
-        });
         for copy in copies {
-            let map = copy.config_map(&self.config.namespace, labels.clone(), owner.clone());
-            let created = self
-                .request(
-                    "start",
-                    &name,
-                    self.config_maps.create(&PostParams::default(), &map),
-                )
-                .await;
-            match created {
-                // A retried start finds the ConfigMap its first attempt made.
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e.with_context("config_map", &copy.name)),
-            }
+            let map_name = copy.name.clone();
+            let labels = ownership_labels(owner);
+            let map = copy.into_config_map(&self.config.namespace, labels, pod_reference.clone());
+            self.request(
+                "start",
+                name,
+                self.config_maps.create(&PostParams::default(), &map),
+            )
+            .await
+            .map_err(|e| e.with_context("config_map", &map_name))?;
         }
         Ok(())
     }
@@ -346,10 +337,7 @@ impl Containerizer for KubeContainerizer {
             }
             Err(err) => return Err(self.keep(name, Pending { owner, pod, copies }, err)),
         };
-        if copies.is_empty() {
-            return Ok(());
-        }
-        if let Err(err) = self.create_copies(&submitted, &copies).await {
+        if let Err(err) = self.create_copies(&submitted, &owner, copies).await {
             // Without its files the pod would wait for them forever.
             let params = DeleteParams {
                 grace_period_seconds: Some(0),

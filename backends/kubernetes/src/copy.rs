@@ -2,8 +2,8 @@
 //! files under a host path are read at `create`, stored in an immutable ConfigMap owned by the
 //! pod when it starts, and mounted from it with their paths and permission bits.
 
-use std::collections::{BTreeMap, HashSet};
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use hoist_core::{ContainerSpec, Error, ErrorKind, Result, Volume};
@@ -14,9 +14,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 /// The most bytes of file content one copied volume holds. Kubernetes keeps a ConfigMap as one
 /// object of at most 1 MiB; 64 KiB of that are left for its metadata and the file names.
 pub const COPY_LIMIT: u64 = 1024 * 1024 - 64 * 1024;
-
-/// How deep a copied directory tree may go (a guard against symbolic-link loops).
-const MAX_DEPTH: usize = 64;
 
 /// The files of one volume, read from the host, ready to become a ConfigMap.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,22 +38,23 @@ impl CopiedVolume {
         }
     }
 
-    /// The ConfigMap, owned by the pod so Kubernetes deletes it with the pod.
-    pub(crate) fn config_map(
-        &self,
+    /// The ConfigMap, owned by the pod so Kubernetes deletes it with the pod; the files move
+    /// into it.
+    pub(crate) fn into_config_map(
+        self,
         namespace: &str,
-        labels: Option<BTreeMap<String, String>>,
+        labels: BTreeMap<String, String>,
         owner: OwnerReference,
     ) -> ConfigMap {
         ConfigMap {
             metadata: ObjectMeta {
-                name: Some(self.name.clone()),
+                name: Some(self.name),
                 namespace: Some(namespace.to_owned()),
-                labels,
+                labels: Some(labels),
                 owner_references: Some(vec![owner]),
                 ..ObjectMeta::default()
             },
-            binary_data: Some(self.data.clone()),
+            binary_data: Some(self.data),
             immutable: Some(true),
             ..ConfigMap::default()
         }
@@ -109,18 +107,9 @@ pub(crate) fn read_volume(pod: &str, index: usize, volume: &Volume) -> Result<Co
     let mut files = Vec::new();
     let metadata = std::fs::metadata(host).map_err(|e| unreadable(host, e))?;
     let sub_path = if metadata.is_dir() {
-        let mut seen = HashSet::new();
-        walk(host, PathBuf::new(), 0, &mut seen, &mut files).map_err(|(path, e)| match e {
+        walk(host, PathBuf::new(), &mut Vec::new(), &mut files).map_err(|(path, e)| match e {
             Walk::Io(e) => unreadable(&path, e),
             Walk::Special => special(&path),
-            Walk::TooDeep => refuse(
-                ErrorKind::InvalidInput,
-                host_field(),
-                format!(
-                    "`{}` is more than {MAX_DEPTH} directories deep (a symbolic-link loop?)",
-                    path.display()
-                ),
-            ),
         })?;
         None
     } else if metadata.is_file() {
@@ -190,28 +179,24 @@ pub(crate) async fn read_volumes(pod: &str, spec: &ContainerSpec) -> Result<Vec<
 enum Walk {
     Io(std::io::Error),
     Special,
-    TooDeep,
 }
 
 type Found = Vec<(PathBuf, PathBuf, std::fs::Metadata)>;
 
 /// Collects the files under `dir` (following symbolic links), in name order, with their
-/// paths relative to the volume's root.
+/// paths relative to the volume's root. `ancestors` holds the directories being walked, so a
+/// link back up one of them (a loop) is not followed; a directory reached by two links that are
+/// not a loop is copied under both names.
 fn walk(
     dir: &Path,
     relative: PathBuf,
-    depth: usize,
-    seen: &mut HashSet<PathBuf>,
+    ancestors: &mut Vec<PathBuf>,
     files: &mut Found,
 ) -> std::result::Result<(), (PathBuf, Walk)> {
-    if depth > MAX_DEPTH {
-        return Err((dir.to_path_buf(), Walk::TooDeep));
-    }
     let canonical = dir
         .canonicalize()
         .map_err(|e| (dir.to_path_buf(), Walk::Io(e)))?;
-    if !seen.insert(canonical) {
-        // The same directory reached again through a link: its files are already copied.
+    if ancestors.contains(&canonical) {
         return Ok(());
     }
     let mut entries: Vec<_> = std::fs::read_dir(dir)
@@ -219,22 +204,21 @@ fn walk(
         .collect::<std::io::Result<_>>()
         .map_err(|e| (dir.to_path_buf(), Walk::Io(e)))?;
     entries.sort_by_key(std::fs::DirEntry::file_name);
+    ancestors.push(canonical);
     for entry in entries {
         let path = entry.path();
         let metadata = std::fs::metadata(&path).map_err(|e| (path.clone(), Walk::Io(e)))?;
         let inside = relative.join(entry.file_name());
         if metadata.is_dir() {
-            walk(&path, inside, depth + 1, seen, files)?;
+            walk(&path, inside, ancestors, files)?;
         } else if metadata.is_file() {
             files.push((inside, path, metadata));
-        } else if metadata.file_type().is_fifo()
-            || metadata.file_type().is_socket()
-            || metadata.file_type().is_block_device()
-            || metadata.file_type().is_char_device()
-        {
+        } else {
+            // `metadata` follows links: what is left is a pipe, a socket or a device.
             return Err((path, Walk::Special));
         }
     }
+    ancestors.pop();
     Ok(())
 }
 
@@ -288,6 +272,20 @@ mod tests {
         );
         assert_eq!(copied.data["f1"].0, b"x = 1\n");
         assert_eq!(copied.source().items.unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_directory_linked_twice_is_copied_under_both_names() {
+        // As pnpm lays out node_modules: a link into a store directory read earlier.
+        let dir = tempfile::tempdir().unwrap();
+        let store = dir.path().join(".store").join("foo");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::write(store.join("index.js"), b"module.exports = 1\n").unwrap();
+        std::fs::create_dir(dir.path().join("node_modules")).unwrap();
+        std::os::unix::fs::symlink(&store, dir.path().join("node_modules").join("foo")).unwrap();
+        let copied = read_volume("p", 0, &volume(dir.path(), true)).unwrap();
+        let paths: Vec<_> = copied.items.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, [".store/foo/index.js", "node_modules/foo/index.js"]);
     }
 
     #[test]

@@ -39,6 +39,20 @@ fn unsupported(what: impl std::fmt::Display) -> Error {
     Error::unsupported("kubernetes", what).with_operation("create")
 }
 
+/// The labels that say which executor and task own an object (label-safe forms of the ids).
+pub(crate) fn ownership_labels(owner: &Owner) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            hoist_core::container::labels::EXECUTOR_ID.to_owned(),
+            label_value(owner.executor_id.as_str()),
+        ),
+        (
+            hoist_core::container::labels::TASK_ID.to_owned(),
+            label_value(owner.task_id.as_str()),
+        ),
+    ])
+}
+
 /// The pod for `spec`, owned by `owner`, named `name`. `copies` holds, when host volumes are
 /// copied, the copy of each of `spec.volumes`; empty, they are `hostPath` volumes.
 pub(crate) fn render_pod(
@@ -69,14 +83,7 @@ pub(crate) fn render_pod(
         })?;
         labels.insert(key.clone(), value.clone());
     }
-    labels.insert(
-        hoist_core::container::labels::EXECUTOR_ID.into(),
-        label_value(owner.executor_id.as_str()),
-    );
-    labels.insert(
-        hoist_core::container::labels::TASK_ID.into(),
-        label_value(owner.task_id.as_str()),
-    );
+    labels.extend(ownership_labels(owner));
     let annotations = BTreeMap::from([
         (
             EXECUTOR_ANNOTATION.to_owned(),

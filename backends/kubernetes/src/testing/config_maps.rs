@@ -5,13 +5,12 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::{get, post};
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde_json::{Value, json};
 
-use super::http::{forbidden, json_response, status};
+use super::http::{forbidden, invalid_object, json_response, object_json, status};
 use super::store::{Store, now};
 
 /// The API server's limit on a ConfigMap's data (`MaxSecretSize`, shared by ConfigMaps).
@@ -26,41 +25,12 @@ pub(crate) fn routes() -> Router<Store> {
         )
 }
 
-fn with_kind(map: &ConfigMap) -> Value {
-    let mut value = serde_json::to_value(map).unwrap_or(Value::Null);
-    if let Value::Object(object) = &mut value {
-        object.insert("apiVersion".into(), "v1".into());
-        object.insert("kind".into(), "ConfigMap".into());
-    }
-    value
-}
-
 fn not_found(name: &str) -> Response {
     status(404, "NotFound", &format!("configmaps \"{name}\" not found"))
 }
 
 fn invalid(name: &str, field: &str, reason: &str, problem: &str) -> Response {
-    let message = format!("ConfigMap \"{name}\" is invalid: {field}: {problem}");
-    let body = json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": "Invalid",
-        "details": {
-            "name": name,
-            "kind": "ConfigMap",
-            "causes": [{ "reason": reason, "message": problem, "field": field }],
-        },
-        "code": 422,
-    });
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    invalid_object("ConfigMap", name, field, reason, problem)
 }
 
 /// A ConfigMap key: at most 253 characters of letters, digits, `-`, `_` and `.`.
@@ -150,14 +120,13 @@ async fn create(State(store): State<Store>, Path(ns): Path<String>, body: Bytes)
                 &format!("configmaps \"{name}\" already exists"),
             );
         }
-        state.next_uid += 1;
         state.rv += 1;
-        map.metadata.uid = Some(format!("00000000-0000-4000-8000-{:012x}", state.next_uid));
+        map.metadata.uid = Some(state.new_uid());
         map.metadata.resource_version = Some(state.rv.to_string());
         state.config_maps.insert(key, map.clone());
     }
     store.config_maps_changed();
-    json_response(StatusCode::CREATED, &with_kind(&map))
+    json_response(StatusCode::CREATED, &object_json(&map, "ConfigMap"))
 }
 
 async fn read(State(store): State<Store>, Path((ns, name)): Path<(String, String)>) -> Response {
@@ -167,7 +136,7 @@ async fn read(State(store): State<Store>, Path((ns, name)): Path<(String, String
     }
     let found = store.lock().config_maps.get(&(ns, name.clone())).cloned();
     match found {
-        Some(map) => json_response(StatusCode::OK, &with_kind(&map)),
+        Some(map) => json_response(StatusCode::OK, &object_json(&map, "ConfigMap")),
         None => not_found(&name),
     }
 }
@@ -181,7 +150,7 @@ async fn delete(State(store): State<Store>, Path((ns, name)): Path<(String, Stri
     match removed {
         Some(map) => {
             store.config_maps_changed();
-            json_response(StatusCode::OK, &with_kind(&map))
+            json_response(StatusCode::OK, &object_json(&map, "ConfigMap"))
         }
         None => not_found(&name),
     }

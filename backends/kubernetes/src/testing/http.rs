@@ -118,10 +118,15 @@ pub(crate) fn json_response(code: StatusCode, value: &impl serde::Serialize) -> 
 
 fn with_kind(mut pod: Pod) -> Value {
     pod.metadata.managed_fields = None;
-    let mut value = serde_json::to_value(&pod).unwrap_or(Value::Null);
+    object_json(&pod, "Pod")
+}
+
+/// An object as the API server writes it: its fields with `apiVersion` and `kind`.
+pub(crate) fn object_json(object: &impl serde::Serialize, kind: &str) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut value {
         map.insert("apiVersion".into(), "v1".into());
-        map.insert("kind".into(), "Pod".into());
+        map.insert("kind".into(), kind.into());
     }
     value
 }
@@ -210,8 +215,7 @@ async fn create(State(store): State<Store>, Path(ns): Path<String>, body: Bytes)
                 &format!("pods \"{name}\" already exists"),
             );
         }
-        state.next_uid += 1;
-        pod.metadata.uid = Some(format!("00000000-0000-4000-8000-{:012x}", state.next_uid));
+        pod.metadata.uid = Some(state.new_uid());
         store.record(&mut state, EventType::Added, &mut pod);
         let (log_tx, _) = tokio::sync::watch::channel(0);
         state.pods.insert(
@@ -229,12 +233,24 @@ async fn create(State(store): State<Store>, Path(ns): Path<String>, body: Bytes)
 }
 
 fn invalid(name: &str, field: &str, problem: &str) -> Response {
-    let message = format!("Pod \"{name}\" is invalid: {field}: {problem}");
+    invalid_object("Pod", name, field, "FieldValueRequired", problem)
+}
+
+/// The 422 `Invalid` the API server answers for an object of `kind` it refuses, with the
+/// cause's `reason` (`FieldValueRequired`, `FieldValueInvalid`...).
+pub(crate) fn invalid_object(
+    kind: &str,
+    name: &str,
+    field: &str,
+    reason: &str,
+    problem: &str,
+) -> Response {
+    let message = format!("{kind} \"{name}\" is invalid: {field}: {problem}");
     let mut body = status_json(422, "Invalid", &message);
     body["details"] = json!({
         "name": name,
-        "kind": "Pod",
-        "causes": [{ "reason": "FieldValueRequired", "message": problem, "field": field }],
+        "kind": kind,
+        "causes": [{ "reason": reason, "message": problem, "field": field }],
     });
     (
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -74,6 +74,14 @@ pub(crate) struct State {
     pub(crate) requests: BTreeMap<String, u64>,
 }
 
+impl State {
+    /// A fresh object uid.
+    pub(crate) fn new_uid(&mut self) -> String {
+        self.next_uid += 1;
+        format!("00000000-0000-4000-8000-{:012x}", self.next_uid)
+    }
+}
+
 /// Shared state behind the fake API server.
 #[derive(Clone)]
 pub(crate) struct Store {
