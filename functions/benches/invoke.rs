@@ -25,35 +25,21 @@ use hoist_functions::{FunctionExecutor, FunctionSpec, Invocation};
 const PAYLOAD: &str = r#"{"hello":"world"}"#;
 
 fn echo_lambda() -> PathBuf {
-    release_example("functions", "echo-lambda")
+    release_example("hoist-functions", "echo-lambda")
 }
 
 /// hoist-runtimes' `function-get`: a trivial Rust function ("hello world") served by the
 /// runtime contract on `FUNC_PORT`.
 fn contract_function() -> PathBuf {
-    release_example("runtimes", "function-get")
+    release_example("hoist-runtimes", "function-get")
 }
 
-/// Builds example `name` of the workspace crate in `dir`, optimised, and returns its path.
-fn release_example(dir: &str, name: &str) -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(dir)
-        .join("Cargo.toml");
-    let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--release", "--example", name])
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building example {name} failed");
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name)
+/// Builds example `name` of the workspace package `package`, optimised, and returns its path.
+fn release_example(package: &str, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let args = ["--release", "-p", package, "--example", name];
+    hoist_core::testing::cargo_build(dir, &args, &format!("examples/{name}"))
+        .expect("the example builds")
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -3,19 +3,13 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hoist_functions::config::RuntimeCommand;
 use hoist_functions::{FunctionSpec, Invocation};
 use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use support::repo;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn contract_runtimes_serve_events_with_their_headers() {

@@ -5,26 +5,19 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use hoist_functions::config::RuntimeCommand;
 use hoist_functions::{FunctionExecutor, FunctionSpec, Invocation};
 use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+use support::repo;
 
 fn docker_inspect(container: &str, format: &str) -> String {
-    let out = std::process::Command::new("docker")
-        .args(["inspect", "-f", format, container])
-        .output()
-        .expect("the docker CLI runs");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    support::docker::docker_cli(&["inspect", "-f", format, container])
+        .trim()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

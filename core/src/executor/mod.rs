@@ -364,6 +364,12 @@ impl Executor {
         tasks
     }
 
+    /// The container of a live task, once one has been created (before the task is reported
+    /// running).
+    pub fn container_of(&self, task: &TaskId) -> Option<ContainerId> {
+        self.inner.table().tasks.get(task)?.container_id.clone()
+    }
+
     /// Kills every task (with `grace`, or each task's own kill policy) and returns once every
     /// task's teardown is done. No task can be launched afterwards.
     pub async fn shutdown(&self, grace: Option<Duration>) {

@@ -354,6 +354,7 @@ async fn tasks_name_the_container_as_soon_as_it_is_created() {
     assert_eq!(*state, TaskState::Starting);
     assert_eq!(container.as_ref(), fake.container_of("t").as_ref());
     assert!(container.is_some());
+    assert_eq!(executor.container_of(&"t".into()), fake.container_of("t"));
 }
 
 #[tokio::test(start_paused = true)]

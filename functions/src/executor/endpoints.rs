@@ -97,14 +97,11 @@ impl EndpointLauncher {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
-        let result = tokio::select! {
+        // On failure the pool stops the environment, which detaches (forgets) it.
+        tokio::select! {
             result = self.inner.start(environment, key) => result,
             never = probe => match never {},
-        };
-        if result.is_err() {
-            self.shared.forget_contract(environment);
         }
-        result
     }
 }
 

@@ -17,6 +17,21 @@ pub(crate) const LOG_TAIL_BYTES: usize = 4 * 1024;
 const SETTLE_STEP: Duration = Duration::from_millis(25);
 /// At most this many extra reads while the log still grows.
 const SETTLE_READS: usize = 8;
+/// How long reading the log may take, at the hand-over and again after the answer: a backend
+/// whose `logs` hangs must not hold the invocation (and its environment) with it.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `read` within [`READ_TIMEOUT`].
+async fn bounded<T>(read: impl Future<Output = hoist_core::Result<T>>) -> hoist_core::Result<T> {
+    tokio::time::timeout(READ_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(hoist_core::Error::new(
+                hoist_core::ErrorKind::Timeout,
+                format!("the log was not read within {READ_TIMEOUT:?}"),
+            ))
+        })
+}
 
 /// Where an environment's log stood when an invocation was handed over.
 #[derive(Debug, Clone)]
@@ -90,7 +105,7 @@ pub(super) async fn mark(
     container: Option<ContainerId>,
 ) -> LogMark {
     let (offsets, failed) = match &container {
-        Some(id) => match read(containerizer, id).await {
+        Some(id) => match bounded(read(containerizer, id)).await {
             Ok(chunks) => (lengths(&chunks), None),
             Err(e) => ([0; 2], Some(e.to_string())),
         },
@@ -142,7 +157,7 @@ pub(super) async fn tail(
     if let Some(container) = &mark.container {
         let chunks = match &mark.failed {
             Some(failed) => Err(failed.clone()),
-            None => settled(containerizer, container)
+            None => bounded(settled(containerizer, container))
                 .await
                 .map_err(|e| e.to_string()),
         };
@@ -187,11 +202,7 @@ pub(super) fn container_of(
     executor: &hoist_core::Executor,
     environment: &EnvironmentId,
 ) -> Option<ContainerId> {
-    executor
-        .tasks()
-        .into_iter()
-        .find(|(task, _, _)| task.as_str() == environment.0)
-        .and_then(|(_, _, container)| container)
+    executor.container_of(&hoist_core::TaskId::new(environment.0.as_str()))
 }
 
 #[cfg(test)]

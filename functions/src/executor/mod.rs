@@ -123,14 +123,14 @@ impl Shared {
         }
     }
 
-    /// Where the Runtime API endpoints listen: `runtime_api_bind`, else loopback, or every
-    /// interface when environments reach the executor through `runtime_api_host`.
     /// Whether environments of `runtime` have a network of their own: containers, when the
     /// executor is reachable at `runtime_api_host`. Otherwise they share the host's.
     fn own_network(&self, runtime: &RuntimeCommand) -> bool {
         runtime.image.is_some() && self.config.runtime_api_host.is_some()
     }
 
+    /// Where the Runtime API endpoints listen: `runtime_api_bind`, else loopback, or every
+    /// interface when environments reach the executor through `runtime_api_host`.
     fn runtime_api_bind(&self) -> IpAddr {
         match (self.config.runtime_api_bind, &self.config.runtime_api_host) {
             (Some(bind), _) => bind,
@@ -562,21 +562,22 @@ impl FunctionExecutor {
                 )));
             }
         };
-        let runtime_invocation = RuntimeInvocation {
-            request_id: request_id.clone(),
-            payload: invocation.payload.clone(),
-            deadline: SystemTime::now() + spec.timeout,
-            function_arn: self.shared.function_arn(&spec.name),
-            client_context: invocation.client_context.clone(),
-        };
         let cold = lease.cold_start;
         let environment = lease.environment.clone();
+        // The log mark is read before the deadline is set: the function keeps its whole timeout.
         let log_mark = if invocation.tail_log && invocation.kind == InvocationType::RequestResponse
         {
             let container = logs::container_of(&self.executor, &environment);
             Some(logs::mark(self.executor.containerizer().as_ref(), container).await)
         } else {
             None
+        };
+        let runtime_invocation = RuntimeInvocation {
+            request_id: request_id.clone(),
+            payload: invocation.payload.clone(),
+            deadline: SystemTime::now() + spec.timeout,
+            function_arn: self.shared.function_arn(&spec.name),
+            client_context: invocation.client_context.clone(),
         };
         let started = std::time::Instant::now();
         let answer = match self.shared.protocol(spec) {
@@ -594,6 +595,10 @@ impl FunctionExecutor {
                 tokio::time::timeout(spec.timeout, call).await
             }
         };
+        let timed_out = format!(
+            "Task timed out after {:.2} seconds",
+            spec.timeout.as_secs_f64()
+        );
         let log = match log_mark {
             Some(mark) => {
                 let framing = logs::Framing {
@@ -601,12 +606,7 @@ impl FunctionExecutor {
                     version: "$LATEST",
                     duration: started.elapsed(),
                     memory_mb: spec.memory,
-                    note: answer.is_err().then(|| {
-                        format!(
-                            "{request_id} Task timed out after {:.2} seconds",
-                            spec.timeout.as_secs_f64()
-                        )
-                    }),
+                    note: answer.is_err().then(|| format!("{request_id} {timed_out}")),
                 };
                 let mark = mark.or_container(logs::container_of(&self.executor, &environment));
                 Some(logs::tail(self.executor.containerizer().as_ref(), &mark, framing).await)
@@ -642,9 +642,7 @@ impl FunctionExecutor {
                     .await;
                 let body = error_document(
                     "Sandbox.Timedout",
-                    format!(
-                        "RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds"
-                    ),
+                    format!("RequestId: {request_id} Error: {timed_out}"),
                 );
                 done(body, Some("Unhandled"), cold)
             }

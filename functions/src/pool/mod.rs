@@ -114,9 +114,14 @@ impl State {
         Ok(())
     }
 
+    /// Gives a slot back. A registered function's entry stays at zero (no allocation for its
+    /// next invocation); one whose limits are gone (removed meanwhile) goes at zero.
     fn unadmit(&mut self, function: &str) {
         if let Some(n) = self.running.get_mut(function) {
             *n = n.saturating_sub(1);
+            if *n == 0 && !self.limits.contains_key(function) {
+                self.running.remove(function);
+            }
         }
     }
 }
@@ -488,6 +493,7 @@ impl WarmPool {
             let mut state = self.inner.state();
             state.limits.remove(function);
             if state.running.get(function) == Some(&0) {
+                // In flight invocations remove it as they end (`State::unadmit`).
                 state.running.remove(function);
             }
             state

@@ -59,7 +59,8 @@ pub fn c_libraries() -> Vec<Volume> {
     ])
 }
 
-fn docker_cli(args: &[&str]) -> String {
+/// Runs the `docker` CLI and returns what it printed.
+pub fn docker_cli(args: &[&str]) -> String {
     let out = std::process::Command::new("docker")
         .args(args)
         .output()

@@ -15,6 +15,14 @@ use hoist_core::testing::{cargo_build, target_profile_dir};
 use hoist_core::{Containerizer, ExecutorId};
 use hoist_process::ProcessContainerizer;
 
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
 /// Builds the `echo-lambda` example (a `lambda_runtime` function) once and returns its path.
 pub fn echo_lambda() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
