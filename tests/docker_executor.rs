@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
+use hoist::Containerizer;
+
 use hoist::docker::testing::{
     DEBIAN_STATIC_BUSYBOX, build_busybox_image, engine_for_test, remove_image,
 };
@@ -43,10 +45,7 @@ async fn the_example_runs_a_task_in_a_container_and_removes_it() {
         .kill_on_drop(true)
         .output();
     let output = tokio::time::timeout(Duration::from_secs(120), run).await;
-    let leftover = std::process::Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("ancestor={tag}")])
-        .output()
-        .unwrap();
+    let leftover = docker.list_owned(&"docker-example".into()).await.unwrap();
     remove_image(docker.client(), &tag).await.unwrap();
 
     let output = output.expect("the example ends").unwrap();
@@ -60,8 +59,5 @@ async fn the_example_runs_a_task_in_a_container_and_removes_it() {
     assert!(stdout.contains("example running"), "{stdout}");
     assert!(stdout.contains("example finished"), "{stdout}");
     assert!(stdout.contains("exited with code 0"), "{stdout}");
-    assert!(
-        String::from_utf8_lossy(&leftover.stdout).trim().is_empty(),
-        "the container is left"
-    );
+    assert!(leftover.is_empty(), "the container is left: {leftover:?}");
 }

@@ -70,6 +70,10 @@ async fn build_steps_write_the_work_directory_as_its_owner() {
     use hoist_runtimes::function::{FunctionSpec, Source};
     use hoist_runtimes::plan::{BuildPlan, Target};
 
+    // A work directory owned by someone other than the executor's user (root here), made
+    // before the image, which a failure here would otherwise leave behind.
+    let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(work.path(), Some(4321), Some(4322)).unwrap();
     let Some((host, tag)) = docker_host("owner").await else {
         return;
     };
@@ -99,9 +103,6 @@ async fn build_steps_write_the_work_directory_as_its_owner() {
     let mut spec = FunctionSpec::new("owned", "main.run", "sh1", Source::text("true")).unwrap();
     spec.deps = Some("a-package\n".into());
 
-    // A work directory owned by someone other than the executor's user (root here).
-    let work = tempfile::tempdir().unwrap();
-    std::os::unix::fs::chown(work.path(), Some(4321), Some(4322)).unwrap();
     let target = Target::docker(work.path());
     let plan = BuildPlan::new(&spec, &catalog).unwrap();
     let rendering = plan.render(&target, 8080).unwrap();

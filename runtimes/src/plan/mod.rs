@@ -242,7 +242,13 @@ impl BuildPlan {
             env.extend(substitute(&phase.env, &base_env));
             steps.push(Step {
                 phase: phase.phase,
-                container: self.container(target, &phase.image, Some(command), env, &user),
+                container: self.container(
+                    target,
+                    &phase.image,
+                    Some(command),
+                    env,
+                    user.as_deref(),
+                ),
             });
         }
 
@@ -273,7 +279,7 @@ impl BuildPlan {
             .with_context("runtime", &self.runtime.name));
         }
         let command = phase.command.as_deref();
-        let mut runtime = self.container(target, &phase.image, command, env, &user);
+        let mut runtime = self.container(target, &phase.image, command, env, user.as_deref());
         if matches!(target, Target::Docker { .. } | Target::Pod { .. }) {
             // Processes have no memory limit without cgroups: they get FUNC_MEMORY_LIMIT only.
             runtime.resources.memory = self.spec.memory_limit;
@@ -287,7 +293,7 @@ impl BuildPlan {
         image: &str,
         command: Option<&str>,
         env: BTreeMap<String, String>,
-        user: &Option<String>,
+        user: Option<&str>,
     ) -> ContainerSpec {
         let mut spec = ContainerSpec {
             command: command
@@ -295,21 +301,22 @@ impl BuildPlan {
                 .unwrap_or_default(),
             env,
             working_dir: Some(PathBuf::from(target.inner_dir())),
-            user: user.clone(),
+            user: user.map(str::to_owned),
             ..ContainerSpec::default()
         };
         spec.labels
             .insert("hoist-function".into(), self.spec.name.clone());
-        if let Target::Pod { .. } = target {
-            spec.image = Some(image.to_owned());
-        }
-        if let Target::Docker { work_dir } = target {
-            spec.image = Some(image.to_owned());
-            spec.volumes.push(Volume {
-                host_path: work_dir.clone(),
-                container_path: PathBuf::from(DOCKER_WORK_DIR),
-                read_only: false,
-            });
+        match target {
+            Target::Process { .. } => {}
+            Target::Pod { .. } => spec.image = Some(image.to_owned()),
+            Target::Docker { work_dir } => {
+                spec.image = Some(image.to_owned());
+                spec.volumes.push(Volume {
+                    host_path: work_dir.clone(),
+                    container_path: PathBuf::from(DOCKER_WORK_DIR),
+                    read_only: false,
+                });
+            }
         }
         spec
     }

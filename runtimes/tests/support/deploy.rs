@@ -41,7 +41,13 @@ struct HostPaths {
     rust_sysroot: PathBuf,
 }
 
-fn host_paths() -> HostPaths {
+/// The host's paths, found once per test process (it runs `python3` and `rustc`).
+fn host_paths() -> &'static HostPaths {
+    static PATHS: std::sync::OnceLock<HostPaths> = std::sync::OnceLock::new();
+    PATHS.get_or_init(find_host_paths)
+}
+
+fn find_host_paths() -> HostPaths {
     let python = std::process::Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
         .output()
@@ -519,7 +525,7 @@ async fn remove(host: &Host, deployed: &Deployed) {
 /// the 408 of the endless one, and the metrics.
 pub async fn run_examples(host: &Host, language: &str, runtime: &str) {
     let paths = host_paths();
-    let catalog = catalog(host, &paths);
+    let catalog = catalog(host, paths);
     assert!(catalog.resolve(runtime).is_ok());
     if language == "rust" {
         for binary in ["function-get", "function-post", "function-endless"] {
@@ -728,7 +734,7 @@ pub async fn failed_compile(host: &Host) {
 /// Deploys `spec` on processes, expecting a failed step; returns the error text and the
 /// temporary directory holding the work directory `work/`.
 async fn failed_deploy(host: &Host, spec: &FunctionSpec) -> (String, tempfile::TempDir) {
-    let catalog = catalog(host, &host_paths());
+    let catalog = catalog(host, host_paths());
     let dir = tempfile::tempdir().unwrap();
     write_packages(&dir.path().join("pkgs"));
     let work = dir.path().join("work");
