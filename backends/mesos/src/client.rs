@@ -209,33 +209,25 @@ fn timeout(what: &str, endpoint: &str, after: Duration) -> Error {
 }
 
 fn rejected(what: &str, endpoint: &str, status: http::StatusCode, body: &str) -> Error {
-    if status == http::StatusCode::UNAUTHORIZED {
-        // The agent authenticates executors by the bearer token it gave them; no retry helps.
-        return Error::new(
-            ErrorKind::InvalidInput,
-            format!(
-                "authentication failed: the agent answered {what} with {status} \
-                 (the bearer token of MESOS_EXECUTOR_AUTHENTICATION_TOKEN is missing or wrong): {body}"
-            ),
-        )
-        .with_context("agent", endpoint)
-        .with_context(FAILURE, AUTHENTICATION);
-    }
-    // 503 while the agent recovers is worth retrying; 4xx means the call itself is wrong.
+    // 503 while the agent recovers is worth retrying; 4xx mean the call itself is wrong, and
+    // 401 that the bearer token the agent gave the executor is: no retry helps.
     let kind = if status.is_server_error() {
         ErrorKind::Unavailable
     } else {
         ErrorKind::InvalidInput
     };
-    Error::new(
-        kind,
-        format!("the agent answered {what} with {status}: {body}"),
-    )
-    .with_context("agent", endpoint)
+    let message = if status == http::StatusCode::UNAUTHORIZED {
+        format!(
+            "authentication failed: the agent answered {what} with {status} \
+             (the bearer token of MESOS_EXECUTOR_AUTHENTICATION_TOKEN is missing or wrong): {body}"
+        )
+    } else {
+        format!("the agent answered {what} with {status}: {body}")
+    };
+    Error::new(kind, message)
+        .with_context("agent", endpoint)
+        .with_context("status", status.as_u16())
 }
-
-const FAILURE: &str = "failure";
-const AUTHENTICATION: &str = "authentication";
 
 /// Whether `error` is the agent refusing the executor's credentials (`401 Unauthorized`: a
 /// missing or wrong `MESOS_EXECUTOR_AUTHENTICATION_TOKEN`). Such an error has the kind
@@ -248,7 +240,7 @@ const AUTHENTICATION: &str = "authentication";
 /// assert!(!is_authentication_failure(&Error::invalid("a bad call")));
 /// ```
 pub fn is_authentication_failure(error: &Error) -> bool {
-    error.context_value(FAILURE) == Some(AUTHENTICATION)
+    error.context_value("status") == Some("401")
 }
 
 /// The events of one subscription.
