@@ -3,7 +3,8 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -18,26 +19,20 @@ pub(crate) const EVENT_QUEUE_FULL: &str = "FunctionInvocationRateLimitExceeded";
 #[derive(Debug, Clone)]
 pub(super) struct Background {
     tasks: TaskTracker,
-    queued: Arc<AtomicUsize>,
+    /// One permit per free place in the `Event` queue.
+    places: Arc<Semaphore>,
     cancel: CancellationToken,
     config: EventQueueConfig,
 }
 
 /// One place in the `Event` queue, given back when dropped.
-#[derive(Debug)]
-pub(super) struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+pub(super) type Slot = OwnedSemaphorePermit;
 
 impl Background {
     pub(super) fn new(config: EventQueueConfig) -> Self {
         Background {
             tasks: TaskTracker::new(),
-            queued: Arc::default(),
+            places: Arc::new(Semaphore::new(Self::places(&config))),
             cancel: CancellationToken::new(),
             config,
         }
@@ -52,29 +47,23 @@ impl Background {
                 "the function executor is shutting down",
             )));
         }
-        let mut current = self.queued.load(Ordering::Acquire);
-        loop {
-            if current >= self.config.capacity {
-                return Err(InvokeError::Throttled {
-                    reason: EVENT_QUEUE_FULL.to_owned(),
-                    retry_after,
-                });
-            }
-            match self.queued.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => return Ok(Slot(self.queued.clone())),
-                Err(now) => current = now,
-            }
-        }
+        self.places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| InvokeError::Throttled {
+                reason: EVENT_QUEUE_FULL.to_owned(),
+                retry_after,
+            })
     }
 
     /// How many `Event` invocations are waiting or running.
     pub(super) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
+        Self::places(&self.config) - self.places.available_permits()
+    }
+
+    /// The queue's places: its capacity, within what a semaphore can count.
+    fn places(config: &EventQueueConfig) -> usize {
+        config.capacity.min(Semaphore::MAX_PERMITS)
     }
 
     /// Runs `work` in the background; at shutdown, past the drain deadline, it is dropped and
