@@ -370,10 +370,8 @@ async fn handle(
             let mut state = shared.state();
             if status == StatusCode::SERVICE_UNAVAILABLE {
                 state.seen.unavailable += 1;
-            } else if status == StatusCode::UNAUTHORIZED {
-                state.seen.unauthorized += 1;
-                state.seen.rejected.push(format!("{status}: {why}"));
             } else {
+                state.seen.unauthorized += usize::from(status == StatusCode::UNAUTHORIZED);
                 state.seen.rejected.push(format!("{status}: {why}"));
             }
             drop(state);
