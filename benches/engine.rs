@@ -51,11 +51,11 @@ impl Hook for Small {
     fn name(&self) -> &str {
         self.0
     }
-    async fn pre_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn pre_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         ctx.state.insert(task.container.argv().len());
         Ok(())
     }
-    async fn pre_stop<'c>(&self, ctx: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+    async fn pre_stop(&self, ctx: &mut HookContext<'_>, _: &TaskSpec) -> Result<()> {
         ctx.state.remove::<usize>();
         Ok(())
     }
@@ -72,7 +72,7 @@ struct Round {
 
 async fn engine_round() -> Round {
     let fake = Arc::new(FakeContainerizer::without_recording());
-    let (executor, mut statuses) = Executor::builder(fake)
+    let executor = Executor::builder(fake)
         .hook(Small("a"))
         .hook(Small("b"))
         .hook(Small("c"))
@@ -80,10 +80,11 @@ async fn engine_round() -> Round {
         .hook(Small("e"))
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     let before = LIVE.load(Ordering::Relaxed);
     let start = Instant::now();
     for i in 0..TASKS {
-        executor.launch(spec(i)).await.unwrap();
+        executor.launch(spec(i)).unwrap();
     }
     let mut running = 0;
     while running < TASKS {
@@ -95,7 +96,7 @@ async fn engine_round() -> Round {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let idle = LIVE.load(Ordering::Relaxed).saturating_sub(before);
     for i in 0..TASKS {
-        executor.kill(&spec(i).id, None).await.unwrap();
+        executor.kill(&spec(i).id, None).unwrap();
     }
     let mut killed = 0;
     while killed < TASKS {

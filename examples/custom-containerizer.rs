@@ -521,19 +521,16 @@ impl<C: Containerizer> Containerizer for Traced<C> {
 /// Runs two tasks on the task containerizer through the executor and returns their statuses.
 pub async fn run() -> Result<Vec<hoist::TaskStatus>> {
     let backend = Arc::new(Traced::new(TaskContainerizer::with_builtins()));
-    let (executor, mut statuses) = hoist::Executor::builder(backend).build()?;
-    executor
-        .launch(hoist::TaskSpec::new(
-            "greet",
-            ContainerSpec::command(["echo", "hello", "from", "a", "task"]),
-        ))
-        .await?;
-    executor
-        .launch(hoist::TaskSpec::new(
-            "fail",
-            ContainerSpec::command(["exit", "3"]),
-        ))
-        .await?;
+    let executor = hoist::Executor::builder(backend).build()?;
+    let mut statuses = executor.statuses();
+    executor.launch(hoist::TaskSpec::new(
+        "greet",
+        ContainerSpec::command(["echo", "hello", "from", "a", "task"]),
+    ))?;
+    executor.launch(hoist::TaskSpec::new(
+        "fail",
+        ContainerSpec::command(["exit", "3"]),
+    ))?;
     let mut seen = Vec::new();
     let mut ended = 0;
     while ended < 2 {

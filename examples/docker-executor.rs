@@ -28,10 +28,11 @@ async fn main() -> anyhow::Result<()> {
         "connected to the Docker Engine (API {})",
         docker.api_version()
     );
-    let (executor, mut statuses) = Executor::builder(docker.clone())
+    let executor = Executor::builder(docker.clone())
         .executor_id("docker-example")
         .build()?;
-    executor.launch(TaskSpec::new("example", container)).await?;
+    let mut statuses = executor.statuses();
+    executor.launch(TaskSpec::new("example", container))?;
 
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -50,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
             // Once: the future is done after the first Ctrl-C.
             _ = &mut ctrl_c, if !killing => {
                 killing = true;
-                executor.kill(&"example".into(), None).await?;
+                executor.kill(&"example".into(), None)?;
             }
         }
     }

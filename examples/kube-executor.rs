@@ -77,10 +77,11 @@ async fn main() -> anyhow::Result<()> {
         None => KubeContainerizer::in_cluster(config)?,
     };
     let pods = Arc::new(pods);
-    let (executor, mut statuses) = Executor::builder(pods.clone())
+    let executor = Executor::builder(pods.clone())
         .executor_id("kube-example")
         .build()?;
-    executor.launch(TaskSpec::new("example", container)).await?;
+    let mut statuses = executor.statuses();
+    executor.launch(TaskSpec::new("example", container))?;
 
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -101,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
             // Once: the future is done after the first Ctrl-C.
             _ = &mut ctrl_c, if !killing => {
                 killing = true;
-                executor.kill(&"example".into(), None).await?;
+                executor.kill(&"example".into(), None)?;
             }
         }
     }

@@ -24,7 +24,7 @@ impl Hook for PrintPhases {
         "print-phases"
     }
 
-    async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let info = ctx
             .containerizer
             .inspect(ctx.container_id.expect("started"))
@@ -37,7 +37,7 @@ impl Hook for PrintPhases {
         Ok(())
     }
 
-    async fn post_stop<'c>(&self, _ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_stop(&self, _ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         println!("  [hook] {} stopped", task.id);
         Ok(())
     }
@@ -57,7 +57,7 @@ impl Hook for TaskIdEnv {
         10
     }
 
-    async fn pre_create<'c>(&self, _ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+    async fn pre_create(&self, _ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
         task.container
             .env
             .insert("HOIST_TASK_ID".into(), task.id.to_string());
@@ -108,11 +108,12 @@ async fn main() -> anyhow::Result<()> {
         TaskFile::from_yaml(&text).with_context(|| format!("in {}", args.task_file.display()))?;
 
     let backend = Arc::new(ProcessContainerizer::new(&args.state_dir)?);
-    let (executor, mut statuses) = Executor::builder(backend)
+    let executor = Executor::builder(backend)
         .executor_id("local-executor")
         .hook(PrintPhases)
         .hook(TaskIdEnv)
         .build()?;
+    let mut statuses = executor.statuses();
     // Whatever an earlier run left behind is cleaned up or watched again.
     let recovered = executor.recover([]).await?;
     if !recovered.reattached.is_empty() {
@@ -121,7 +122,7 @@ async fn main() -> anyhow::Result<()> {
 
     let total = file.tasks.len();
     for task in file.tasks {
-        executor.launch(task).await?;
+        executor.launch(task)?;
     }
 
     let deadline = async {

@@ -153,7 +153,7 @@ impl Config {
 
     fn parse(text: &str) -> Result<Config, String> {
         let config: Config =
-            hoist::task::parse_yaml(text, "config.yaml").map_err(|e| e.message().to_owned())?;
+            hoist::input::parse_yaml(text, "config.yaml").map_err(|e| e.message().to_owned())?;
         config.validate()?;
         Ok(config)
     }
@@ -496,9 +496,10 @@ async fn run() -> Result<Exit, String> {
         .unwrap_or_else(|| env.executor_id.value.clone());
     let mut builder = Executor::builder(containerizer).executor_id(executor_id.as_str());
     for hook in build_hooks(&config)? {
-        builder = builder.hook_arc(hook);
+        builder = builder.hook(hook);
     }
-    let (executor, statuses) = builder.build().map_err(|e| e.to_string())?;
+    let executor = builder.build().map_err(|e| e.to_string())?;
+    let statuses = executor.statuses();
     let options = DriverOptions {
         default_kill_grace: flags.stop_timeout,
         sandbox_mount: flags

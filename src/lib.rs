@@ -17,8 +17,9 @@
 //! use hoist::process::ProcessContainerizer;
 //!
 //! let backend = Arc::new(ProcessContainerizer::new("/tmp/hoist-state")?);
-//! let (executor, mut statuses) = Executor::builder(backend).build()?;
-//! executor.launch(TaskSpec::new("hello", ContainerSpec::command(["echo", "hello"]))).await?;
+//! let executor = Executor::builder(backend).build()?;
+//! let mut statuses = executor.statuses();
+//! executor.launch(TaskSpec::new("hello", ContainerSpec::command(["echo", "hello"])))?;
 //! while let Some(status) = statuses.recv().await {
 //!     println!("{status}");
 //!     if status.state.is_terminal() { break; }

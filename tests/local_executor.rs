@@ -42,9 +42,10 @@ async fn the_demo_task_file_runs_on_the_process_backend() {
 
     let state = tempfile::tempdir().unwrap();
     let backend = Arc::new(ProcessContainerizer::new(state.path()).unwrap());
-    let (executor, mut statuses) = Executor::builder(backend).build().unwrap();
+    let executor = Executor::builder(backend).build().unwrap();
+    let mut statuses = executor.statuses();
     for task in file.tasks {
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
     }
 
     let mut web_healthy = false;

@@ -1,5 +1,5 @@
 //! What a backend reports about a container: ids, exit status, info, exec output, logs,
-//! ownership and capabilities.
+//! and ownership.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -78,17 +78,6 @@ pub struct Owner {
     pub executor_id: ExecutorId,
     /// The task it runs.
     pub task_id: TaskId,
-}
-
-/// The label keys backends use to record ownership.
-pub mod labels {
-    /// Label holding the executor id.
-    pub const EXECUTOR_ID: &str = "io.hoist.executor-id";
-    /// Label holding the task id.
-    pub const TASK_ID: &str = "io.hoist.task-id";
-    /// Task label (in `TaskSpec::labels`) naming the framework or group a task belongs to; the
-    /// Mesos frontend sets it from the framework's name, and the `network` hook reads it.
-    pub const FRAMEWORK_NAME: &str = "hoist.framework.name";
 }
 
 /// A container found by `list_owned`.
@@ -260,62 +249,6 @@ pub struct LogOptions {
     pub follow: bool,
     /// Only the last `n` lines of what is already there.
     pub tail: Option<usize>,
-}
-
-/// What a backend supports. Anything unsupported returns [`crate::ErrorKind::Unsupported`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct Capabilities {
-    /// Images are pulled and run (not just a local path).
-    pub images: bool,
-    /// `exec` works.
-    pub exec: bool,
-    /// `logs` works.
-    pub logs: bool,
-    /// Host network mode.
-    pub network_host: bool,
-    /// Bridge network mode.
-    pub network_bridge: bool,
-    /// Named user networks.
-    pub network_user: bool,
-    /// No network.
-    pub network_none: bool,
-    /// Port mappings.
-    pub port_mappings: bool,
-    /// CPU limits.
-    pub cpu_limit: bool,
-    /// Memory limits (and OOM reporting).
-    pub memory_limit: bool,
-    /// Volumes.
-    pub volumes: bool,
-    /// Running as another user.
-    pub user: bool,
-    /// Custom DNS servers.
-    pub dns: bool,
-    /// The containers survive an executor restart and `list_owned` finds them.
-    pub recovery: bool,
-}
-
-impl Capabilities {
-    /// Everything a full container runtime does.
-    pub fn all() -> Self {
-        Capabilities {
-            images: true,
-            exec: true,
-            logs: true,
-            network_host: true,
-            network_bridge: true,
-            network_user: true,
-            network_none: true,
-            port_mappings: true,
-            cpu_limit: true,
-            memory_limit: true,
-            volumes: true,
-            user: true,
-            dns: true,
-            recovery: true,
-        }
-    }
 }
 
 #[cfg(test)]

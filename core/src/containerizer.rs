@@ -1,15 +1,15 @@
 //! The [`Containerizer`] trait: the seam between the engine and a runtime (process, Docker, pod).
 
 use std::fmt::Debug;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
+use crate::capabilities::Capabilities;
 use crate::container::{
-    Capabilities, ContainerId, ContainerInfo, ExecOutput, ExecutorId, ExitStatus, LogChunk,
-    LogOptions, OwnedContainer, Owner,
+    ContainerId, ContainerInfo, ExecOutput, ExecutorId, ExitStatus, LogChunk, LogOptions,
+    OwnedContainer, Owner,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::task::ContainerSpec;
@@ -18,6 +18,11 @@ use crate::task::ContainerSpec;
 pub type LogChunks = BoxStream<'static, Result<LogChunk>>;
 
 /// Runs containers. Implementations are used as `Arc<dyn Containerizer>`.
+///
+/// What the backend can honour is declared by [`Containerizer::capabilities`]; the engine checks
+/// every spec against it ([`Capabilities::check`]) before `create`, so a backend need not
+/// refuse fields itself. Wrappers that add behaviour (deadlines, retries, tracing) are
+/// [layers](crate::layer).
 ///
 /// Every method names the container by the id `create` returned. Unknown ids are
 /// [`ErrorKind::NotFound`]; what the backend does not support is [`ErrorKind::Unsupported`]
@@ -145,53 +150,3 @@ pub trait ContainerizerExt: Containerizer {
 }
 
 impl<T: Containerizer + ?Sized> ContainerizerExt for T {}
-
-macro_rules! forward_containerizer {
-    ($ty:ty) => {
-        #[async_trait]
-        #[deny(clippy::missing_trait_methods)]
-        impl<T: Containerizer + ?Sized> Containerizer for $ty {
-            fn name(&self) -> &str {
-                (**self).name()
-            }
-            fn capabilities(&self) -> Capabilities {
-                (**self).capabilities()
-            }
-            async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-                (**self).create(owner, spec).await
-            }
-            async fn start(&self, id: &ContainerId) -> Result<()> {
-                (**self).start(id).await
-            }
-            async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-                (**self).wait(id).await
-            }
-            async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-                (**self).stop(id, grace).await
-            }
-            async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
-                (**self).remove(id, force).await
-            }
-            async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
-                (**self).inspect(id).await
-            }
-            async fn exec(
-                &self,
-                id: &ContainerId,
-                argv: &[String],
-                timeout: Duration,
-            ) -> Result<ExecOutput> {
-                (**self).exec(id, argv, timeout).await
-            }
-            async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
-                (**self).logs(id, options).await
-            }
-            async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
-                (**self).list_owned(executor).await
-            }
-        }
-    };
-}
-
-forward_containerizer!(Arc<T>);
-forward_containerizer!(Box<T>);

@@ -1,8 +1,12 @@
 //! The one error type of hoist-core and of every backend built on it.
 //!
-//! An [`Error`] carries a [`ErrorKind`] that callers match on, the operation that failed, context
-//! pairs naming what it was done to (a task id, a container id, a field), an optional source, and
-//! whether retrying can help ([`Error::is_temporary`]).
+//! An [`Error`] carries a [`ErrorKind`] that callers match on, the operation that failed (and
+//! the operations it was called from, as `called` context), context pairs naming what it was
+//! done to (a task id, a container id, a field), an optional source, and an [`ErrorStatus`]
+//! saying whether retrying can help.
+//!
+//! A source's text is printed once: [`Error`]'s `Display` appends it, so a message never
+//! repeats it.
 
 use std::fmt;
 
@@ -56,6 +60,38 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Whether retrying the operation that failed can help.
+///
+/// A [`RetryLayer`](crate::layer::RetryLayer) retries only [`ErrorStatus::Temporary`] errors;
+/// once it gives up, the error it returns is [`ErrorStatus::Persistent`]: it was temporary, and
+/// retrying did not help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorStatus {
+    /// Retrying the same operation will fail the same way.
+    Permanent,
+    /// Retrying may succeed (a timeout, an unreachable peer, a busy backend).
+    Temporary,
+    /// The error was temporary, but retries did not help; do not retry again.
+    Persistent,
+}
+
+impl ErrorStatus {
+    /// A short lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorStatus::Permanent => "permanent",
+            ErrorStatus::Temporary => "temporary",
+            ErrorStatus::Persistent => "persistent",
+        }
+    }
+}
+
+impl fmt::Display for ErrorStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error from hoist: a kind, a message, the operation, context pairs and an optional source.
 ///
 /// ```
@@ -72,7 +108,7 @@ pub struct Error {
     message: String,
     operation: Option<&'static str>,
     context: Vec<(&'static str, String)>,
-    temporary: bool,
+    status: ErrorStatus,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -87,7 +123,11 @@ impl Error {
             message: message.into(),
             operation: None,
             context: Vec::new(),
-            temporary: matches!(kind, ErrorKind::Timeout | ErrorKind::Unavailable),
+            status: if matches!(kind, ErrorKind::Timeout | ErrorKind::Unavailable) {
+                ErrorStatus::Temporary
+            } else {
+                ErrorStatus::Permanent
+            },
             source: None,
         }
     }
@@ -112,9 +152,39 @@ impl Error {
         Error::new(ErrorKind::InvalidInput, message)
     }
 
-    /// Names the operation that failed (`"create"`, `"stop"`, `"pre_run"`...).
+    /// An [`ErrorKind::InvalidInput`] error about one field of some input, named by its path as
+    /// the user wrote it (`tasks[1].container.ports[0].container_port`, `acl.chain`): the
+    /// message is ``"`field` problem"`` and the context holds `field`.
+    ///
+    /// ```
+    /// use hoist_core::Error;
+    ///
+    /// let err = Error::invalid_field("container.user", "must be `uid` or `uid:gid`");
+    /// assert_eq!(err.to_string(), "invalid input: `container.user` must be `uid` or `uid:gid` (field: container.user)");
+    /// assert_eq!(err.context_value("field"), Some("container.user"));
+    /// ```
+    pub fn invalid_field(field: impl Into<String>, problem: impl fmt::Display) -> Self {
+        let field = field.into();
+        Error::new(ErrorKind::InvalidInput, format!("`{field}` {problem}"))
+            .with_context("field", field)
+    }
+
+    /// Names the operation that failed (`"create"`, `"stop"`, `"pre_run"`...). An operation
+    /// named earlier is kept as a `called` context pair, so the error remembers its path:
+    ///
+    /// ```
+    /// use hoist_core::{Error, ErrorKind};
+    ///
+    /// let err = Error::new(ErrorKind::Timeout, "no answer").with_operation("inspect").with_operation("recover");
+    /// assert_eq!(err.operation(), Some("recover"));
+    /// assert_eq!(err.context_value("called"), Some("inspect"));
+    /// ```
     pub fn with_operation(mut self, operation: &'static str) -> Self {
-        self.operation = Some(operation);
+        if let Some(earlier) = self.operation.replace(operation)
+            && earlier != operation
+        {
+            self.context.push(("called", earlier.to_owned()));
+        }
         self
     }
 
@@ -130,9 +200,28 @@ impl Error {
         self
     }
 
-    /// Marks whether retrying the same operation can succeed.
-    pub fn set_temporary(mut self, temporary: bool) -> Self {
-        self.temporary = temporary;
+    /// Marks whether retrying the same operation can succeed: [`ErrorStatus::Temporary`] when
+    /// `temporary`, [`ErrorStatus::Permanent`] otherwise.
+    pub fn set_temporary(self, temporary: bool) -> Self {
+        self.set_status(if temporary {
+            ErrorStatus::Temporary
+        } else {
+            ErrorStatus::Permanent
+        })
+    }
+
+    /// Marks a temporary error as one that retries did not cure ([`ErrorStatus::Persistent`]);
+    /// a permanent error stays permanent.
+    pub fn set_persistent(self) -> Self {
+        match self.status {
+            ErrorStatus::Permanent => self,
+            _ => self.set_status(ErrorStatus::Persistent),
+        }
+    }
+
+    /// Sets whether a retry can help.
+    pub fn set_status(mut self, status: ErrorStatus) -> Self {
+        self.status = status;
         self
     }
 
@@ -164,9 +253,15 @@ impl Error {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Whether retrying the same operation can succeed (timeouts and unreachable peers, by default).
+    /// Whether retrying the same operation can help.
+    pub fn status(&self) -> ErrorStatus {
+        self.status
+    }
+
+    /// Whether retrying the same operation can succeed ([`ErrorStatus::Temporary`]: timeouts and
+    /// unreachable peers, by default).
     pub fn is_temporary(&self) -> bool {
-        self.temporary
+        self.status == ErrorStatus::Temporary
     }
 }
 
@@ -206,8 +301,8 @@ impl fmt::Debug for Error {
         if !self.context.is_empty() {
             d.field("context", &self.context);
         }
-        if self.temporary {
-            d.field("temporary", &true);
+        if self.status != ErrorStatus::Permanent {
+            d.field("status", &self.status);
         }
         if let Some(source) = &self.source {
             d.field("source", source);
@@ -270,6 +365,29 @@ mod tests {
             !Error::new(ErrorKind::Timeout, "slow")
                 .set_temporary(false)
                 .is_temporary()
+        );
+    }
+
+    #[test]
+    fn persistent_is_not_temporary_and_permanent_stays_permanent() {
+        let err = Error::new(ErrorKind::Unavailable, "down").set_persistent();
+        assert_eq!(err.status(), ErrorStatus::Persistent);
+        assert!(!err.is_temporary());
+        let err = Error::new(ErrorKind::InvalidInput, "bad").set_persistent();
+        assert_eq!(err.status(), ErrorStatus::Permanent);
+    }
+
+    #[test]
+    fn a_new_operation_keeps_the_earlier_one_as_called() {
+        let err = Error::new(ErrorKind::NotFound, "gone")
+            .with_operation("inspect")
+            .with_operation("inspect")
+            .with_operation("recover");
+        assert_eq!(err.operation(), Some("recover"));
+        assert_eq!(err.context(), &[("called", "inspect".to_owned())]);
+        assert_eq!(
+            err.to_string(),
+            "not found: gone (during recover, called: inspect)"
         );
     }
 

@@ -118,6 +118,9 @@ pub struct HookContext<'a> {
 /// hook's name and error. A failure in pre-stop or post-stop is reported and later hooks still
 /// run. Every phase has a default that does nothing.
 ///
+/// `Arc<H>` and `Box<H>` are hooks too, so one hook value can be shared
+/// (`builder.hook(shared.clone())`).
+///
 /// ```
 /// use async_trait::async_trait;
 /// use hoist_core::{Hook, HookContext, Result, TaskSpec};
@@ -129,7 +132,7 @@ pub struct HookContext<'a> {
 /// #[async_trait]
 /// impl Hook for InjectEnv {
 ///     fn name(&self) -> &str { "inject-env" }
-///     async fn pre_create<'c>(&self, _ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+///     async fn pre_create(&self, _ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
 ///         task.container.env.insert("DEPLOYED_BY".into(), "hoist".into());
 ///         Ok(())
 ///     }
@@ -152,35 +155,76 @@ pub trait Hook: Send + Sync + std::fmt::Debug + 'static {
     }
 
     /// Before create. May change the task spec.
-    async fn pre_create<'c>(&self, ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+    async fn pre_create(&self, ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
         let _ = (ctx, task);
         Ok(())
     }
 
     /// After create, before start.
-    async fn pre_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn pre_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let _ = (ctx, task);
         Ok(())
     }
 
     /// After start, before the task is reported running.
-    async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let _ = (ctx, task);
         Ok(())
     }
 
     /// Before stop.
-    async fn pre_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn pre_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let _ = (ctx, task);
         Ok(())
     }
 
     /// After the container has stopped.
-    async fn post_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let _ = (ctx, task);
         Ok(())
     }
 }
+
+/// `Arc<H>` and `Box<H>` are the hook `H`.
+macro_rules! pointer_forwards {
+    ($pointer:ident) => {
+        #[async_trait]
+        #[deny(clippy::missing_trait_methods)]
+        impl<H: Hook + ?Sized> Hook for $pointer<H> {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn priority(&self) -> i64 {
+                (**self).priority()
+            }
+            fn validate(&self) -> Result<()> {
+                (**self).validate()
+            }
+            async fn pre_create(
+                &self,
+                ctx: &mut HookContext<'_>,
+                task: &mut TaskSpec,
+            ) -> Result<()> {
+                (**self).pre_create(ctx, task).await
+            }
+            async fn pre_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+                (**self).pre_run(ctx, task).await
+            }
+            async fn post_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+                (**self).post_run(ctx, task).await
+            }
+            async fn pre_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+                (**self).pre_stop(ctx, task).await
+            }
+            async fn post_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+                (**self).post_stop(ctx, task).await
+            }
+        }
+    };
+}
+
+pointer_forwards!(Arc);
+pointer_forwards!(Box);
 
 #[cfg(test)]
 mod tests {

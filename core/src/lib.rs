@@ -10,6 +10,7 @@
 //! The feature `testing` adds [`testing::FakeContainerizer`], the containerizer conformance
 //! suite and mockall mocks of the traits.
 
+pub mod capabilities;
 pub mod catalog;
 pub mod container;
 pub mod containerizer;
@@ -17,6 +18,9 @@ pub mod error;
 pub mod executor;
 pub mod health;
 pub mod hook;
+pub mod input;
+pub mod labels;
+pub mod layer;
 pub mod scheduler;
 pub mod status;
 pub mod task;
@@ -24,12 +28,13 @@ pub mod task;
 pub mod testing;
 pub mod units;
 
+pub use capabilities::Capabilities;
 pub use container::{
-    Capabilities, ContainerId, ContainerInfo, ContainerState, ExecOutput, ExecutorId, ExitStatus,
-    LogChunk, LogOptions, LogStream, MappedPort, OwnedContainer, Owner,
+    ContainerId, ContainerInfo, ContainerState, ExecOutput, ExecutorId, ExitStatus, LogChunk,
+    LogOptions, LogStream, MappedPort, OwnedContainer, Owner,
 };
 pub use containerizer::{Containerizer, ContainerizerExt, LogChunks};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ErrorStatus, Result};
 pub use executor::{Executor, ExecutorBuilder, RecoveryMode};
 pub use hook::{Hook, HookContext, HookState, Phase};
 pub use status::{Reason, TaskState, TaskStatus};

@@ -9,11 +9,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::health::HealthCheck;
+use crate::input::{parse_json, parse_yaml};
 use crate::units;
 
 /// The id of a task, unique within one executor.
@@ -128,7 +128,7 @@ impl TaskSpec {
     /// health-check settings. Errors name the field.
     pub fn validate(&self) -> Result<()> {
         if self.id.as_str().trim().is_empty() {
-            return Err(field_error("id", "must not be empty"));
+            return Err(Error::invalid_field("id", "must not be empty"));
         }
         self.container.validate("container")?;
         if let Some(check) = &self.health_check {
@@ -167,54 +167,14 @@ impl TaskFile {
             task.validate()
                 .map_err(|e| prefix_field(e, &format!("tasks[{i}]")))?;
             if !seen.insert(&task.id) {
-                return Err(field_error(
-                    &format!("tasks[{i}].id"),
-                    &format!("duplicate task id `{}`", task.id),
+                return Err(Error::invalid_field(
+                    format!("tasks[{i}].id"),
+                    format!("duplicate task id `{}`", task.id),
                 ));
             }
         }
         Ok(())
     }
-}
-
-/// Deserializes YAML into `T`, naming the path of the first bad field in the error.
-pub fn parse_yaml<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    let value: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("{what} is not valid YAML: {e}"),
-        )
-    })?;
-    from_value(value, what)
-}
-
-/// Deserializes JSON into `T`, naming the path of the first bad field in the error.
-pub fn parse_json<T: DeserializeOwned>(text: &str, what: &str) -> Result<T> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("{what} is not valid JSON: {e}"),
-        )
-    })?;
-    from_value(value, what)
-}
-
-fn from_value<T: DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        Error::new(ErrorKind::InvalidInput, format!("{what}{at}: {inner}"))
-            .with_context("field", path)
-    })
-}
-
-pub(crate) fn field_error(field: &str, problem: &str) -> Error {
-    Error::new(ErrorKind::InvalidInput, format!("`{field}` {problem}")).with_context("field", field)
 }
 
 fn prefix_field(err: Error, prefix: &str) -> Error {
@@ -296,28 +256,28 @@ impl ContainerSpec {
 
     fn validate(&self, at: &str) -> Result<()> {
         if self.image.is_none() && self.command.is_empty() {
-            return Err(field_error(at, "needs an `image` or a `command`"));
+            return Err(Error::invalid_field(at, "needs an `image` or a `command`"));
         }
         if let Some(image) = &self.image
             && (image.trim().is_empty() || image.chars().any(char::is_whitespace))
         {
-            return Err(field_error(
-                &format!("{at}.image"),
+            return Err(Error::invalid_field(
+                format!("{at}.image"),
                 "must be a non-empty image reference without spaces",
             ));
         }
         for key in self.env.keys() {
             if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(field_error(
-                    &format!("{at}.env"),
-                    &format!("has an invalid variable name `{key}`"),
+                return Err(Error::invalid_field(
+                    format!("{at}.env"),
+                    format!("has an invalid variable name `{key}`"),
                 ));
             }
         }
         for (i, port) in self.ports.iter().enumerate() {
             if port.container_port == 0 {
-                return Err(field_error(
-                    &format!("{at}.ports[{i}].container_port"),
+                return Err(Error::invalid_field(
+                    format!("{at}.ports[{i}].container_port"),
                     "must be between 1 and 65535",
                 ));
             }
@@ -325,29 +285,29 @@ impl ContainerSpec {
         if let Some(cpus) = self.resources.cpus
             && !(cpus.is_finite() && cpus > 0.0)
         {
-            return Err(field_error(
-                &format!("{at}.resources.cpus"),
+            return Err(Error::invalid_field(
+                format!("{at}.resources.cpus"),
                 "must be a positive number",
             ));
         }
         if self.resources.memory == Some(0) {
-            return Err(field_error(
-                &format!("{at}.resources.memory"),
+            return Err(Error::invalid_field(
+                format!("{at}.resources.memory"),
                 "must be positive",
             ));
         }
         if let Some(NetworkMode::User(name)) = &self.network
             && name.trim().is_empty()
         {
-            return Err(field_error(
-                &format!("{at}.network.user"),
+            return Err(Error::invalid_field(
+                format!("{at}.network.user"),
                 "must name a network",
             ));
         }
         for (i, volume) in self.volumes.iter().enumerate() {
             if !volume.container_path.is_absolute() {
-                return Err(field_error(
-                    &format!("{at}.volumes[{i}].container_path"),
+                return Err(Error::invalid_field(
+                    format!("{at}.volumes[{i}].container_path"),
                     "must be an absolute path",
                 ));
             }
@@ -494,6 +454,7 @@ impl Default for KillPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorKind;
 
     #[test]
     fn yaml_round_trip_with_every_field() {

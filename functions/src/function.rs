@@ -116,7 +116,7 @@ impl FunctionSpec {
 
     /// Parses and validates a function from JSON; errors name the bad field.
     pub fn from_json(text: &str) -> hoist_core::Result<Self> {
-        let spec: FunctionSpec = hoist_core::task::parse_json(text, "function")?;
+        let spec: FunctionSpec = hoist_core::input::parse_json(text, "function")?;
         spec.validate()?;
         Ok(spec)
     }

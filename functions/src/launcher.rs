@@ -206,7 +206,7 @@ impl EnvironmentLauncher for ExecutorLauncher {
             .unwrap_or_else(|e| e.into_inner())
             .insert(environment.clone(), tx);
         // If this future is dropped (the pool's deadline), the waiter goes with the stop.
-        if let Err(e) = self.executor.launch(spec).await {
+        if let Err(e) = self.executor.launch(spec) {
             self.signal.settle(environment, Ok(()));
             return Err(e.with_context("environment", environment));
         }
@@ -231,7 +231,7 @@ impl EnvironmentLauncher for ExecutorLauncher {
             .unwrap_or_else(|e| e.into_inner())
             .remove(environment);
         let task = TaskId::new(environment.0.clone());
-        match self.executor.kill(&task, Some(self.stop_grace)).await {
+        match self.executor.kill(&task, Some(self.stop_grace)) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => tracing::warn!(%environment, error = %e, "could not stop environment"),

@@ -18,7 +18,7 @@ pub mod pool;
 mod registry;
 pub mod runtime_api;
 
-pub use executor::{FUNCTION_LABEL, FunctionExecutor};
+pub use executor::FunctionExecutor;
 pub use function::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FunctionSpec, MAX_TIMEOUT};
 pub use invoke::{Invocation, InvocationType, InvokeError, InvokeResponse};
 pub use registry::{FunctionVersion, Registry};

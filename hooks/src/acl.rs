@@ -361,12 +361,12 @@ impl Hook for AclHook {
         Ok(())
     }
 
-    async fn pre_create<'c>(&self, _ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+    async fn pre_create(&self, _ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
         // Bad labels fail the launch before anything is created.
         self.label_sources(task).map(drop)
     }
 
-    async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         if task.container.ports.is_empty() || task.container.network == Some(NetworkMode::None) {
             return Ok(());
         }
@@ -378,7 +378,7 @@ impl Hook for AclHook {
         Ok(())
     }
 
-    async fn pre_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn pre_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         if let Some(AclRules(added)) = ctx.state.remove::<AclRules>() {
             return self.firewall.remove(&added).await;
         }

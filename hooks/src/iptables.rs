@@ -324,7 +324,7 @@ impl Hook for IptablesHook {
         Ok(())
     }
 
-    async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         if !bridged(task) {
             tracing::debug!(task = %task.id, "not on a bridge; no port rules");
             return Ok(());
@@ -336,7 +336,7 @@ impl Hook for IptablesHook {
         Ok(())
     }
 
-    async fn pre_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn pre_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         if let Some(PortRules(added)) = ctx.state.remove::<PortRules>() {
             return self.firewall.remove(&added).await;
         }

@@ -21,7 +21,7 @@
 //!
 //! let mut builder = Executor::builder(Arc::new(FakeContainerizer::new()));
 //! for (name, section) in [("remove-container", serde_json::Value::Null), ("network", serde_json::json!({ "name": "web" }))] {
-//!     builder = builder.hook_arc(hoist_hooks::from_config(name, &section)?);
+//!     builder = builder.hook(hoist_hooks::from_config(name, &section)?);
 //! }
 //! let (executor, _statuses) = builder.build()?;
 //! # drop(executor);
@@ -44,7 +44,7 @@ use hoist_core::{Error, Hook, Result};
 pub use acl::{AclConfig, AclHook, acl_label};
 pub use iptables::{IptablesChains, IptablesConfig, IptablesHook};
 pub use netns::{NetnsConfig, NetnsHook};
-pub use network::{FRAMEWORK_NAME_LABEL, NetworkConfig, NetworkHook};
+pub use network::{NetworkConfig, NetworkHook};
 pub use remove_container::{RemoveContainerConfig, RemoveContainerHook};
 
 use firewall::{Firewall, IptablesFirewall};

@@ -175,7 +175,7 @@ impl Hook for NetnsHook {
         Ok(())
     }
 
-    async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_run(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let link = self.link_path(task)?;
         let id = ctx
             .container_id
@@ -226,7 +226,7 @@ impl Hook for NetnsHook {
         Ok(())
     }
 
-    async fn post_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         match ctx.state.remove::<NetnsLink>() {
             Some(NetnsLink { link, target }) => remove_if_points_to(&link, &target).await,
             // A task re-attached after an executor restart has no state: remove the link an

@@ -6,10 +6,6 @@ use serde::Deserialize;
 
 use crate::config::key_error;
 
-/// The task label that carries the framework's name. The Mesos frontend sets it from
-/// `FrameworkInfo.name`; other frontends may set it too.
-pub const FRAMEWORK_NAME_LABEL: &str = hoist_core::container::labels::FRAMEWORK_NAME;
-
 /// The configuration of [`NetworkHook`] (section `network:`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +16,7 @@ pub struct NetworkConfig {
     #[serde(default)]
     pub name: Option<String>,
     /// The task label naming the network when `name` is unset (default
-    /// [`FRAMEWORK_NAME_LABEL`], so each framework's tasks share the framework's network).
+    /// [`hoist_core::labels::FRAMEWORK_NAME`], so each framework's tasks share the framework's network).
     #[serde(default = "NetworkConfig::default_label")]
     pub label: String,
     /// The hook's priority (default 0).
@@ -30,7 +26,7 @@ pub struct NetworkConfig {
 
 impl NetworkConfig {
     fn default_label() -> String {
-        FRAMEWORK_NAME_LABEL.to_owned()
+        hoist_core::labels::FRAMEWORK_NAME.to_owned()
     }
 }
 
@@ -48,7 +44,7 @@ impl Default for NetworkConfig {
 ///
 /// It creates nothing: the network must exist in the backend (`docker network create ...`), and
 /// a backend without user networks rejects the task. The network is `name` when configured,
-/// otherwise the value of the task's `label` (by default [`FRAMEWORK_NAME_LABEL`]); a task with
+/// otherwise the value of the task's `label` (by default [`hoist_core::labels::FRAMEWORK_NAME`]); a task with
 /// neither fails to launch with a message saying so.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkHook {
@@ -59,7 +55,7 @@ impl NetworkHook {
     /// The name it registers under.
     pub const NAME: &'static str = "network";
 
-    /// A hook that reads the network's name from each task's [`FRAMEWORK_NAME_LABEL`].
+    /// A hook that reads the network's name from each task's [`hoist_core::labels::FRAMEWORK_NAME`].
     pub fn new() -> Self {
         NetworkHook::default()
     }
@@ -115,7 +111,7 @@ impl Hook for NetworkHook {
         Ok(())
     }
 
-    async fn pre_create<'c>(&self, _ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+    async fn pre_create(&self, _ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
         let name = match &self.config.name {
             Some(name) => name.clone(),
             None => {

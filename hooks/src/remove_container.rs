@@ -44,7 +44,7 @@ impl Default for RemoveContainerConfig {
 /// use hoist_hooks::RemoveContainerHook;
 /// use std::sync::Arc;
 ///
-/// let (executor, _statuses) = Executor::builder(Arc::new(FakeContainerizer::new()))
+/// let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
 ///     .hook(RemoveContainerHook::new())
 ///     .build()
 ///     .unwrap();
@@ -80,7 +80,7 @@ impl Hook for RemoveContainerHook {
         self.config.priority
     }
 
-    async fn post_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()> {
+    async fn post_stop(&self, ctx: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
         let Some(id) = ctx.container_id else {
             return Ok(());
         };

@@ -164,7 +164,7 @@ async fn scenario(docker: Arc<DockerContainerizer>, image: &str) {
 
     let acl =
         AclHook::new(serde_json::from_value(json!({ "chain": clients.chain })).unwrap()).unwrap();
-    let (executor, mut statuses) = Executor::builder(docker.clone())
+    let executor = Executor::builder(docker.clone())
         .executor_id(ExecutorId::new(format!(
             "hoist-hooks-e2e-{}",
             std::process::id()
@@ -174,6 +174,7 @@ async fn scenario(docker: Arc<DockerContainerizer>, image: &str) {
         .hook(RemoveContainerHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
 
     let mut container =
         ContainerSpec::command(["/bin/busybox", "httpd", "-f", "-p", "80", "-h", "/www"]);
@@ -183,7 +184,7 @@ async fn scenario(docker: Arc<DockerContainerizer>, image: &str) {
     let mut task = TaskSpec::new(task_id.as_str(), container);
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.232.1.2".into());
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     let running = support::until_state(&mut statuses, TaskState::Running).await;
     assert_eq!(running.state, TaskState::Running, "{running}");
     let container_id = running.container_id.clone().expect("a container id");
@@ -240,7 +241,7 @@ async fn scenario(docker: Arc<DockerContainerizer>, image: &str) {
     );
 
     // After the kill: no rule, no link, no container.
-    executor.kill(&task_id.as_str().into(), None).await.unwrap();
+    executor.kill(&task_id.as_str().into(), None).unwrap();
     let killed = support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(killed.state, TaskState::Killed, "{killed}");
     assert!(

@@ -40,19 +40,19 @@ fn firewall_with_chain() -> Arc<RecordingFirewall> {
 async fn remove_container_removes_after_kill_and_after_exit() {
     let fake = Arc::new(FakeContainerizer::new());
     fake.script("short", Script::exits(0, Duration::from_millis(5)));
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(RemoveContainerHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
 
     executor
         .launch(TaskSpec::new("long", ContainerSpec::command(["sleep"])))
-        .await
         .unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     let long = fake.container_of("long").unwrap();
     assert_eq!(fake.live_containers(), [long]);
-    executor.kill(&"long".into(), None).await.unwrap();
+    executor.kill(&"long".into(), None).unwrap();
     assert_eq!(
         support::until_state(&mut statuses, TaskState::Killed)
             .await
@@ -67,7 +67,6 @@ async fn remove_container_removes_after_kill_and_after_exit() {
 
     executor
         .launch(TaskSpec::new("short", ContainerSpec::command(["true"])))
-        .await
         .unwrap();
     assert_eq!(
         support::until_state(&mut statuses, TaskState::Finished)
@@ -81,13 +80,13 @@ async fn remove_container_removes_after_kill_and_after_exit() {
 #[tokio::test]
 async fn without_remove_container_stopped_containers_stay() {
     let fake = Arc::new(FakeContainerizer::new());
-    let (executor, mut statuses) = Executor::builder(fake.clone()).build().unwrap();
+    let executor = Executor::builder(fake.clone()).build().unwrap();
+    let mut statuses = executor.statuses();
     executor
         .launch(TaskSpec::new("t", ContainerSpec::command(["sleep"])))
-        .await
         .unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
-    executor.kill(&"t".into(), None).await.unwrap();
+    executor.kill(&"t".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(fake.live_containers().len(), 1);
 }
@@ -95,13 +94,13 @@ async fn without_remove_container_stopped_containers_stay() {
 #[tokio::test]
 async fn remove_container_tolerates_a_container_removed_behind_its_back() {
     let fake = Arc::new(FakeContainerizer::new());
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(RemoveContainerHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     executor
         .launch(TaskSpec::new("t", ContainerSpec::command(["sleep"])))
-        .await
         .unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     let id = fake.container_of("t").unwrap();
@@ -114,14 +113,15 @@ async fn remove_container_tolerates_a_container_removed_behind_its_back() {
 #[tokio::test]
 async fn network_hook_uses_the_configured_name_or_the_framework_label() {
     let fake = Arc::new(FakeContainerizer::new());
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(NetworkHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     let mut task = TaskSpec::new("a", ContainerSpec::command(["x"]));
     task.labels
-        .insert(hoist_hooks::FRAMEWORK_NAME_LABEL.into(), "marathon".into());
-    executor.launch(task).await.unwrap();
+        .insert(hoist_core::labels::FRAMEWORK_NAME.into(), "marathon".into());
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     let spec = fake.spec_of(&fake.container_of("a").unwrap()).unwrap();
     assert_eq!(spec.network, Some(NetworkMode::User("marathon".into())));
@@ -129,25 +129,25 @@ async fn network_hook_uses_the_configured_name_or_the_framework_label() {
     // Neither a configured name nor the label: the launch fails, saying which label is missing.
     executor
         .launch(TaskSpec::new("b", ContainerSpec::command(["x"])))
-        .await
         .unwrap();
     let failed = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(failed.state, TaskState::Failed);
     let message = failed.message.unwrap();
     assert!(
-        message.contains("hoist.framework.name") && message.contains("network"),
+        message.contains("io.hoist.framework-name") && message.contains("network"),
         "{message}"
     );
     assert!(fake.container_of("b").is_none(), "nothing may be created");
 
     let fake = Arc::new(FakeContainerizer::new());
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(NetworkHook::named("backend"))
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     let mut task = TaskSpec::new("c", ContainerSpec::command(["x"]));
     task.container.network = Some(NetworkMode::Bridge);
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     let spec = fake.spec_of(&fake.container_of("c").unwrap()).unwrap();
     assert_eq!(spec.network, Some(NetworkMode::User("backend".into())));
@@ -179,12 +179,13 @@ async fn acl_adds_rules_in_post_run_and_removes_them_in_pre_stop() {
     config.external_interface = Some("eth0".into());
     config.default_allowed_cidr = vec!["172.17.0.1".into()];
     let hook = AclHook::with_firewall(config, firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
 
     let mut task = web_task("web.1");
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.0.0.0/8, 192.168.1.7".into());
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
 
     let port = |p: u16| {
@@ -206,7 +207,7 @@ async fn acl_adds_rules_in_post_run_and_removes_them_in_pre_stop() {
         ]
     );
 
-    executor.kill(&"web.1".into(), None).await.unwrap();
+    executor.kill(&"web.1".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(firewall.rule_count(), 0);
 }
@@ -216,7 +217,8 @@ async fn a_bad_acl_label_fails_the_launch_naming_label_and_value() {
     let fake = Arc::new(FakeContainerizer::new());
     let firewall = firewall_with_chain();
     let hook = AclHook::with_firewall(acl_config(), firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
 
     let cases = [
         ("EXECUTOR_0_ACL", "10.0.0.1,10.0.0.300", "10.0.0.300"),
@@ -229,7 +231,7 @@ async fn a_bad_acl_label_fails_the_launch_naming_label_and_value() {
         let id = format!("bad.{i}");
         let mut task = web_task(&id);
         task.labels.insert(label.into(), value.into());
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
         let end = support::until_state(&mut statuses, TaskState::Failed).await;
         assert_eq!(end.state, TaskState::Failed);
         let message = end.message.unwrap();
@@ -251,15 +253,16 @@ async fn a_failing_rule_fails_the_launch_and_leaves_no_rule_or_container() {
     let firewall = firewall_with_chain();
     firewall.fail_adds_with("DROP");
     let hook = AclHook::with_firewall(acl_config(), firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(hook)
         .hook(RemoveContainerHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     let mut task = web_task("w");
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.1.2.3".into());
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
     assert!(end.message.unwrap().contains("acl"));
@@ -277,7 +280,7 @@ fn acl_configuration_errors_name_the_key() {
     let build = |section: serde_json::Value| {
         hoist_hooks::from_config_with("acl", &section, firewall.clone()).and_then(|hook| {
             Executor::builder(Arc::new(FakeContainerizer::new()))
-                .hook_arc(hook)
+                .hook(hook)
                 .build()
                 .map(drop)
         })
@@ -344,7 +347,8 @@ async fn acl_extra_rules_and_ipv6() {
     }))
     .unwrap();
     let hook = AclHook::with_firewall(config, firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
     let mut container = ContainerSpec::command(["dns"]);
     container.ports = vec![PortMapping {
         protocol: Protocol::Udp,
@@ -353,7 +357,7 @@ async fn acl_extra_rules_and_ipv6() {
     let mut task = TaskSpec::new("dns", container);
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "fd00::/64".into());
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     let v6: Vec<String> = firewall
         .rules_in(Family::Ipv6, Table::Filter, CHAIN)
@@ -372,7 +376,7 @@ async fn acl_extra_rules_and_ipv6() {
         v4[0].contains("--ctorigdstport 5353") && v4[0].ends_with("--limit 10/s -j ACCEPT"),
         "{v4:?}"
     );
-    executor.kill(&"dns".into(), None).await.unwrap();
+    executor.kill(&"dns".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(firewall.rule_count(), 0);
 }
@@ -394,10 +398,11 @@ async fn iptables_adds_docker_style_rules_for_the_container_address_and_removes_
     );
     let firewall = Arc::new(RecordingFirewall::new());
     let hook = IptablesHook::with_firewall(iptables_config(), firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
     let mut task = web_task("web");
     task.container.ports.truncate(1);
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
 
     let chain = |table, chain| -> Vec<String> {
@@ -432,7 +437,7 @@ async fn iptables_adds_docker_style_rules_for_the_container_address_and_removes_
             ),
         ]
     );
-    executor.kill(&"web".into(), None).await.unwrap();
+    executor.kill(&"web".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(firewall.rule_count(), 0);
 }
@@ -458,8 +463,9 @@ async fn iptables_switches_chains_and_network_modes() {
     }))
     .unwrap();
     let hook = IptablesHook::with_firewall(config, firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
-    executor.launch(web_task("bridged")).await.unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
+    executor.launch(web_task("bridged")).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     // Only DNAT, for both ports, the second on the host port the backend chose.
     let pre = firewall.rules_in(Family::Ipv4, Table::Nat, "HOIST-PRE");
@@ -471,7 +477,7 @@ async fn iptables_switches_chains_and_network_modes() {
 
     let mut host = web_task("host");
     host.container.network = Some(NetworkMode::Host);
-    executor.launch(host).await.unwrap();
+    executor.launch(host).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
     assert_eq!(
         firewall.rule_count(),
@@ -487,13 +493,14 @@ async fn iptables_fails_the_launch_when_the_container_has_no_bridge_address() {
     let fake = Arc::new(FakeContainerizer::new());
     let firewall = Arc::new(RecordingFirewall::new());
     let hook = IptablesHook::with_firewall(iptables_config(), firewall.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(hook)
         .hook(RemoveContainerHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     // The fake reports only loopback.
-    executor.launch(web_task("lo")).await.unwrap();
+    executor.launch(web_task("lo")).unwrap();
     let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
     assert!(end.message.unwrap().contains("docker0"));
@@ -507,7 +514,7 @@ fn iptables_configuration_errors_name_the_key() {
     let build = |section: serde_json::Value| {
         hoist_hooks::from_config_with("iptables", &section, firewall.clone()).and_then(|hook| {
             Executor::builder(Arc::new(FakeContainerizer::new()))
-                .hook_arc(hook)
+                .hook(hook)
                 .build()
                 .map(drop)
         })
@@ -564,7 +571,7 @@ fn from_config_knows_every_bundled_hook_and_rejects_others() {
     for (name, section) in sections.iter().skip(1) {
         let hook = hoist_hooks::from_config_with(name, section, firewall.clone()).unwrap();
         names.push(hook.name().to_owned());
-        builder = builder.hook_arc(hook);
+        builder = builder.hook(hook);
     }
     builder.build().unwrap();
     assert_eq!(names, hoist_hooks::HOOK_NAMES);
@@ -583,7 +590,7 @@ fn from_config_knows_every_bundled_hook_and_rejects_others() {
     let err = hoist_hooks::from_config("netns", &json!({ "proc_path": "relative" }))
         .and_then(|hook| {
             Executor::builder(Arc::new(FakeContainerizer::new()))
-                .hook_arc(hook)
+                .hook(hook)
                 .build()
                 .map(drop)
         })
@@ -633,18 +640,20 @@ async fn acl_and_iptables_rules_are_removed_for_a_task_reattached_after_a_restar
     let build = |firewall: Arc<dyn Firewall>| {
         let acl = AclHook::with_firewall(acl_config(), firewall.clone()).unwrap();
         let iptables = IptablesHook::with_firewall(iptables_config(), firewall).unwrap();
-        Executor::builder(fake.clone())
+        let executor = Executor::builder(fake.clone())
             .hook(acl)
             .hook(iptables)
             .build()
-            .unwrap()
+            .unwrap();
+        let statuses = executor.statuses();
+        (executor, statuses)
     };
     let mut task = web_task("web");
     task.labels
         .insert("EXECUTOR_1_ACL".into(), "10.9.0.0/16".into());
 
     let (first, mut first_statuses) = build(firewall.clone());
-    first.launch(task.clone()).await.unwrap();
+    first.launch(task.clone()).unwrap();
     support::until_state(&mut first_statuses, TaskState::Running).await;
     // acl: a drop for port 0, an accept and a drop for port 1; iptables: one masquerade, then
     // per port a DNAT, a hairpin masquerade and two forward rules.
@@ -657,7 +666,7 @@ async fn acl_and_iptables_rules_are_removed_for_a_task_reattached_after_a_restar
     let (second, mut statuses) = build(second_firewall.clone());
     let report = second.recover([task]).await.unwrap();
     assert_eq!(report.reattached, ["web".into()]);
-    second.kill(&"web".into(), None).await.unwrap();
+    second.kill(&"web".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     // The restarted executor's pre-stop (before the container stopped, so before the first
     // executor could see the exit) removed every rule.

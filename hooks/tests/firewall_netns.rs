@@ -188,7 +188,7 @@ async fn acl_hook_writes_and_clears_a_real_chain() {
     let fake = Arc::new(FakeContainerizer::new());
     let hook = hoist_hooks::from_config_with("acl", &section, fw.clone()).unwrap();
     let err = Executor::builder(fake.clone())
-        .hook_arc(hook)
+        .hook(hook)
         .build()
         .unwrap_err();
     assert!(
@@ -198,10 +198,8 @@ async fn acl_hook_writes_and_clears_a_real_chain() {
 
     ns.ok(&["iptables", "-w", "-N", "HOIST-ACL"]);
     let hook = hoist_hooks::from_config_with("acl", &section, fw.clone()).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone())
-        .hook_arc(hook)
-        .build()
-        .unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
     let mut container = ContainerSpec::command(["server"]);
     container.ports = vec![PortMapping::tcp(8080, Some(31080))];
     let mut task = TaskSpec::new("web.1", container);
@@ -209,7 +207,7 @@ async fn acl_hook_writes_and_clears_a_real_chain() {
         hoist_hooks::acl_label(0),
         "198.51.100.7,203.0.113.0/24".into(),
     );
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
 
     let rules = ns.rules("iptables", "filter", "HOIST-ACL");
@@ -233,7 +231,7 @@ async fn acl_hook_writes_and_clears_a_real_chain() {
         rules[3]
     );
 
-    executor.kill(&"web.1".into(), None).await.unwrap();
+    executor.kill(&"web.1".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert!(ns.rules("iptables", "filter", "HOIST-ACL").is_empty());
 }
@@ -250,13 +248,11 @@ async fn iptables_hook_writes_and_clears_real_nat_and_filter_rules() {
     let config =
         serde_json::from_value(json!({ "container_bridge_interface": "br-hoist" })).unwrap();
     let hook = IptablesHook::with_firewall(config, fw).unwrap();
-    let (executor, mut statuses) = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let executor = Executor::builder(fake.clone()).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
     let mut container = ContainerSpec::command(["server"]);
     container.ports = vec![PortMapping::tcp(80, Some(31000))];
-    executor
-        .launch(TaskSpec::new("web", container))
-        .await
-        .unwrap();
+    executor.launch(TaskSpec::new("web", container)).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
 
     let pre = ns.rules("iptables", "nat", "PREROUTING");
@@ -269,7 +265,7 @@ async fn iptables_hook_writes_and_clears_real_nat_and_filter_rules() {
     assert_eq!(ns.rules("iptables", "nat", "POSTROUTING").len(), 2);
     assert_eq!(ns.rules("iptables", "filter", "FORWARD").len(), 2);
 
-    executor.kill(&"web".into(), None).await.unwrap();
+    executor.kill(&"web".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert!(ns.rules("iptables", "nat", "PREROUTING").is_empty());
     assert!(ns.rules("iptables", "nat", "POSTROUTING").is_empty());
@@ -327,17 +323,18 @@ async fn acl_lets_the_allowed_source_through_and_drops_the_other() {
     )
     .unwrap();
     let fake = Arc::new(FakeContainerizer::new());
-    let (executor, mut statuses) = Executor::builder(fake).hook(hook).build().unwrap();
+    let executor = Executor::builder(fake).hook(hook).build().unwrap();
+    let mut statuses = executor.statuses();
     let mut container = ContainerSpec::command(["httpd"]);
     container.ports = vec![PortMapping::tcp(8080, Some(8080))];
     let mut task = TaskSpec::new("web", container);
     task.labels
         .insert("EXECUTOR_0_ACL".into(), "10.231.1.2".into());
-    executor.launch(task).await.unwrap();
+    executor.launch(task).unwrap();
     support::until_state(&mut statuses, TaskState::Running).await;
 
     let (allowed_ok, denied_ok) = (fetch(&allowed, "10.231.1.1"), fetch(&denied, "10.231.2.1"));
-    executor.kill(&"web".into(), None).await.unwrap();
+    executor.kill(&"web".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     let after = fetch(&denied, "10.231.2.1");
     let left = server.rules("iptables", "filter", "HOIST-ACL");

@@ -31,16 +31,16 @@ async fn ip_netns_exec_sees_the_task_network_until_the_kill() {
             ..Script::default()
         },
     );
-    let (executor, mut statuses) = Executor::builder(fake)
+    let executor = Executor::builder(fake)
         .hook(NetnsHook::new())
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     executor
         .launch(TaskSpec::new(
             task_id.as_str(),
             ContainerSpec::command(["x"]),
         ))
-        .await
         .unwrap();
     assert_eq!(
         support::until_state(&mut statuses, TaskState::Running)
@@ -68,7 +68,7 @@ async fn ip_netns_exec_sees_the_task_network_until_the_kill() {
     );
     assert!(!support::ok(&["ip", "-o", "link", "show"]).contains(&interface));
 
-    executor.kill(&task_id.as_str().into(), None).await.unwrap();
+    executor.kill(&task_id.as_str().into(), None).unwrap();
     assert_eq!(
         support::until_state(&mut statuses, TaskState::Killed)
             .await
@@ -108,16 +108,16 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
         pid: Some(process.id()),
         ..Script::default()
     });
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(hook_in(dir.path()))
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
 
     // A link left by an earlier run of the same task id is replaced.
     std::os::unix::fs::symlink("/proc/1/ns/net", links.join("stale")).unwrap();
     executor
         .launch(TaskSpec::new("stale", ContainerSpec::command(["x"])))
-        .await
         .unwrap();
     assert_eq!(
         support::until_state(&mut statuses, TaskState::Running)
@@ -132,7 +132,7 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
     // Replaced behind the hook's back: post-stop leaves the new link alone.
     std::fs::remove_file(links.join("stale")).unwrap();
     std::os::unix::fs::symlink("/somewhere/else", links.join("stale")).unwrap();
-    executor.kill(&"stale".into(), None).await.unwrap();
+    executor.kill(&"stale".into(), None).unwrap();
     support::until_state(&mut statuses, TaskState::Killed).await;
     assert_eq!(
         std::fs::read_link(links.join("stale")).unwrap(),
@@ -143,7 +143,6 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
     std::fs::write(links.join("taken"), "").unwrap();
     executor
         .launch(TaskSpec::new("taken", ContainerSpec::command(["x"])))
-        .await
         .unwrap();
     let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);
@@ -153,7 +152,6 @@ async fn stale_links_are_replaced_and_foreign_files_are_left_alone() {
     // A task id that cannot be a file name fails the launch, naming the id.
     executor
         .launch(TaskSpec::new("a/b", ContainerSpec::command(["x"])))
-        .await
         .unwrap();
     let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert!(end.message.unwrap().contains("`a/b`"));
@@ -168,13 +166,13 @@ async fn a_container_without_a_process_fails_the_launch() {
         pid: Some(u32::MAX - 1),
         ..Script::default()
     });
-    let (executor, mut statuses) = Executor::builder(fake.clone())
+    let executor = Executor::builder(fake.clone())
         .hook(hook_in(dir.path()))
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     executor
         .launch(TaskSpec::new("gone", ContainerSpec::command(["x"])))
-        .await
         .unwrap();
     let end = support::until_state(&mut statuses, TaskState::Failed).await;
     assert_eq!(end.state, TaskState::Failed);

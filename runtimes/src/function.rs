@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine as _;
-use hoist_core::task::{parse_json, parse_yaml};
+use hoist_core::input::{parse_json, parse_yaml};
 use hoist_core::units;
 use hoist_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};

@@ -325,10 +325,11 @@ impl Bench {
         let mode = format!("hoist{width}");
         let timed = Arc::new(Timed::new(self.docker.clone()));
         let executor_id = self.owner(&mode, 0).executor_id;
-        let (executor, mut statuses) = Executor::builder(timed.clone())
+        let executor = Executor::builder(timed.clone())
             .executor_id(executor_id)
             .build()
             .unwrap();
+        let mut statuses = executor.statuses();
         let launched: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
         let running: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; count]));
         let (done_tx, _) = tokio::sync::broadcast::channel::<usize>(count * 2);
@@ -363,7 +364,6 @@ impl Bench {
                     launched.lock().unwrap()[i] = Some(started);
                     executor
                         .launch(TaskSpec::new(format!("t{i}"), spec))
-                        .await
                         .unwrap();
                     while running.lock().unwrap()[i].is_none() {
                         let _ = tokio::time::timeout(Duration::from_secs(30), done.recv())

@@ -12,7 +12,7 @@ use bollard::query_parameters::{
 };
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::StreamExt;
-use hoist_core::container::labels;
+use hoist_core::labels;
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, Containerizer, Error, ErrorKind,
     ExecOutput, ExecutorId, ExitStatus, LogChunk, LogChunks, LogOptions, LogStream, OwnedContainer,

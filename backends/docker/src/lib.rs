@@ -13,10 +13,11 @@
 //! use hoist_docker::{DockerConfig, DockerContainerizer};
 //!
 //! let docker = DockerContainerizer::connect(DockerConfig::from_env()).await?;
-//! let (executor, mut statuses) = Executor::builder(Arc::new(docker)).build()?;
+//! let executor = Executor::builder(Arc::new(docker)).build()?;
+//! let mut statuses = executor.statuses();
 //! let mut container = ContainerSpec::command(["sleep", "5"]);
 //! container.image = Some("busybox:1.36".into());
-//! executor.launch(TaskSpec::new("nap", container)).await?;
+//! executor.launch(TaskSpec::new("nap", container))?;
 //! while let Some(status) = statuses.recv().await {
 //!     println!("{status}");
 //!     if status.state.is_terminal() { break; }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding};
-use hoist_core::container::labels;
+use hoist_core::labels;
 use hoist_core::{ContainerSpec, Error, NetworkMode, Owner, Result};
 
 use crate::config::DockerConfig;

@@ -64,10 +64,12 @@ fn quick_check(probe: Probe, failures: u32) -> HealthCheck {
 }
 
 fn executor(h: &Harness, name: &str) -> (Executor, hoist_core::executor::StatusStream) {
-    Executor::builder(h.docker.clone())
+    let executor = Executor::builder(h.docker.clone())
         .executor_id(h.executor(name))
         .build()
-        .unwrap()
+        .unwrap();
+    let statuses = executor.statuses();
+    (executor, statuses)
 }
 
 #[tokio::test]
@@ -89,13 +91,12 @@ async fn an_http_health_check_turns_healthy_then_kill_ends_it() {
         if let Some(check) = task.health_check.as_mut() {
             check.grace_period = Duration::from_secs(20);
         }
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
         next_status(&mut statuses, "web", |s| s.state == TaskState::Running).await;
         let healthy = next_status(&mut statuses, "web", |s| s.healthy.is_some()).await;
         assert_eq!(healthy.healthy, Some(true), "{healthy:?}");
         executor
             .kill(&"web".into(), Some(Duration::from_secs(5)))
-            .await
             .unwrap();
         let end = terminal(&mut statuses, "web").await;
         assert_eq!(end.state, TaskState::Killed, "{end:?}");
@@ -112,7 +113,7 @@ async fn a_task_whose_check_fails_is_killed_after_the_threshold() {
         let mut task = TaskSpec::new("deaf", h.shell("exec httpd -f -p 8080 -h /www"));
         task.health_check = Some(quick_check(Probe::Tcp(TcpProbe { port: 9090 }), 2));
         task.kill_policy.grace = Duration::from_secs(2);
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
         let unhealthy = next_status(&mut statuses, "deaf", |s| s.healthy == Some(false)).await;
         assert!(
             unhealthy
@@ -143,11 +144,9 @@ async fn exit_codes_zero_and_non_zero() {
         let (executor, mut statuses) = executor(&h, "exits");
         executor
             .launch(TaskSpec::new("ok", h.shell("exit 0")))
-            .await
             .unwrap();
         executor
             .launch(TaskSpec::new("bad", h.shell("exit 3")))
-            .await
             .unwrap();
         // Either may end first: collect both terminal statuses from the one stream.
         let mut ended = std::collections::HashMap::new();
@@ -180,13 +179,13 @@ async fn a_process_ignoring_term_is_killed_after_the_grace() {
             h.shell("trap '' TERM; echo ready; exec sleep 600"),
         );
         task.kill_policy.grace = Duration::from_millis(1500);
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
         let running =
             next_status(&mut statuses, "stubborn", |s| s.state == TaskState::Running).await;
         let id = running.container_id.unwrap();
         wait_for_output(&h, &id, "ready").await;
         let started = Instant::now();
-        executor.kill(&"stubborn".into(), None).await.unwrap();
+        executor.kill(&"stubborn".into(), None).unwrap();
         let end = terminal(&mut statuses, "stubborn").await;
         let took = started.elapsed();
         assert_eq!(end.state, TaskState::Killed, "{end:?}");
@@ -208,7 +207,7 @@ async fn an_out_of_memory_kill_is_reported_as_such() {
         // `tail` keeps the last line in memory, and /dev/zero has no line end.
         let mut task = TaskSpec::new("hog", h.shell("exec tail /dev/zero"));
         task.container.resources.memory = Some(16 << 20);
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
         let end = terminal(&mut statuses, "hog").await;
         assert_eq!(end.state, TaskState::Failed, "{end:?}");
         assert_eq!(end.reason, Some(Reason::MemoryLimit), "{end:?}");
@@ -231,7 +230,6 @@ async fn a_container_killed_outside_the_executor_fails_its_task_promptly() {
         let (executor, mut statuses) = executor(&h, "outside-kill");
         executor
             .launch(TaskSpec::new("victim", h.shell("exec sleep 600")))
-            .await
             .unwrap();
         let running = next_status(&mut statuses, "victim", |s| s.state == TaskState::Running).await;
         let id = running.container_id.unwrap();
@@ -256,7 +254,6 @@ async fn a_container_removed_outside_the_executor_loses_its_task_promptly() {
         let (executor, mut statuses) = executor(&h, "outside-rm");
         executor
             .launch(TaskSpec::new("victim", h.shell("exec sleep 600")))
-            .await
             .unwrap();
         let running = next_status(&mut statuses, "victim", |s| s.state == TaskState::Running).await;
         let id = running.container_id.unwrap();
@@ -286,17 +283,15 @@ async fn a_restarted_executor_reattaches_to_its_running_containers() {
             std::thread::spawn(move || {
                 let runtime = tokio::runtime::Runtime::new().unwrap();
                 runtime.block_on(async move {
-                    let (executor, mut statuses) = Executor::builder(docker)
+                    let executor = Executor::builder(docker)
                         .executor_id(executor_id)
                         .build()
                         .unwrap();
+                    let mut statuses = executor.statuses();
                     let mut spec =
                         hoist_core::ContainerSpec::command(["/bin/sh", "-c", "exec sleep 600"]);
                     spec.image = Some(image);
-                    executor
-                        .launch(TaskSpec::new("survivor", spec))
-                        .await
-                        .unwrap();
+                    executor.launch(TaskSpec::new("survivor", spec)).unwrap();
                     next_status(&mut statuses, "survivor", |s| s.state == TaskState::Running).await
                 })
             })
@@ -310,10 +305,11 @@ async fn a_restarted_executor_reattaches_to_its_running_containers() {
                 .await
                 .unwrap(),
         );
-        let (executor, mut statuses) = Executor::builder(docker)
+        let executor = Executor::builder(docker)
             .executor_id(executor_id)
             .build()
             .unwrap();
+        let mut statuses = executor.statuses();
         let report = executor.recover([]).await.unwrap();
         assert_eq!(report.reattached, ["survivor".into()]);
         let recovered =
@@ -322,7 +318,6 @@ async fn a_restarted_executor_reattaches_to_its_running_containers() {
         assert_eq!(recovered.container_id.as_ref(), Some(&id));
         executor
             .kill(&"survivor".into(), Some(Duration::from_secs(5)))
-            .await
             .unwrap();
         let end = terminal(&mut statuses, "survivor").await;
         assert_eq!(end.state, TaskState::Killed, "{end:?}");
@@ -338,7 +333,7 @@ async fn a_missing_image_with_pull_policy_never_fails_the_launch() {
         let image = format!("{}-absent:1", h.run);
         task.container.image = Some(image.clone());
         task.container.pull_policy = PullPolicy::Never;
-        executor.launch(task).await.unwrap();
+        executor.launch(task).unwrap();
         let end = terminal(&mut statuses, "ghost").await;
         assert_eq!(end.state, TaskState::Failed, "{end:?}");
         assert_eq!(end.reason, Some(Reason::LaunchFailed));

@@ -22,10 +22,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use crate::config::{HostVolumes, KubeConfig, label_value};
 use crate::copy::{CopiedVolume, read_volumes};
 use crate::error::{from_kube, timed_out};
-use crate::render::{
-    BuildStep, EXECUTOR_ANNOTATION, MAIN_CONTAINER, TASK_ANNOTATION, ownership_labels, pod_name,
-    render_pod,
-};
+use crate::render::{BuildStep, MAIN_CONTAINER, ownership_labels, pod_name, render_pod};
 use crate::watch::{Seen, watch_pod};
 
 const SIGKILL: i32 = 9;
@@ -276,8 +273,8 @@ fn phase(pod: &Pod) -> &str {
 fn owner_of(pod: &Pod) -> Option<Owner> {
     let annotations = pod.metadata.annotations.as_ref()?;
     Some(Owner {
-        executor_id: ExecutorId::new(annotations.get(EXECUTOR_ANNOTATION)?.clone()),
-        task_id: TaskId::new(annotations.get(TASK_ANNOTATION)?.clone()),
+        executor_id: ExecutorId::new(annotations.get(hoist_core::labels::EXECUTOR_ID)?.clone()),
+        task_id: TaskId::new(annotations.get(hoist_core::labels::TASK_ID)?.clone()),
     })
 }
 
@@ -591,7 +588,7 @@ impl Containerizer for KubeContainerizer {
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         let selector = format!(
             "{}={}",
-            hoist_core::container::labels::EXECUTOR_ID,
+            hoist_core::labels::EXECUTOR_ID,
             label_value(executor.as_str())
         );
         let list = self

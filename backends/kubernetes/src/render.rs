@@ -16,9 +16,6 @@ use crate::copy::CopiedVolume;
 
 /// The name of the main container in every pod.
 pub const MAIN_CONTAINER: &str = "main";
-/// Annotation keys holding the exact owner ids (labels hold label-safe forms of them).
-pub(crate) const EXECUTOR_ANNOTATION: &str = "hoist.io/executor-id";
-pub(crate) const TASK_ANNOTATION: &str = "hoist.io/task-id";
 const BUILD_VOLUME: &str = "hoist-build";
 
 /// One step that runs before the main container, as an init container sharing the build
@@ -43,11 +40,11 @@ fn unsupported(what: impl std::fmt::Display) -> Error {
 pub(crate) fn ownership_labels(owner: &Owner) -> BTreeMap<String, String> {
     BTreeMap::from([
         (
-            hoist_core::container::labels::EXECUTOR_ID.to_owned(),
+            hoist_core::labels::EXECUTOR_ID.to_owned(),
             label_value(owner.executor_id.as_str()),
         ),
         (
-            hoist_core::container::labels::TASK_ID.to_owned(),
+            hoist_core::labels::TASK_ID.to_owned(),
             label_value(owner.task_id.as_str()),
         ),
     ])
@@ -86,10 +83,13 @@ pub(crate) fn render_pod(
     labels.extend(ownership_labels(owner));
     let annotations = BTreeMap::from([
         (
-            EXECUTOR_ANNOTATION.to_owned(),
+            hoist_core::labels::EXECUTOR_ID.to_owned(),
             owner.executor_id.to_string(),
         ),
-        (TASK_ANNOTATION.to_owned(), owner.task_id.to_string()),
+        (
+            hoist_core::labels::TASK_ID.to_owned(),
+            owner.task_id.to_string(),
+        ),
     ]);
 
     let mut volumes = Vec::new();
@@ -401,9 +401,9 @@ mod tests {
         let labels = pod.metadata.labels.unwrap();
         assert_eq!(labels["team"], "data");
         assert_eq!(labels["app"], "web");
-        assert_ne!(labels[hoist_core::container::labels::EXECUTOR_ID], "exec 1");
+        assert_ne!(labels[hoist_core::labels::EXECUTOR_ID], "exec 1");
         assert_eq!(
-            pod.metadata.annotations.unwrap()[EXECUTOR_ANNOTATION],
+            pod.metadata.annotations.unwrap()[hoist_core::labels::EXECUTOR_ID],
             "exec 1"
         );
         assert_eq!(pod.metadata.namespace.as_deref(), Some("fns"));

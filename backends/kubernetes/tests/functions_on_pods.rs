@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
-use hoist_functions::{FUNCTION_LABEL, FunctionExecutor, FunctionSpec, Invocation};
+use hoist_functions::{FunctionExecutor, FunctionSpec, Invocation};
 use hoist_kube::testing::FakeApiServer;
 use hoist_kube::{HostVolumes, KubeConfig, KubeContainerizer};
 use http_body_util::{BodyExt, Full};
@@ -149,16 +149,10 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     let labels = pod.metadata.labels.clone().unwrap();
     assert_eq!(labels["team"], "payments");
     assert_eq!(labels["tier"], "lambda");
-    assert_eq!(labels[FUNCTION_LABEL], "hello");
-    assert_eq!(
-        labels[hoist_core::container::labels::EXECUTOR_ID],
-        "hoist-functions"
-    );
+    assert_eq!(labels[hoist_core::labels::FUNCTION], "hello");
+    assert_eq!(labels[hoist_core::labels::EXECUTOR_ID], "hoist-functions");
     let environment = &functions.pool().environments()[0];
-    assert_eq!(
-        labels[hoist_core::container::labels::TASK_ID],
-        environment.id.0
-    );
+    assert_eq!(labels[hoist_core::labels::TASK_ID], environment.id.0);
     let spec = pod.spec.clone().unwrap();
     assert_eq!(spec.dns_policy.as_deref(), Some("None"));
     assert_eq!(

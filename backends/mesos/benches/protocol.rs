@@ -139,7 +139,8 @@ fn decode_bench() {
 async fn engine_only(tasks: usize) -> Duration {
     let fake = FakeContainerizer::without_recording();
     fake.default_script(Script::exits(0, Duration::ZERO));
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake)).build().unwrap();
+    let executor = Executor::builder(Arc::new(fake)).build().unwrap();
+    let mut statuses = executor.statuses();
     let start = Instant::now();
     for i in 0..tasks {
         executor
@@ -147,7 +148,6 @@ async fn engine_only(tasks: usize) -> Duration {
                 format!("t{i}"),
                 ContainerSpec::command(["x"]),
             ))
-            .await
             .unwrap();
     }
     let mut terminal = 0;
@@ -167,7 +167,8 @@ async fn through_the_simulator(tasks: usize) -> Duration {
     let agent = AgentSimulator::start(sim).await.unwrap();
     let fake = FakeContainerizer::without_recording();
     fake.default_script(Script::exits(0, Duration::ZERO));
-    let (executor, statuses) = Executor::builder(Arc::new(fake)).build().unwrap();
+    let executor = Executor::builder(Arc::new(fake)).build().unwrap();
+    let statuses = executor.statuses();
     let run = tokio::spawn(MesosDriver::new(agent.env(), executor, statuses).run());
     agent
         .wait_for("subscribed", Duration::from_secs(10), |s| s.connected)

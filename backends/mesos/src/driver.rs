@@ -77,9 +77,10 @@ pub enum Exit {
 /// use hoist_mesos::{AgentEnv, MesosDriver};
 ///
 /// let env = AgentEnv::from_env()?;
-/// let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new()))
+/// let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
 ///     .executor_id(env.executor_id.value.as_str())
 ///     .build()?;
+/// let statuses = executor.statuses();
 /// let exit = MesosDriver::new(env, executor, statuses).run().await?;
 /// println!("executor done: {exit:?}");
 /// # Ok(()) }
@@ -211,7 +212,8 @@ impl MesosDriver {
 /// use hoist_mesos::{AgentEnv, MesosDriver};
 ///
 /// let env = AgentEnv::from_env()?;
-/// let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new())).build()?;
+/// let executor = Executor::builder(Arc::new(FakeContainerizer::new())).build()?;
+/// let statuses = executor.statuses();
 /// let driver = MesosDriver::new(env, executor, statuses);
 /// let messenger = driver.messenger();
 /// let run = tokio::spawn(driver.run());
@@ -535,7 +537,7 @@ impl State {
                     let task = TaskId::new(kill.task_id.value.as_str());
                     let executor = self.executor.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = executor.kill(&task, grace).await {
+                        if let Err(e) = executor.kill(&task, grace) {
                             tracing::info!(%task, error = %e, "KILL of a task that is not running; ignored");
                         }
                     });
@@ -620,12 +622,12 @@ impl State {
             self.ledger.add_task(task);
             let executor = self.executor.clone();
             let id = spec.id.clone();
-            match executor.launch(spec).now_or_never() {
-                Some(Ok(())) => {}
-                Some(Err(e)) if e.kind() == ErrorKind::AlreadyExists => {
+            match executor.launch(spec) {
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
                     tracing::warn!(task = %id, "LAUNCH of a task that is already running; ignored");
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     let reason = Some(wire::Reason::TaskInvalid);
                     self.emit(
                         &id,
@@ -635,7 +637,6 @@ impl State {
                         None,
                     );
                 }
-                None => tracing::error!(task = %id, "the engine did not accept the task at once"),
             }
         }
     }
@@ -647,7 +648,7 @@ impl State {
         }
         if let Some(framework) = &self.framework {
             spec.labels
-                .entry(hoist_core::container::labels::FRAMEWORK_NAME.to_owned())
+                .entry(hoist_core::labels::FRAMEWORK_NAME.to_owned())
                 .or_insert_with(|| framework.name.clone());
         }
         if let Some((host, mapped)) = &self.options.sandbox_mount {

@@ -17,9 +17,10 @@
 //! use hoist_mesos::{AgentEnv, Exit, MesosDriver};
 //!
 //! let env = AgentEnv::from_env()?;
-//! let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new()))
+//! let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
 //!     .executor_id(env.executor_id.value.as_str())
 //!     .build()?;
+//! let statuses = executor.statuses();
 //! match MesosDriver::new(env, executor, statuses).run().await? {
 //!     Exit::Shutdown => println!("shut down by the agent"),
 //!     other => eprintln!("gave up: {other:?}"),

@@ -23,9 +23,10 @@ fn requiring_token() -> SimulatorOptions {
 }
 
 fn driver(agent: &AgentSimulator) -> MesosDriver {
-    let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new()))
+    let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
         .build()
         .unwrap();
+    let statuses = executor.statuses();
     MesosDriver::new(agent.env(), executor, statuses).options(DriverOptions {
         resend_interval: Duration::from_millis(200),
         heartbeat_interval: Some(Duration::from_millis(100)),
@@ -112,9 +113,10 @@ async fn without_a_token_no_authorization_header_is_sent() {
 async fn a_missing_or_wrong_token_ends_the_driver_with_an_authentication_error() {
     for token in [None, Some("forged"), Some("")] {
         let agent = AgentSimulator::start(requiring_token()).await.unwrap();
-        let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new()))
+        let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
             .build()
             .unwrap();
+        let statuses = executor.statuses();
         let mut env = agent.env();
         env.authentication_token = token.map(str::to_owned);
         let err = tokio::time::timeout(WAIT, MesosDriver::new(env, executor, statuses).run())

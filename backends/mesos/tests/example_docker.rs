@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hoist_core::container::labels;
+use hoist_core::labels;
 use hoist_mesos::testing::{AgentSimulator, SimulatorOptions};
 use hoist_mesos::wire::{
     CommandInfo, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, HealthCheckInfo,

@@ -25,7 +25,8 @@ async fn running_task(
     let agent = AgentSimulator::start(SimulatorOptions::default())
         .await
         .unwrap();
-    let (executor, statuses) = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    let executor = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    let statuses = executor.statuses();
     // The agent's defaults: 15 minutes to recover, up to 2 s between attempts, 5 s to shut down.
     let mut agent_env = agent.env();
     agent_env.recovery_timeout = Duration::from_secs(15 * 60);

@@ -36,7 +36,8 @@ async fn start_with(
 ) -> Harness {
     let agent = AgentSimulator::start(sim).await.unwrap();
     let fake = FakeContainerizer::new();
-    let (executor, statuses) = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    let executor = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    let statuses = executor.statuses();
     let mut agent_env = agent.env();
     env(&mut agent_env);
     let run = tokio::spawn(
@@ -712,9 +713,10 @@ async fn a_refused_first_subscribe_is_an_error() {
         .unwrap();
     let mut env = agent.env();
     env.executor_id = hoist_mesos::wire::ExecutorId::new("someone-else");
-    let (executor, statuses) = Executor::builder(Arc::new(FakeContainerizer::new()))
+    let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
         .build()
         .unwrap();
+    let statuses = executor.statuses();
     let err = tokio::time::timeout(WAIT, MesosDriver::new(env, executor, statuses).run())
         .await
         .unwrap()

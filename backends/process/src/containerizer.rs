@@ -252,16 +252,15 @@ impl Containerizer for ProcessContainerizer {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let mut caps = Capabilities::default();
-        caps.exec = true;
-        caps.logs = true;
-        caps.network_host = true;
-        caps.recovery = true;
-        caps
+        plan::capabilities()
     }
 
     async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-        plan::check(spec).map_err(|e| e.with_context("task", &owner.task_id))?;
+        plan::capabilities().check(spec).map_err(|e| {
+            e.with_operation("create")
+                .with_context("backend", BACKEND)
+                .with_context("task", &owner.task_id)
+        })?;
         let (id, dir) = loop {
             let id = new_id(owner);
             let dir = ContainerDir::new(&self.inner.state_dir, &id).ok_or_else(|| {

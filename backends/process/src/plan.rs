@@ -5,98 +5,25 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use hoist_core::{ContainerSpec, Error, ErrorKind, NetworkMode, PullPolicy, Result};
-
-use crate::BACKEND;
+use hoist_core::capabilities::{Images, Ports};
+use hoist_core::{Capabilities, ContainerSpec, Error, ErrorKind};
 
 /// The `PATH` a container gets when its spec sets none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Refuses every part of `spec` this backend cannot honour, naming the field.
-pub(crate) fn check(spec: &ContainerSpec) -> Result<()> {
-    let refuse = |field: &str, why: &str| {
-        Err(Error::unsupported(BACKEND, format!("`{field}` ({why})"))
-            .with_operation("create")
-            .with_context("field", field))
-    };
-    if spec.command.is_empty() {
-        return Err(Error::invalid(
-            "the process backend needs a `command`: an image has no default command here",
-        )
-        .with_operation("create")
-        .with_context("field", "command"));
-    }
-    if let Some(image) = &spec.image {
-        if !Path::new(image).is_absolute() {
-            return refuse(
-                "image",
-                "it is read as an absolute directory that relative commands resolve against",
-            );
-        }
-        if spec.pull_policy == PullPolicy::Always {
-            return refuse("pull_policy", "a directory cannot be pulled");
-        }
-    }
-    match &spec.network {
-        None | Some(NetworkMode::Host) => {}
-        Some(NetworkMode::Bridge) => {
-            return refuse(
-                "network",
-                "processes share the host network; bridge needs a container runtime",
-            );
-        }
-        Some(NetworkMode::None) => {
-            return refuse(
-                "network",
-                "processes share the host network; `none` needs a network namespace",
-            );
-        }
-        Some(NetworkMode::User(_)) => {
-            return refuse(
-                "network",
-                "processes share the host network; user networks need a container runtime",
-            );
-        }
-    }
-    for (i, port) in spec.ports.iter().enumerate() {
-        if port
-            .host_port
-            .is_some_and(|host| host != port.container_port)
-        {
-            return refuse(
-                &format!("ports[{i}].host_port"),
-                "a process binds its own port on the host, so it cannot be mapped to another",
-            );
-        }
-        if port
-            .host_ip
-            .is_some_and(|ip| !(ip.is_loopback() || ip.is_unspecified()))
-        {
-            return refuse(
-                &format!("ports[{i}].host_ip"),
-                "the process chooses the address it binds",
-            );
-        }
-    }
-    if spec.resources.cpus.is_some() {
-        return refuse("resources.cpus", "CPU limits need cgroups");
-    }
-    if spec.resources.memory.is_some() {
-        return refuse("resources.memory", "memory limits need cgroups");
-    }
-    if !spec.volumes.is_empty() {
-        return refuse(
-            "volumes",
-            "processes see the host file system; there is nothing to mount into",
-        );
-    }
-    if !spec.dns.is_empty() {
-        return refuse("dns", "processes use the host's resolver");
-    }
-    if spec.user.is_some() {
-        return refuse("user", "processes run as the executor's user");
-    }
-    Ok(())
+/// What this backend honours: a command (an image has no command of its own here), `image`
+/// as an absolute directory relative commands resolve against, the host network with ports the
+/// process binds itself, `exec`, `logs` and recovery. [`Capabilities::check`] refuses the rest
+/// by name.
+pub(crate) fn capabilities() -> Capabilities {
+    let mut caps = Capabilities::default();
+    caps.images = Images::Directory;
+    caps.exec = true;
+    caps.logs = true;
+    caps.network_host = true;
+    caps.ports = Ports::SamePort;
+    caps.recovery = true;
+    caps
 }
 
 /// A checked spec, ready to become a command.
@@ -194,10 +121,10 @@ pub(crate) fn spawn_error(plan: &Plan, err: std::io::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hoist_core::{PortMapping, Volume};
+    use hoist_core::{NetworkMode, PortMapping, Volume};
 
     fn refused_field(spec: &ContainerSpec) -> String {
-        let err = check(spec).unwrap_err();
+        let err = capabilities().check(spec).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
         err.context_value("field").unwrap().to_owned()
     }
@@ -246,9 +173,12 @@ mod tests {
             PortMapping::tcp(8080, None),
             PortMapping::tcp(9090, Some(9090)),
         ];
-        check(&spec).unwrap();
-        let err = check(&ContainerSpec::default()).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        capabilities().check(&spec).unwrap();
+        let image_only = ContainerSpec {
+            image: Some("/opt/app".into()),
+            ..ContainerSpec::default()
+        };
+        assert_eq!(refused_field(&image_only), "command");
     }
 
     #[test]

@@ -173,7 +173,7 @@ async fn unsupported_parts_fail_create_and_leave_nothing() {
     assert_eq!(err.context_value("field"), Some("resources.memory"));
     assert!(err.to_string().contains("memory"), "{err}");
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
-    assert!(!c.capabilities().memory_limit && c.capabilities().recovery);
+    assert!(!c.capabilities().memory_limit.accepted() && c.capabilities().recovery);
 }
 
 #[tokio::test]

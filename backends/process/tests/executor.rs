@@ -42,16 +42,17 @@ fn states(statuses: &[TaskStatus]) -> Vec<TaskState> {
 async fn exits_become_finished_and_failed_and_a_kill_becomes_killed() {
     let state = tempfile::tempdir().unwrap();
     let backend = Arc::new(ProcessContainerizer::new(state.path()).unwrap());
-    let (executor, mut statuses) = Executor::builder(backend.clone()).build().unwrap();
+    let executor = Executor::builder(backend.clone()).build().unwrap();
+    let mut statuses = executor.statuses();
 
-    executor.launch(sh("ok", "exit 0")).await.unwrap();
+    executor.launch(sh("ok", "exit 0")).unwrap();
     let ok = until_terminal(&mut statuses, "ok").await;
     assert_eq!(
         states(&ok),
         [TaskState::Starting, TaskState::Running, TaskState::Finished]
     );
 
-    executor.launch(sh("bad", "exit 3")).await.unwrap();
+    executor.launch(sh("bad", "exit 3")).unwrap();
     let bad = until_terminal(&mut statuses, "bad").await;
     assert_eq!(bad.last().unwrap().state, TaskState::Failed);
     assert!(
@@ -64,7 +65,7 @@ async fn exits_become_finished_and_failed_and_a_kill_becomes_killed() {
         "{bad:?}"
     );
 
-    executor.launch(sh("long", "exec sleep 100")).await.unwrap();
+    executor.launch(sh("long", "exec sleep 100")).unwrap();
     loop {
         let status = tokio::time::timeout(DEADLINE, statuses.recv())
             .await
@@ -76,7 +77,6 @@ async fn exits_become_finished_and_failed_and_a_kill_becomes_killed() {
     }
     executor
         .kill(&TaskId::new("long"), Some(Duration::from_secs(5)))
-        .await
         .unwrap();
     let killed = until_terminal(&mut statuses, "long").await;
     let last = killed.last().unwrap();
@@ -100,11 +100,12 @@ async fn exits_become_finished_and_failed_and_a_kill_becomes_killed() {
 async fn a_new_executor_reattaches_to_what_the_old_one_started() {
     let state = tempfile::tempdir().unwrap();
     let first = Arc::new(ProcessContainerizer::new(state.path()).unwrap());
-    let (old, mut old_statuses) = Executor::builder(first)
+    let old = Executor::builder(first)
         .executor_id("node-1")
         .build()
         .unwrap();
-    old.launch(sh("web", "exec sleep 100")).await.unwrap();
+    let mut old_statuses = old.statuses();
+    old.launch(sh("web", "exec sleep 100")).unwrap();
     loop {
         let status = tokio::time::timeout(DEADLINE, old_statuses.recv())
             .await
@@ -121,10 +122,11 @@ async fn a_new_executor_reattaches_to_what_the_old_one_started() {
             .unwrap()
             .with_poll_interval(Duration::from_millis(20)),
     );
-    let (new, mut new_statuses) = Executor::builder(second.clone())
+    let new = Executor::builder(second.clone())
         .executor_id("node-1")
         .build()
         .unwrap();
+    let mut new_statuses = new.statuses();
     let report = new.recover([]).await.unwrap();
     assert_eq!(report.reattached, [TaskId::new("web")]);
     let recovered = tokio::time::timeout(DEADLINE, new_statuses.recv())
@@ -137,7 +139,6 @@ async fn a_new_executor_reattaches_to_what_the_old_one_started() {
     );
 
     new.kill(&TaskId::new("web"), Some(Duration::from_secs(5)))
-        .await
         .unwrap();
     let killed = until_terminal(&mut new_statuses, "web").await;
     assert_eq!(killed.last().unwrap().state, TaskState::Killed);

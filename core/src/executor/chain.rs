@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use crate::container::{ContainerId, ExecutorId};
 use crate::containerizer::Containerizer;
 use crate::error::{Error, ErrorKind, Result};
@@ -40,6 +42,10 @@ impl HookChain {
         phase: Phase,
         run: impl Future<Output = Result<()>>,
     ) -> Result<()> {
+        // A panicking hook is a failed hook, not a lost supervisor.
+        let run = std::panic::AssertUnwindSafe(run)
+            .catch_unwind()
+            .map(|result| result.unwrap_or_else(|panic| Err(panicked(panic))));
         // Most hooks finish on their first poll: only the others pay for a timer.
         let mut run = std::pin::pin!(run);
         if let Some(result) = futures::future::poll_immediate(&mut run).await {
@@ -101,11 +107,19 @@ impl HookChain {
 }
 
 fn hook_error(hook: &str, phase: Phase, err: Error) -> Error {
-    Error::new(
-        ErrorKind::Hook,
-        format!("hook `{hook}` failed in {phase}: {err}"),
-    )
-    .with_operation(phase.as_str())
-    .with_context("hook", hook)
-    .with_source(err)
+    Error::new(ErrorKind::Hook, format!("hook `{hook}` failed in {phase}"))
+        .with_operation(phase.as_str())
+        .with_context("hook", hook)
+        .with_source(err)
+}
+
+/// A hook that panicked, as an error of its own: the task's teardown then runs as for any
+/// other hook failure.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    Error::new(ErrorKind::Backend, format!("panicked: {what}"))
 }

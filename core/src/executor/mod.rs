@@ -8,27 +8,27 @@
 //! against the container's exit, two kills, a shutdown during launch.
 
 mod chain;
+mod handle;
 mod supervisor;
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::Stream;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, watch};
 use tokio_util::task::TaskTracker;
 
 use crate::container::{ContainerId, ContainerState, ExecutorId};
 use crate::containerizer::Containerizer;
 use crate::error::{Error, ErrorKind, Result};
-use crate::health::{HealthChecker, Probe, checker_for};
+use crate::health::{HealthChecker, Probe, ProbeTimeoutLayer, checker_for};
 use crate::hook::Hook;
+use crate::layer::{Layer, RetryLayer};
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::{ContainerSpec, TaskId, TaskSpec};
 
 use chain::HookChain;
+pub use handle::{StatusStream, TaskHandle};
 use supervisor::{Control, KillOrder, Supervisor};
 
 /// What [`Executor::recover`] does with containers an earlier executor left behind.
@@ -51,7 +51,22 @@ pub struct RecoveryReport {
     pub cleaned_up: Vec<TaskId>,
 }
 
+/// A live task, as [`Executor::tasks`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The task.
+    pub id: TaskId,
+    /// Its current state (never terminal: ended tasks are not listed).
+    pub state: TaskState,
+    /// Its container, once created (which can be before the task is reported running).
+    pub container: Option<ContainerId>,
+    /// The latest health-check verdict, on tasks that have a check and once it is known.
+    pub healthy: Option<bool>,
+}
+
 type CheckerFactory = Arc<dyn Fn(&Probe) -> Arc<dyn HealthChecker> + Send + Sync>;
+
+type Wrap = Box<dyn FnOnce(Arc<dyn Containerizer>) -> Arc<dyn Containerizer> + Send>;
 
 /// Builds an [`Executor`].
 pub struct ExecutorBuilder {
@@ -61,6 +76,10 @@ pub struct ExecutorBuilder {
     checkers: CheckerFactory,
     recovery: RecoveryMode,
     hook_timeout: Duration,
+    retry: Option<RetryLayer>,
+    layers: Vec<Wrap>,
+    keep_containers: bool,
+    status_capacity: usize,
 }
 
 impl std::fmt::Debug for ExecutorBuilder {
@@ -77,6 +96,9 @@ impl std::fmt::Debug for ExecutorBuilder {
                     .collect::<Vec<_>>(),
             )
             .field("recovery", &self.recovery)
+            .field("retry", &self.retry)
+            .field("layers", &self.layers.len())
+            .field("keep_containers", &self.keep_containers)
             .finish()
     }
 }
@@ -89,24 +111,69 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Adds a hook. Hooks run highest priority first, ties in the order they were added.
+    /// Adds a hook. Hooks run highest priority first, ties in the order they were added. A
+    /// shared hook is added as an `Arc` (`builder.hook(shared.clone())`).
     pub fn hook(mut self, hook: impl Hook) -> Self {
         self.hooks.push(Arc::new(hook));
         self
     }
 
-    /// Adds a shared hook.
-    pub fn hook_arc(mut self, hook: Arc<dyn Hook>) -> Self {
-        self.hooks.push(hook);
+    /// Wraps the containerizer in `layer`. Layers stack: the one added last is outermost and
+    /// sees every call first. The default retry ([`ExecutorBuilder::retry`]) is innermost.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use hoist_core::Executor;
+    /// use hoist_core::layer::{TimeoutLayer, TracingLayer};
+    /// use hoist_core::testing::FakeContainerizer;
+    ///
+    /// let executor = Executor::builder(Arc::new(FakeContainerizer::new()))
+    ///     .layer(TimeoutLayer::new())
+    ///     .layer(TracingLayer)
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(executor.containerizer().name(), "fake");
+    /// ```
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<Arc<dyn Containerizer>> + Send + 'static,
+        L::Service: Containerizer,
+    {
+        self.layers
+            .push(Box::new(move |inner| Arc::new(layer.layer(inner))));
         self
     }
 
-    /// Replaces how probes are turned into checkers (default [`checker_for`]).
+    /// How the containerizer's calls are retried: by default [`RetryLayer::new`] (temporary
+    /// errors of idempotent calls, 3 times), innermost; `None` retries nothing.
+    pub fn retry(mut self, retry: Option<RetryLayer>) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Keeps every task's container after its teardown, for debugging (default false: a
+    /// container is removed after post-stop, as Nomad and LocalStack do, and the terminal status
+    /// is sent once it is gone).
+    pub fn keep_containers(mut self, keep: bool) -> Self {
+        self.keep_containers = keep;
+        self
+    }
+
+    /// How many statuses a [`StatusStream`] subscriber may fall behind before it skips the
+    /// oldest (default 1024).
+    pub fn status_capacity(mut self, capacity: usize) -> Self {
+        self.status_capacity = capacity.max(1);
+        self
+    }
+
+    /// Replaces how probes are turned into checkers (default [`checker_for`]). Each checker
+    /// the factory makes is bounded by its check's timeout ([`ProbeTimeoutLayer`]), so it need
+    /// not enforce the timeout itself.
     pub fn health_checkers(
         mut self,
         factory: impl Fn(&Probe) -> Arc<dyn HealthChecker> + Send + Sync + 'static,
     ) -> Self {
-        self.checkers = Arc::new(factory);
+        self.checkers = Arc::new(move |probe: &Probe| ProbeTimeoutLayer.layer(factory(probe)));
         self
     }
 
@@ -122,14 +189,14 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Validates every hook's configuration and builds the executor and its status stream.
-    pub fn build(self) -> Result<(Executor, StatusStream)> {
+    /// Validates every hook's configuration and builds the executor.
+    pub fn build(self) -> Result<Executor> {
         let mut names = std::collections::HashSet::new();
         for hook in &self.hooks {
             hook.validate().map_err(|e| {
                 Error::new(
                     ErrorKind::InvalidInput,
-                    format!("hook `{}` is misconfigured: {e}", hook.name()),
+                    format!("hook `{}` is misconfigured", hook.name()),
                 )
                 .with_context("hook", hook.name())
                 .with_source(e)
@@ -141,40 +208,26 @@ impl ExecutorBuilder {
                 );
             }
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let mut containerizer = self.containerizer;
+        if let Some(retry) = self.retry {
+            containerizer = Arc::new(retry.layer(containerizer));
+        }
+        for wrap in self.layers {
+            containerizer = wrap(containerizer);
+        }
+        let (statuses, _) = broadcast::channel(self.status_capacity);
         let inner = Arc::new(Inner {
             id: self.executor_id,
-            containerizer: self.containerizer,
+            containerizer,
             chain: HookChain::new(self.hooks, self.hook_timeout),
             checkers: self.checkers,
             recovery: self.recovery,
+            keep_containers: self.keep_containers,
             table: Mutex::new(Table::default()),
-            statuses: tx,
+            statuses,
             tracker: TaskTracker::new(),
         });
-        Ok((Executor { inner }, StatusStream { rx }))
-    }
-}
-
-/// The statuses of every task of an executor, in the order they happened. It ends once the
-/// executor has been dropped and every task has ended.
-#[derive(Debug)]
-pub struct StatusStream {
-    rx: mpsc::UnboundedReceiver<TaskStatus>,
-}
-
-impl StatusStream {
-    /// The next status, or `None` once the stream has ended.
-    pub async fn recv(&mut self) -> Option<TaskStatus> {
-        self.rx.recv().await
-    }
-}
-
-impl Stream for StatusStream {
-    type Item = TaskStatus;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<TaskStatus>> {
-        self.rx.poll_recv(cx)
+        Ok(Executor { inner })
     }
 }
 
@@ -183,9 +236,10 @@ pub(crate) struct Inner {
     pub(crate) containerizer: Arc<dyn Containerizer>,
     pub(crate) chain: HookChain,
     pub(crate) checkers: CheckerFactory,
+    pub(crate) keep_containers: bool,
     recovery: RecoveryMode,
     table: Mutex<Table>,
-    statuses: mpsc::UnboundedSender<TaskStatus>,
+    statuses: broadcast::Sender<TaskStatus>,
     tracker: TaskTracker,
 }
 
@@ -197,8 +251,13 @@ struct Table {
 
 struct Entry {
     control: Arc<Control>,
-    state: TaskState,
+    status: watch::Receiver<TaskStatus>,
     container_id: Option<ContainerId>,
+}
+
+/// What a supervisor sends its statuses through: its task's handles, and every subscriber.
+pub(crate) struct Reporter {
+    status: watch::Sender<TaskStatus>,
 }
 
 impl Inner {
@@ -214,27 +273,29 @@ impl Inner {
         }
     }
 
-    /// Records and sends a status; a terminal one also drops the task from the table.
-    pub(crate) fn emit(&self, status: TaskStatus) {
-        {
-            let mut table = self.table();
-            if status.state.is_terminal() {
-                table.tasks.remove(&status.task_id);
-            } else if let Some(entry) = table.tasks.get_mut(&status.task_id) {
-                entry.state = status.state;
-                if status.container_id.is_some() {
-                    entry.container_id.clone_from(&status.container_id);
-                }
-            }
+    /// Sends a status to the task's handles and to every subscriber; a terminal one also drops
+    /// the task from the table. Only the table update of a terminal status takes the lock.
+    pub(crate) fn emit(&self, reporter: &Reporter, status: TaskStatus) {
+        if status.state.is_terminal() {
+            self.table().tasks.remove(&status.task_id);
         }
         tracing::debug!(%status, "task status");
-        // The receiver may be gone; statuses are then only recorded.
-        let _ = self.statuses.send(status);
+        self.broadcast(&status);
+        reporter.status.send_replace(status);
     }
 
-    /// Registers a task and starts its supervisor; fails if the id is taken or the executor
-    /// is shut down.
-    fn admit(self: &Arc<Self>, id: &TaskId, state: TaskState) -> Result<Arc<Control>> {
+    /// Sends a status to every subscriber, if any.
+    fn broadcast(&self, status: &TaskStatus) {
+        if self.statuses.receiver_count() > 0 {
+            // A subscriber may go away meanwhile; the status is then only in the handles.
+            let _ = self.statuses.send(status.clone());
+        }
+    }
+
+    /// Registers a task with its first status; fails if the id is taken or the executor is
+    /// shut down.
+    fn admit(self: &Arc<Self>, first: TaskStatus) -> Result<(Arc<Control>, Reporter, TaskHandle)> {
+        let id = &first.task_id;
         let mut table = self.table();
         if table.closed {
             return Err(
@@ -252,15 +313,20 @@ impl Inner {
             .with_context("task", id));
         }
         let control = Arc::new(Control::default());
+        let id = id.clone();
+        let (tx, rx) = watch::channel(first);
         table.tasks.insert(
             id.clone(),
             Entry {
                 control: control.clone(),
-                state,
+                status: rx.clone(),
                 container_id: None,
             },
         );
-        Ok(control)
+        drop(table);
+        self.broadcast(&rx.borrow());
+        let handle = TaskHandle::new(id, rx, control.clone());
+        Ok((control, Reporter { status: tx }, handle))
     }
 }
 
@@ -276,14 +342,17 @@ impl Inner {
 /// let fake = Arc::new(FakeContainerizer::new());
 /// // A container that exits 0 a moment after it starts.
 /// fake.default_script(Script::exits(0, std::time::Duration::from_millis(10)));
-/// let (executor, mut statuses) = Executor::builder(fake).build()?;
-/// executor.launch(TaskSpec::new("hello", ContainerSpec::command(["echo", "hi"]))).await?;
-/// let mut states = vec![];
-/// while let Some(status) = statuses.recv().await {
-///     states.push(status.state);
-///     if status.state.is_terminal() { break; }
-/// }
-/// assert_eq!(states, [TaskState::Starting, TaskState::Running, TaskState::Finished]);
+/// let executor = Executor::builder(fake).build()?;
+///
+/// // Run to completion in one call...
+/// let ended = executor.run(TaskSpec::new("once", ContainerSpec::command(["true"]))).await?;
+/// assert_eq!(ended.state, TaskState::Finished);
+///
+/// // ...or hold the task's handle and follow its statuses.
+/// use futures::StreamExt;
+/// let task = executor.launch(TaskSpec::new("hello", ContainerSpec::command(["echo", "hi"])))?;
+/// let states: Vec<_> = task.statuses().map(|s| s.state).collect().await;
+/// assert_eq!(states.last(), Some(&TaskState::Finished));
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -311,6 +380,10 @@ impl Executor {
             checkers: Arc::new(checker_for),
             recovery: RecoveryMode::default(),
             hook_timeout: Duration::from_secs(60),
+            retry: Some(RetryLayer::new()),
+            layers: Vec::new(),
+            keep_containers: false,
+            status_capacity: 1024,
         }
     }
 
@@ -319,26 +392,51 @@ impl Executor {
         &self.inner.id
     }
 
-    /// The containerizer tasks run on.
+    /// The containerizer tasks run on, with the builder's layers.
     pub fn containerizer(&self) -> &Arc<dyn Containerizer> {
         &self.inner.containerizer
     }
 
-    /// Accepts a task and launches it in the background; everything that happens to it,
-    /// including a spec the backend rejects, arrives on the status stream. Fails only when the
-    /// id is already running or the executor is shutting down.
-    pub async fn launch(&self, spec: TaskSpec) -> Result<()> {
-        let control = self.inner.admit(&spec.id, TaskState::Starting)?;
-        let supervisor = Supervisor::new(self.inner.clone(), spec, control);
+    /// Every status of every task from now on ([`StatusStream`] has the lag policy).
+    pub fn statuses(&self) -> StatusStream {
+        StatusStream::new(self.inner.statuses.subscribe())
+    }
+
+    /// Accepts a task and launches it in the background, returning its handle at once (its
+    /// first status is `starting`); everything that then happens to it, including a spec the
+    /// backend rejects, arrives through the handle and [`Executor::statuses`]. Fails only when
+    /// the id is already running or the executor is shutting down.
+    pub fn launch(&self, spec: TaskSpec) -> Result<TaskHandle> {
+        let first = TaskStatus::new(spec.id.clone(), TaskState::Starting);
+        let (control, reporter, handle) = self.inner.admit(first)?;
+        let supervisor = Supervisor::new(self.inner.clone(), spec, control, reporter);
         self.inner.tracker.spawn(supervisor.run_launch());
-        Ok(())
+        Ok(handle)
+    }
+
+    /// Launches a task and waits for its terminal status ("run this task and give me its
+    /// result"). A task that fails is an `Ok` status saying so; the error is for a task that
+    /// could not be accepted (its id is taken, the executor is shutting down).
+    pub async fn run(&self, spec: TaskSpec) -> Result<TaskStatus> {
+        Ok(self.launch(spec)?.wait().await)
+    }
+
+    /// A handle on a live task, to follow or kill it.
+    pub fn handle(&self, task: &TaskId) -> Option<TaskHandle> {
+        let table = self.inner.table();
+        let entry = table.tasks.get(task)?;
+        Some(TaskHandle::new(
+            task.clone(),
+            entry.status.clone(),
+            entry.control.clone(),
+        ))
     }
 
     /// Kills a task: pre-stop hooks, TERM, KILL after `grace` (default: the task's kill
     /// policy), post-stop hooks, then a `killed` status. Killing a task that is already being
     /// killed with a shorter grace forces it. Unknown (or already ended) tasks are
     /// [`ErrorKind::NotFound`].
-    pub async fn kill(&self, task: &TaskId, grace: Option<Duration>) -> Result<()> {
+    pub fn kill(&self, task: &TaskId, grace: Option<Duration>) -> Result<()> {
         let table = self.inner.table();
         let entry = table
             .tasks
@@ -351,16 +449,24 @@ impl Executor {
         Ok(())
     }
 
-    /// The current state of every live task, with its container once one has been created
-    /// (which can be before the task is reported running).
-    pub fn tasks(&self) -> Vec<(TaskId, TaskState, Option<ContainerId>)> {
+    /// Every live task, sorted by id, with its container once one has been created (which can
+    /// be before the task is reported running).
+    pub fn tasks(&self) -> Vec<TaskInfo> {
         let table = self.inner.table();
         let mut tasks: Vec<_> = table
             .tasks
             .iter()
-            .map(|(id, e)| (id.clone(), e.state, e.container_id.clone()))
+            .map(|(id, e)| {
+                let status = e.status.borrow();
+                TaskInfo {
+                    id: id.clone(),
+                    state: status.state,
+                    container: e.container_id.clone(),
+                    healthy: status.healthy,
+                }
+            })
             .collect();
-        tasks.sort_by(|a, b| a.0.cmp(&b.0));
+        tasks.sort_by(|a, b| a.id.cmp(&b.id));
         tasks
     }
 
@@ -423,13 +529,25 @@ impl Executor {
                     let spec = known.remove(&task_id).unwrap_or_else(|| {
                         TaskSpec::new(task_id.clone(), ContainerSpec::default())
                     });
-                    let control = match self.inner.admit(&task_id, TaskState::Running) {
-                        Ok(rx) => rx,
+                    let started = container.state != ContainerState::Created;
+                    let mut first = TaskStatus::new(task_id.clone(), TaskState::Running);
+                    first.container_id = Some(container.id.clone());
+                    if started {
+                        first.reason = Some(Reason::Recovered);
+                        first.message = Some("re-attached after an executor restart".into());
+                    } else {
+                        first.state = TaskState::Starting;
+                        first.reason = Some(Reason::Recovered);
+                        first.message =
+                            Some("re-attached to a container that was never started".into());
+                    }
+                    let (control, reporter, _) = match self.inner.admit(first) {
+                        Ok(admitted) => admitted,
                         Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                         Err(e) => return Err(e),
                     };
-                    let supervisor = Supervisor::new(self.inner.clone(), spec, control);
-                    let started = container.state != ContainerState::Created;
+                    self.inner.record_container(&task_id, &container.id);
+                    let supervisor = Supervisor::new(self.inner.clone(), spec, control, reporter);
                     self.inner
                         .tracker
                         .spawn(supervisor.run_recovered(container.id, started));

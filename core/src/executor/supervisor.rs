@@ -9,12 +9,13 @@ use futures::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::Inner;
 use super::chain::ChainEnv;
+use super::{Inner, Reporter};
 use crate::container::{ContainerId, ExitStatus, Owner};
 use crate::error::{Error, ErrorKind};
 use crate::health::{HealthEvent, HealthMonitor, ProbeTarget};
 use crate::hook::{HookState, Phase};
+use crate::layer::check_spec;
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::TaskSpec;
 
@@ -86,6 +87,7 @@ pub(crate) struct Supervisor {
     inner: Arc<Inner>,
     spec: TaskSpec,
     control: Arc<Control>,
+    reporter: Reporter,
     hook_state: HookState,
     container: Option<ContainerId>,
     running_reported: bool,
@@ -93,15 +95,18 @@ pub(crate) struct Supervisor {
     healthy: Option<bool>,
 }
 
-/// Attempts at `wait` after a temporary backend error before the task is declared lost.
-const WAIT_RETRIES: u32 = 3;
-
 impl Supervisor {
-    pub(crate) fn new(inner: Arc<Inner>, spec: TaskSpec, control: Arc<Control>) -> Self {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        spec: TaskSpec,
+        control: Arc<Control>,
+        reporter: Reporter,
+    ) -> Self {
         Supervisor {
             inner,
             spec,
             control,
+            reporter,
             hook_state: HookState::default(),
             container: None,
             running_reported: false,
@@ -110,10 +115,9 @@ impl Supervisor {
         }
     }
 
-    /// Launches the task and supervises it to its end.
+    /// Launches the task (whose `starting` status is already out) and supervises it to its end.
     pub(crate) fn run_launch(mut self) -> BoxFuture<'static, ()> {
         async move {
-            self.report(TaskState::Starting, None, None);
             let ending = match self.launch().await {
                 Ok(()) => self.watch().await,
                 Err(Abort::Killed(kill)) => self.kill(kill, "killed during launch").await,
@@ -128,7 +132,8 @@ impl Supervisor {
         .boxed()
     }
 
-    /// Supervises a container an earlier executor started (or only created).
+    /// Supervises a container an earlier executor started (reported `running` already) or
+    /// only created.
     pub(crate) fn run_recovered(
         mut self,
         container: ContainerId,
@@ -137,11 +142,6 @@ impl Supervisor {
         async move {
             self.container = Some(container);
             let ending = if started {
-                self.report(
-                    TaskState::Running,
-                    Some(Reason::Recovered),
-                    Some("re-attached after an executor restart".into()),
-                );
                 self.running_reported = true;
                 self.watch().await
             } else {
@@ -195,6 +195,13 @@ impl Supervisor {
             executor_id: inner.id.clone(),
             task_id: self.spec.id.clone(),
         };
+        if let Err(e) = check_spec(&*inner.containerizer, &owner, &self.spec.container) {
+            return Err(Abort::Failed(Ending::new(
+                TaskState::Error,
+                Reason::InvalidSpec,
+                e.to_string(),
+            )));
+        }
         let id = inner
             .containerizer
             .create(&owner, &self.spec.container)
@@ -237,9 +244,7 @@ impl Supervisor {
 
     async fn setup_phase(&mut self, phase: Phase) -> Result<(), Abort> {
         self.run_phase(phase).await.map_err(|errors| {
-            let message = errors
-                .first()
-                .map_or_else(String::new, |e| e.message().to_owned());
+            let message = errors.first().map_or_else(String::new, status_message);
             Abort::failed(Reason::HookFailed, message)
         })
     }
@@ -286,7 +291,6 @@ impl Supervisor {
         };
         let control = self.control.clone();
 
-        let mut retries = 0;
         let mut wait = self.wait_future(&id);
         loop {
             tokio::select! {
@@ -323,12 +327,6 @@ impl Supervisor {
                         let failures = self.teardown(None).await;
                         let ending = Ending::new(TaskState::Lost, Reason::ContainerGone, format!("the container disappeared: {e}"));
                         return with_teardown_failures(ending, &failures);
-                    }
-                    Err(e) if e.is_temporary() && retries < WAIT_RETRIES => {
-                        retries += 1;
-                        tracing::warn!(task = %self.spec.id, error = %e, retries, "wait failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200 << retries)).await;
-                        wait = self.wait_future(&id);
                     }
                     Err(e) => {
                         stop_health();
@@ -382,7 +380,7 @@ impl Supervisor {
         status.reason = Some(Reason::HealthCheckStatusUpdated);
         status.healthy = Some(healthy);
         status.message = Some(message);
-        self.inner.emit(status);
+        self.inner.emit(&self.reporter, status);
     }
 
     /// The container exited on its own: tear down and report how it ended.
@@ -413,8 +411,9 @@ impl Supervisor {
         with_teardown_failures(ending, &failures)
     }
 
-    /// Pre-stop hooks, stop (when `grace` is given and there is a container), post-stop hooks.
-    /// A second kill during the stop with a shorter grace forces the container down.
+    /// Pre-stop hooks, stop (when `grace` is given and there is a container), post-stop hooks,
+    /// then the container's removal (unless the executor keeps containers). A second kill
+    /// during the stop with a shorter grace forces the container down.
     async fn teardown(&mut self, grace: Option<Duration>) -> Vec<Error> {
         let mut failures = self
             .run_phase(Phase::PreStop)
@@ -432,6 +431,16 @@ impl Supervisor {
                 .err()
                 .unwrap_or_default(),
         );
+        if !self.inner.keep_containers
+            && let Some(id) = &self.container
+        {
+            match self.inner.containerizer.remove(id, true).await {
+                Err(e) if e.kind() != ErrorKind::NotFound => {
+                    failures.push(e.with_context("task", &self.spec.id));
+                }
+                _ => {}
+            }
+        }
         failures
     }
 
@@ -473,7 +482,7 @@ impl Supervisor {
         let mut status = self.status(state);
         status.reason = reason;
         status.message = message;
-        self.inner.emit(status);
+        self.inner.emit(&self.reporter, status);
     }
 
     fn finish(&self, ending: Ending) {
@@ -489,9 +498,18 @@ async fn recv_health(health: &mut Option<mpsc::Receiver<HealthEvent>>) -> Option
     }
 }
 
+/// An error as a status message: its message, and its source's text when it has one (a hook's
+/// error under "hook `x` failed in pre_run").
+fn status_message(e: &Error) -> String {
+    match std::error::Error::source(e) {
+        Some(source) => format!("{}: {source}", e.message()),
+        None => e.message().to_owned(),
+    }
+}
+
 fn with_teardown_failures(mut ending: Ending, failures: &[Error]) -> Ending {
     if !failures.is_empty() {
-        let list: Vec<String> = failures.iter().map(|e| e.message().to_owned()).collect();
+        let list: Vec<String> = failures.iter().map(status_message).collect();
         ending.message = format!("{}; teardown: {}", ending.message, list.join("; "));
     }
     ending

@@ -62,14 +62,14 @@ impl Hook for Recorder {
     fn priority(&self) -> i64 {
         self.priority
     }
-    async fn pre_create<'c>(&self, ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()> {
+    async fn pre_create(&self, ctx: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
         assert!(ctx.container_id.is_none());
         task.container
             .env
             .insert(format!("HOOK_{}", self.name.to_uppercase()), "1".into());
         self.phase(Phase::PreCreate).await
     }
-    async fn pre_run<'c>(&self, ctx: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+    async fn pre_run(&self, ctx: &mut HookContext<'_>, _: &TaskSpec) -> Result<()> {
         assert!(ctx.container_id.is_some());
         ctx.state
             .get_mut::<Vec<&'static str>>()
@@ -79,13 +79,13 @@ impl Hook for Recorder {
             });
         self.phase(Phase::PreRun).await
     }
-    async fn post_run<'c>(&self, _: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+    async fn post_run(&self, _: &mut HookContext<'_>, _: &TaskSpec) -> Result<()> {
         self.phase(Phase::PostRun).await
     }
-    async fn pre_stop<'c>(&self, _: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+    async fn pre_stop(&self, _: &mut HookContext<'_>, _: &TaskSpec) -> Result<()> {
         self.phase(Phase::PreStop).await
     }
-    async fn post_stop<'c>(&self, ctx: &mut HookContext<'c>, _: &TaskSpec) -> Result<()> {
+    async fn post_stop(&self, ctx: &mut HookContext<'_>, _: &TaskSpec) -> Result<()> {
         // Per-task state written in pre-run is still there (shared by every hook of the task).
         if let Some(seen) = ctx.state.get::<Vec<&'static str>>() {
             assert!(seen.contains(&self.name) || self.fail_in.is_some() || seen.len() < 4);
@@ -99,7 +99,27 @@ fn task(id: &str) -> TaskSpec {
 }
 
 fn build(fake: &FakeContainerizer) -> (Executor, StatusStream) {
-    Executor::builder(Arc::new(fake.clone())).build().unwrap()
+    let executor = Executor::builder(Arc::new(fake.clone()))
+        .status_capacity(4096)
+        .build()
+        .unwrap();
+    let statuses = executor.statuses();
+    (executor, statuses)
+}
+
+/// An executor that keeps containers after their tasks end, so a test can ask how they ended.
+fn build_keeping(fake: &FakeContainerizer) -> (Executor, StatusStream) {
+    let executor = Executor::builder(Arc::new(fake.clone()))
+        .keep_containers(true)
+        .build()
+        .unwrap();
+    let statuses = executor.statuses();
+    (executor, statuses)
+}
+
+/// The statuses already sent, without waiting.
+fn drain(statuses: &mut StatusStream) -> Vec<TaskStatus> {
+    std::iter::from_fn(|| statuses.try_recv()).collect()
 }
 
 /// Collects statuses of `id` until its terminal one, then checks nothing more arrives for it.
@@ -124,7 +144,7 @@ fn states(statuses: &[TaskStatus]) -> Vec<TaskState> {
 
 /// Drains what is already queued and asserts it holds no status for `id`.
 fn assert_no_more(statuses: &mut StatusStream, id: &str) {
-    while let Ok(status) = statuses.rx.try_recv() {
+    for status in drain(statuses) {
         assert_ne!(
             status.task_id.as_str(),
             id,
@@ -138,7 +158,7 @@ async fn a_task_that_exits_zero_finishes() {
     let fake = FakeContainerizer::new();
     fake.script("t", Script::exits(0, Duration::from_secs(1)));
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("t")).await.unwrap();
+    executor.launch(task("t")).unwrap();
     let seen = until_terminal(&mut statuses, "t").await;
     assert_eq!(
         states(&seen),
@@ -148,7 +168,9 @@ async fn a_task_that_exits_zero_finishes() {
     assert_eq!(last.reason, Some(Reason::CommandExited));
     assert_eq!(last.message.as_deref(), Some("exited with code 0"));
     assert!(last.container_id.is_some());
-    assert_eq!(fake.calls_for("t"), ["create", "start", "wait"]);
+    // The container is removed after the teardown, before the terminal status.
+    assert_eq!(fake.calls_for("t"), ["create", "start", "wait", "remove"]);
+    assert!(fake.live_containers().is_empty());
     assert!(
         executor.tasks().is_empty(),
         "terminal tasks leave the table"
@@ -163,7 +185,7 @@ async fn non_zero_exit_and_oom_fail_with_their_reasons() {
     oom.exit.oom_killed = true;
     fake.script("oom", oom);
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("bad")).await.unwrap();
+    executor.launch(task("bad")).unwrap();
     let seen = until_terminal(&mut statuses, "bad").await;
     let last = seen.last().unwrap();
     assert_eq!(
@@ -172,7 +194,7 @@ async fn non_zero_exit_and_oom_fail_with_their_reasons() {
     );
     assert_eq!(last.message.as_deref(), Some("exited with code 3"));
 
-    executor.launch(task("oom")).await.unwrap();
+    executor.launch(task("oom")).unwrap();
     let last = until_terminal(&mut statuses, "oom").await.pop().unwrap();
     assert_eq!(
         (last.state, last.reason),
@@ -185,14 +207,15 @@ async fn non_zero_exit_and_oom_fail_with_their_reasons() {
 async fn hooks_run_by_priority_then_registration_in_every_phase() {
     let log = Log::default();
     let fake = FakeContainerizer::new();
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(Recorder::new("low", -5, &log))
         .hook(Recorder::new("first", 10, &log))
         .hook(Recorder::new("tie-a", 0, &log))
         .hook(Recorder::new("tie-b", 0, &log))
         .build()
         .unwrap();
-    executor.launch(task("t")).await.unwrap();
+    let mut statuses = executor.statuses();
+    executor.launch(task("t")).unwrap();
     let seen = until_terminal_after_running(&executor, &mut statuses, "t").await;
     assert_eq!(seen.last().unwrap().state, TaskState::Killed);
     let log = log.lock().unwrap().clone();
@@ -224,7 +247,7 @@ async fn until_terminal_after_running(
             break;
         }
     }
-    executor.kill(&id.into(), None).await.unwrap();
+    executor.kill(&id.into(), None).unwrap();
     seen.extend(until_terminal(statuses, id).await);
     seen
 }
@@ -233,13 +256,14 @@ async fn until_terminal_after_running(
 async fn a_setup_hook_failure_aborts_the_launch_and_tears_down() {
     let log = Log::default();
     let fake = FakeContainerizer::new();
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(Recorder::new("good", 1, &log))
         .hook(Recorder::new("acl", 0, &log).failing(Phase::PreRun))
         .hook(Recorder::new("never", -1, &log))
         .build()
         .unwrap();
-    executor.launch(task("t")).await.unwrap();
+    let mut statuses = executor.statuses();
+    executor.launch(task("t")).unwrap();
     let seen = until_terminal(&mut statuses, "t").await;
     assert_eq!(states(&seen), [TaskState::Starting, TaskState::Failed]);
     let last = seen.last().unwrap();
@@ -250,8 +274,8 @@ async fn a_setup_hook_failure_aborts_the_launch_and_tears_down() {
         "{message}"
     );
     assert!(message.contains("boom"), "{message}");
-    // Never started; stopped (the container existed); every hook's teardown ran.
-    assert_eq!(fake.calls_for("t"), ["create", "stop"]);
+    // Never started; stopped (the container existed) and removed; every hook's teardown ran.
+    assert_eq!(fake.calls_for("t"), ["create", "stop", "remove"]);
     let log = log.lock().unwrap().clone();
     assert!(!log.contains(&"never:pre_run".to_string()));
     for hook in ["good", "acl", "never"] {
@@ -270,11 +294,12 @@ async fn a_setup_hook_failure_aborts_the_launch_and_tears_down() {
 async fn a_pre_create_failure_fails_without_creating() {
     let log = Log::default();
     let fake = FakeContainerizer::new();
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(Recorder::new("network", 0, &log).failing(Phase::PreCreate))
         .build()
         .unwrap();
-    executor.launch(task("t")).await.unwrap();
+    let mut statuses = executor.statuses();
+    executor.launch(task("t")).unwrap();
     let last = until_terminal(&mut statuses, "t").await.pop().unwrap();
     assert_eq!(
         (last.state, last.reason),
@@ -287,12 +312,13 @@ async fn a_pre_create_failure_fails_without_creating() {
 async fn teardown_failures_are_reported_and_later_hooks_still_run() {
     let log = Log::default();
     let fake = FakeContainerizer::new();
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(Recorder::new("flaky", 1, &log).failing(Phase::PreStop))
         .hook(Recorder::new("after", 0, &log))
         .build()
         .unwrap();
-    executor.launch(task("t")).await.unwrap();
+    let mut statuses = executor.statuses();
+    executor.launch(task("t")).unwrap();
     let seen = until_terminal_after_running(&executor, &mut statuses, "t").await;
     let last = seen.last().unwrap();
     assert_eq!(last.state, TaskState::Killed);
@@ -317,13 +343,14 @@ async fn a_hung_hook_times_out() {
     let fake = FakeContainerizer::new();
     let mut hung = Recorder::new("hung", 0, &log);
     hung.hang_in = Some(Phase::PostRun);
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(hung)
         .hook_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     let started = tokio::time::Instant::now();
-    executor.launch(task("t")).await.unwrap();
+    executor.launch(task("t")).unwrap();
     let last = until_terminal(&mut statuses, "t").await.pop().unwrap();
     assert_eq!(last.state, TaskState::Failed);
     assert!(last.message.unwrap().contains("did not finish within 5s"));
@@ -338,22 +365,28 @@ async fn tasks_name_the_container_as_soon_as_it_is_created() {
     let fake = FakeContainerizer::new();
     let mut slow = Recorder::new("slow", 0, &log);
     slow.hang_in = Some(Phase::PostRun);
-    let (executor, _statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(slow)
         .hook_timeout(Duration::from_secs(60))
         .build()
         .unwrap();
-    executor.launch(task("t")).await.unwrap();
+    executor.launch(task("t")).unwrap();
     while fake.calls_to("start") == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let tasks = executor.tasks();
     assert_eq!(tasks.len(), 1);
-    let (id, state, container) = &tasks[0];
+    let TaskInfo {
+        id,
+        state,
+        container,
+        healthy,
+    } = &tasks[0];
     assert_eq!(id.as_str(), "t");
     assert_eq!(*state, TaskState::Starting);
     assert_eq!(container.as_ref(), fake.container_of("t").as_ref());
     assert!(container.is_some());
+    assert_eq!(*healthy, None);
     assert_eq!(executor.container_of(&"t".into()), fake.container_of("t"));
 }
 
@@ -367,17 +400,17 @@ async fn kill_sends_killing_then_killed_and_honours_the_grace() {
             ..Script::default()
         },
     );
-    let (executor, mut statuses) = build(&fake);
+    let (executor, mut statuses) = build_keeping(&fake);
     let mut spec = task("stubborn");
     spec.kill_policy.grace = Duration::from_secs(7);
-    executor.launch(spec).await.unwrap();
+    executor.launch(spec).unwrap();
     let mut seen = vec![
         statuses.recv().await.unwrap(),
         statuses.recv().await.unwrap(),
     ];
     assert_eq!(states(&seen), [TaskState::Starting, TaskState::Running]);
     let killed_at = tokio::time::Instant::now();
-    executor.kill(&"stubborn".into(), None).await.unwrap();
+    executor.kill(&"stubborn".into(), None).unwrap();
     seen.extend(until_terminal(&mut statuses, "stubborn").await);
     assert_eq!(
         states(&seen),
@@ -405,19 +438,15 @@ async fn a_kill_grace_override_and_a_forcing_second_kill() {
     let (executor, mut statuses) = build(&fake);
     let mut spec = task("t");
     spec.kill_policy.grace = Duration::from_secs(60);
-    executor.launch(spec).await.unwrap();
+    executor.launch(spec).unwrap();
     let _ = (statuses.recv().await, statuses.recv().await);
     let start = tokio::time::Instant::now();
     executor
         .kill(&"t".into(), Some(Duration::from_secs(30)))
-        .await
         .unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     // A second kill with a shorter grace forces the stop in progress.
-    executor
-        .kill(&"t".into(), Some(Duration::ZERO))
-        .await
-        .unwrap();
+    executor.kill(&"t".into(), Some(Duration::ZERO)).unwrap();
     let seen = until_terminal(&mut statuses, "t").await;
     assert_eq!(states(&seen), [TaskState::Killing, TaskState::Killed]);
     assert!(
@@ -431,10 +460,10 @@ async fn a_kill_grace_override_and_a_forcing_second_kill() {
 async fn killing_twice_and_killing_a_finished_task() {
     let fake = FakeContainerizer::new();
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("t")).await.unwrap();
+    executor.launch(task("t")).unwrap();
     let _ = (statuses.recv().await, statuses.recv().await);
-    executor.kill(&"t".into(), None).await.unwrap();
-    let second = executor.kill(&"t".into(), None).await;
+    executor.kill(&"t".into(), None).unwrap();
+    let second = executor.kill(&"t".into(), None);
     let seen = until_terminal(&mut statuses, "t").await;
     assert_eq!(states(&seen), [TaskState::Killing, TaskState::Killed]);
     // The second kill was either queued behind the first or found the task gone; either way
@@ -444,7 +473,7 @@ async fn killing_twice_and_killing_a_finished_task() {
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert_no_more(&mut statuses, "t");
-    let err = executor.kill(&"t".into(), None).await.unwrap_err();
+    let err = executor.kill(&"t".into(), None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.to_string().contains("task t does not exist"), "{err}");
 }
@@ -455,10 +484,10 @@ async fn a_kill_racing_the_tasks_exit_gives_one_terminal_status() {
         let fake = FakeContainerizer::new();
         fake.script("t", Script::exits(0, Duration::from_millis(100)));
         let (executor, mut statuses) = build(&fake);
-        executor.launch(task("t")).await.unwrap();
+        executor.launch(task("t")).unwrap();
         let _ = (statuses.recv().await, statuses.recv().await);
         tokio::time::sleep(Duration::from_millis(99 + offset_ms)).await;
-        let _ = executor.kill(&"t".into(), None).await;
+        let _ = executor.kill(&"t".into(), None);
         let seen = until_terminal(&mut statuses, "t").await;
         let terminal: Vec<_> = seen.iter().filter(|s| s.state.is_terminal()).collect();
         assert_eq!(terminal.len(), 1);
@@ -482,14 +511,14 @@ async fn a_kill_during_launch_stops_after_the_step_in_flight() {
         },
     );
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("slow")).await.unwrap();
+    executor.launch(task("slow")).unwrap();
     assert_eq!(statuses.recv().await.unwrap().state, TaskState::Starting);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    executor.kill(&"slow".into(), None).await.unwrap();
+    executor.kill(&"slow".into(), None).unwrap();
     let seen = until_terminal(&mut statuses, "slow").await;
     assert_eq!(states(&seen), [TaskState::Killing, TaskState::Killed]);
-    // Created (the step in flight finished), never started, then stopped.
-    assert_eq!(fake.calls_for("slow"), ["create", "stop"]);
+    // Created (the step in flight finished), never started, then stopped and removed.
+    assert_eq!(fake.calls_for("slow"), ["create", "stop", "remove"]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -510,13 +539,14 @@ async fn shutdown_during_launch_waits_for_every_teardown() {
             ..Script::default()
         },
     );
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .hook(Recorder::new("rec", 0, &log))
         .build()
         .unwrap();
-    executor.launch(task("running")).await.unwrap();
-    executor.launch(task("stubborn")).await.unwrap();
-    executor.launch(task("launching")).await.unwrap();
+    let mut statuses = executor.statuses();
+    executor.launch(task("running")).unwrap();
+    executor.launch(task("stubborn")).unwrap();
+    executor.launch(task("launching")).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let start = tokio::time::Instant::now();
     executor.shutdown(Some(Duration::from_secs(2))).await;
@@ -525,7 +555,7 @@ async fn shutdown_during_launch_waits_for_every_teardown() {
         "waited for the stubborn task's grace"
     );
     let mut terminal = Vec::new();
-    while let Ok(status) = statuses.rx.try_recv() {
+    for status in drain(&mut statuses) {
         if status.state.is_terminal() {
             terminal.push((status.task_id.to_string(), status.state, status.reason));
         }
@@ -559,7 +589,7 @@ async fn shutdown_during_launch_waits_for_every_teardown() {
             .count(),
         3
     );
-    let err = executor.launch(task("late")).await.unwrap_err();
+    let err = executor.launch(task("late")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidState);
 }
 
@@ -567,8 +597,8 @@ async fn shutdown_during_launch_waits_for_every_teardown() {
 async fn duplicate_ids_are_refused() {
     let fake = FakeContainerizer::new();
     let (executor, _statuses) = build(&fake);
-    executor.launch(task("t")).await.unwrap();
-    let err = executor.launch(task("t")).await.unwrap_err();
+    executor.launch(task("t")).unwrap();
+    let err = executor.launch(task("t")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::AlreadyExists);
 }
 
@@ -593,7 +623,7 @@ async fn backend_refusals_end_in_error_or_failed() {
         },
     );
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("unsupported")).await.unwrap();
+    executor.launch(task("unsupported")).unwrap();
     let last = until_terminal(&mut statuses, "unsupported")
         .await
         .pop()
@@ -604,7 +634,7 @@ async fn backend_refusals_end_in_error_or_failed() {
     );
     assert!(last.message.unwrap().contains("does not support volumes"));
 
-    executor.launch(task("broken")).await.unwrap();
+    executor.launch(task("broken")).unwrap();
     let last = until_terminal(&mut statuses, "broken").await.pop().unwrap();
     assert_eq!(
         (last.state, last.reason),
@@ -619,7 +649,6 @@ async fn an_invalid_spec_is_an_error_status() {
     let (executor, mut statuses) = build(&fake);
     executor
         .launch(TaskSpec::new("t", ContainerSpec::default()))
-        .await
         .unwrap();
     let last = until_terminal(&mut statuses, "t").await.pop().unwrap();
     assert_eq!(
@@ -638,8 +667,8 @@ async fn an_invalid_spec_is_an_error_status() {
 async fn containers_killed_or_removed_outside_the_executor() {
     let fake = FakeContainerizer::new();
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("killed")).await.unwrap();
-    executor.launch(task("removed")).await.unwrap();
+    executor.launch(task("killed")).unwrap();
+    executor.launch(task("removed")).unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     fake.kill_externally(&fake.container_of("killed").unwrap(), SIGKILL);
     let last = until_terminal(&mut statuses, "killed").await.pop().unwrap();
@@ -684,15 +713,17 @@ async fn health_changes_are_reported_and_a_failing_check_kills_the_task() {
         ProbeOutcome::Unhealthy("HTTP 503".into()),
     ];
     let script = Arc::new(Scripted(Mutex::new(outcomes)));
-    let (executor, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let executor = Executor::builder(Arc::new(fake.clone()))
         .health_checkers(move |_| script.clone())
+        .keep_containers(true)
         .build()
         .unwrap();
+    let mut statuses = executor.statuses();
     let mut spec = task("web");
     spec.health_check = Some(HealthCheck::new(crate::health::Probe::Tcp(TcpProbe {
         port: 80,
     })));
-    executor.launch(spec).await.unwrap();
+    executor.launch(spec).unwrap();
     let seen = until_terminal(&mut statuses, "web").await;
     let summary: Vec<_> = seen.iter().map(|s| (s.state, s.healthy)).collect();
     assert_eq!(
@@ -723,29 +754,31 @@ async fn health_changes_are_reported_and_a_failing_check_kills_the_task() {
 #[tokio::test(start_paused = true)]
 async fn a_restarted_executor_reattaches_to_running_containers() {
     let fake = FakeContainerizer::new();
-    let (first, statuses) = Executor::builder(Arc::new(fake.clone()))
+    let first = Executor::builder(Arc::new(fake.clone()))
         .executor_id("exec-1")
         .build()
         .unwrap();
-    first.launch(task("long")).await.unwrap();
+    let statuses = first.statuses();
+    first.launch(task("long")).unwrap();
     let mut exiting = task("exits-later");
     exiting.kill_policy.grace = Duration::from_secs(1);
     fake.script("exits-later", Script::exits(4, Duration::from_secs(60)));
-    first.launch(exiting.clone()).await.unwrap();
+    first.launch(exiting.clone()).unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;
     drop((first, statuses)); // the executor dies without tearing anything down
 
     // Another executor's containers are not ours.
-    let (other, _s) = Executor::builder(Arc::new(fake.clone()))
+    let other = Executor::builder(Arc::new(fake.clone()))
         .executor_id("exec-2")
         .build()
         .unwrap();
     assert_eq!(other.recover([]).await.unwrap(), RecoveryReport::default());
 
-    let (second, mut statuses) = Executor::builder(Arc::new(fake.clone()))
+    let second = Executor::builder(Arc::new(fake.clone()))
         .executor_id("exec-1")
         .build()
         .unwrap();
+    let mut statuses = second.statuses();
     let report = second.recover([exiting]).await.unwrap();
     let mut reattached: Vec<_> = report.reattached.iter().map(|t| t.to_string()).collect();
     reattached.sort();
@@ -762,7 +795,7 @@ async fn a_restarted_executor_reattaches_to_running_containers() {
         .unwrap();
     assert_eq!(last.message.as_deref(), Some("exited with code 4"));
     // ...and it can be killed.
-    second.kill(&"long".into(), None).await.unwrap();
+    second.kill(&"long".into(), None).unwrap();
     let last = until_terminal(&mut statuses, "long").await.pop().unwrap();
     assert_eq!(last.state, TaskState::Killed);
 }
@@ -770,12 +803,12 @@ async fn a_restarted_executor_reattaches_to_running_containers() {
 #[tokio::test(start_paused = true)]
 async fn recovery_can_clean_up_instead() {
     let fake = FakeContainerizer::new();
-    let (first, _statuses) = Executor::builder(Arc::new(fake.clone())).build().unwrap();
-    first.launch(task("a")).await.unwrap();
-    first.launch(task("b")).await.unwrap();
+    let first = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    first.launch(task("a")).unwrap();
+    first.launch(task("b")).unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;
     drop(first);
-    let (second, _s) = Executor::builder(Arc::new(fake.clone()))
+    let second = Executor::builder(Arc::new(fake.clone()))
         .recovery(RecoveryMode::Cleanup)
         .build()
         .unwrap();
@@ -827,7 +860,7 @@ async fn the_status_stream_ends_when_the_executor_is_gone() {
     let fake = FakeContainerizer::new();
     fake.script("t", Script::exits(0, Duration::from_secs(1)));
     let (executor, mut statuses) = build(&fake);
-    executor.launch(task("t")).await.unwrap();
+    executor.launch(task("t")).unwrap();
     drop(executor);
     let mut count = 0;
     while statuses.recv().await.is_some() {
@@ -841,14 +874,14 @@ async fn many_tasks_each_get_exactly_one_terminal_status() {
     let fake = FakeContainerizer::without_recording();
     let (executor, mut statuses) = build(&fake);
     for i in 0..500 {
-        executor.launch(task(&format!("t{i}"))).await.unwrap();
+        executor.launch(task(&format!("t{i}"))).unwrap();
     }
     for i in (0..500).step_by(2) {
-        let _ = executor.kill(&format!("t{i}").into(), None).await;
+        let _ = executor.kill(&format!("t{i}").into(), None);
     }
     executor.shutdown(None).await;
     let mut terminal = std::collections::HashMap::new();
-    while let Ok(status) = statuses.rx.try_recv() {
+    for status in drain(&mut statuses) {
         if status.state.is_terminal() {
             *terminal.entry(status.task_id).or_insert(0) += 1;
         }

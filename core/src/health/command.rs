@@ -30,10 +30,6 @@ impl CommandChecker {
 
 #[async_trait]
 impl HealthChecker for CommandChecker {
-    fn enforces_timeout(&self) -> bool {
-        true
-    }
-
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
         let argv = self.probe.argv();
         let name = argv.first().cloned().unwrap_or_default();

@@ -63,10 +63,6 @@ impl HttpChecker {
 
 #[async_trait]
 impl HealthChecker for HttpChecker {
-    fn enforces_timeout(&self) -> bool {
-        true
-    }
-
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
         match self.status(target, &Deadline::after(timeout)).await {
             Ok(status) if self.probe.accepts(status) => ProbeOutcome::Healthy,

@@ -37,8 +37,8 @@ pub use tcp::TcpChecker;
 
 use crate::container::ContainerId;
 use crate::containerizer::Containerizer;
-use crate::error::Result;
-use crate::task::field_error;
+use crate::error::{Error, Result};
+use crate::layer::Layer;
 use crate::units;
 
 /// A health check: one probe and the policy around it.
@@ -89,22 +89,22 @@ impl HealthCheck {
 
     pub(crate) fn validate(&self, at: &str) -> Result<()> {
         if self.consecutive_failures == 0 {
-            return Err(field_error(
-                &format!("{at}.consecutive_failures"),
+            return Err(Error::invalid_field(
+                format!("{at}.consecutive_failures"),
                 "must be at least 1",
             ));
         }
         match &self.probe {
             Probe::Http(http) => {
                 if http.port == 0 {
-                    return Err(field_error(
-                        &format!("{at}.http.port"),
+                    return Err(Error::invalid_field(
+                        format!("{at}.http.port"),
                         "must be between 1 and 65535",
                     ));
                 }
                 if !http.path.starts_with('/') {
-                    return Err(field_error(
-                        &format!("{at}.http.path"),
+                    return Err(Error::invalid_field(
+                        format!("{at}.http.path"),
                         "must start with `/`",
                     ));
                 }
@@ -113,30 +113,30 @@ impl HealthCheck {
                     .chars()
                     .any(|c| c.is_whitespace() || c.is_control())
                 {
-                    return Err(field_error(
-                        &format!("{at}.http.path"),
+                    return Err(Error::invalid_field(
+                        format!("{at}.http.path"),
                         "must not hold spaces or control characters (percent-encode them)",
                     ));
                 }
                 if let Some(bad) = http.statuses.iter().find(|s| !(100..=599).contains(*s)) {
-                    return Err(field_error(
-                        &format!("{at}.http.statuses"),
-                        &format!("has {bad}, not an HTTP status"),
+                    return Err(Error::invalid_field(
+                        format!("{at}.http.statuses"),
+                        format!("has {bad}, not an HTTP status"),
                     ));
                 }
             }
             Probe::Tcp(tcp) => {
                 if tcp.port == 0 {
-                    return Err(field_error(
-                        &format!("{at}.tcp.port"),
+                    return Err(Error::invalid_field(
+                        format!("{at}.tcp.port"),
                         "must be between 1 and 65535",
                     ));
                 }
             }
             Probe::Command(cmd) => {
                 if cmd.argv().is_empty() {
-                    return Err(field_error(
-                        &format!("{at}.command"),
+                    return Err(Error::invalid_field(
+                        format!("{at}.command"),
                         "needs `argv` or `shell`",
                     ));
                 }
@@ -381,15 +381,76 @@ pub enum ProbeOutcome {
 /// ```
 #[async_trait]
 pub trait HealthChecker: Send + Sync + Debug + 'static {
-    /// Probes `target` once. `timeout` bounds the whole probe (zero means none); a probe that
-    /// runs past it is unhealthy.
+    /// Probes `target` once. `timeout` bounds the whole probe (zero means none): the probe
+    /// must end by then, unhealthy if it did not finish. The checkers in this module do; wrap
+    /// one that does not in [`ProbeTimeoutLayer`] (the executor wraps every checker its
+    /// `health_checkers` factory makes).
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome;
+}
 
-    /// Whether [`check`](Self::check) always ends within the `timeout` it is given (as the
-    /// checkers in this module do). The [`HealthMonitor`] then sets no timer of its own around
-    /// each probe; otherwise (the default) it does.
-    fn enforces_timeout(&self) -> bool {
-        false
+/// Bounds each probe of the checker it wraps by the probe's own timeout: a probe still running
+/// then is unhealthy ("the probe timed out after 20s"). For checkers that do not keep their
+/// timeout themselves.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use hoist_core::health::{HealthChecker, ProbeOutcome, ProbeTarget, ProbeTimeoutLayer};
+/// use hoist_core::layer::Layer;
+///
+/// #[derive(Debug)]
+/// struct Stuck;
+///
+/// #[async_trait]
+/// impl HealthChecker for Stuck {
+///     async fn check(&self, _: &ProbeTarget, _: Duration) -> ProbeOutcome {
+///         std::future::pending().await
+///     }
+/// }
+///
+/// let bounded = ProbeTimeoutLayer.layer(Arc::new(Stuck) as Arc<dyn HealthChecker>);
+/// # let target = ProbeTarget {
+/// #     container_id: "c".into(),
+/// #     containerizer: Arc::new(hoist_core::testing::FakeContainerizer::new()),
+/// #     address: std::net::Ipv4Addr::LOCALHOST.into(),
+/// #     netns: None,
+/// # };
+/// let outcome = bounded.check(&target, Duration::from_secs(2)).await;
+/// assert_eq!(outcome, ProbeOutcome::Unhealthy("the probe timed out after 2s".into()));
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProbeTimeoutLayer;
+
+impl Layer<Arc<dyn HealthChecker>> for ProbeTimeoutLayer {
+    type Service = Arc<dyn HealthChecker>;
+
+    fn layer(&self, inner: Arc<dyn HealthChecker>) -> Arc<dyn HealthChecker> {
+        Arc::new(ProbeTimeout(inner))
+    }
+}
+
+/// A checker bounded by its probes' timeouts; made by [`ProbeTimeoutLayer`].
+#[derive(Debug)]
+struct ProbeTimeout(Arc<dyn HealthChecker>);
+
+#[async_trait]
+impl HealthChecker for ProbeTimeout {
+    async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
+        let probe = self.0.check(target, timeout);
+        if timeout.is_zero() {
+            return probe.await;
+        }
+        match tokio::time::timeout(timeout, probe).await {
+            Ok(outcome) => outcome,
+            Err(_) => ProbeOutcome::Unhealthy(format!(
+                "the probe timed out after {}",
+                deadline::fmt_duration(timeout)
+            )),
+        }
     }
 }
 

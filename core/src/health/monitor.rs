@@ -7,7 +7,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::deadline::fmt_duration;
 use super::{HealthCheck, HealthChecker, ProbeOutcome, ProbeTarget};
 
 /// A change the monitor reports. It reports changes only: the first success, a success after
@@ -113,19 +112,9 @@ impl HealthMonitor {
         }
     }
 
+    /// One probe; the checker keeps the check's timeout (see [`HealthChecker::check`]).
     async fn probe_once(&self) -> ProbeOutcome {
-        let timeout = self.check.timeout;
-        let probe = self.checker.check(&self.target, timeout);
-        if timeout.is_zero() || self.checker.enforces_timeout() {
-            return probe.await;
-        }
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(outcome) => outcome,
-            Err(_) => ProbeOutcome::Unhealthy(format!(
-                "the probe timed out after {}",
-                fmt_duration(timeout)
-            )),
-        }
+        self.checker.check(&self.target, self.check.timeout).await
     }
 }
 
@@ -235,7 +224,8 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::health::{Probe, TcpProbe, test_target};
+    use crate::health::{Probe, ProbeTimeoutLayer, TcpProbe, test_target};
+    use crate::layer::Layer;
 
     /// One scripted probe.
     #[derive(Debug, Clone, Copy)]
@@ -333,7 +323,10 @@ mod tests {
         let cancel = CancellationToken::new();
         let t0 = Instant::now();
         let target = test_target(Ipv4Addr::LOCALHOST.into(), None);
-        let events = HealthMonitor::new(check, script.clone(), target).spawn(cancel.clone());
+        // The scripted checker keeps no timeout of its own: the layer the executor puts around
+        // such checkers bounds it.
+        let checker = ProbeTimeoutLayer.layer(script.clone() as Arc<dyn HealthChecker>);
+        let events = HealthMonitor::new(check, checker, target).spawn(cancel.clone());
         Run {
             events,
             script,

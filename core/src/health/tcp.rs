@@ -24,10 +24,6 @@ impl TcpChecker {
 
 #[async_trait]
 impl HealthChecker for TcpChecker {
-    fn enforces_timeout(&self) -> bool {
-        true
-    }
-
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
         match dial(target, self.port, &Deadline::after(timeout)).await {
             Ok(_) => ProbeOutcome::Healthy,

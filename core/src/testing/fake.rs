@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::capabilities::Capabilities;
 use crate::container::{
-    Capabilities, ContainerId, ContainerInfo, ContainerState, ExecOutput, ExecutorId, ExitStatus,
-    LogChunk, LogOptions, LogStream, OwnedContainer, Owner,
+    ContainerId, ContainerInfo, ContainerState, ExecOutput, ExecutorId, ExitStatus, LogChunk,
+    LogOptions, LogStream, OwnedContainer, Owner,
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::{Error, ErrorKind, Result};
@@ -115,6 +116,7 @@ struct Registry {
     spec_scripts: Vec<ScriptFn>,
     default_script: Arc<Script>,
     calls: Vec<Call>,
+    capabilities: Option<Capabilities>,
 }
 
 /// An in-memory [`Containerizer`] for tests: scriptable per task, recording every call.
@@ -192,6 +194,12 @@ impl FakeContainerizer {
     /// Scripts every task without a script of its own.
     pub fn default_script(&self, script: Script) {
         self.registry().default_script = Arc::new(script);
+    }
+
+    /// Declares other capabilities than the default (everything), to test what a backend
+    /// without them gets.
+    pub fn set_capabilities(&self, capabilities: Capabilities) {
+        self.registry().capabilities = Some(capabilities);
     }
 
     /// Every call so far, in order.
@@ -314,7 +322,9 @@ impl Containerizer for FakeContainerizer {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        self.registry()
+            .capabilities
+            .unwrap_or_else(Capabilities::all)
     }
 
     async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {

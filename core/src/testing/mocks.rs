@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::capabilities::Capabilities;
 use crate::container::{
-    Capabilities, ContainerId, ContainerInfo, ExecOutput, ExecutorId, ExitStatus, LogOptions,
-    OwnedContainer, Owner,
+    ContainerId, ContainerInfo, ExecOutput, ExecutorId, ExitStatus, LogOptions, OwnedContainer,
+    Owner,
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::Result;
@@ -36,21 +37,70 @@ mockall::mock! {
     }
 }
 
+/// What a [`MockHook`] is asked: the [`Hook`] methods without their context, so expectations
+/// are set on the task alone (`mock.expect_pre_run().returning(|task| ...)`).
+pub trait HookCalls {
+    /// See [`Hook::name`].
+    fn name(&self) -> &str;
+    /// See [`Hook::priority`].
+    fn priority(&self) -> i64;
+    /// See [`Hook::validate`].
+    fn validate(&self) -> Result<()>;
+    /// See [`Hook::pre_create`].
+    fn pre_create(&self, task: &mut TaskSpec) -> Result<()>;
+    /// See [`Hook::pre_run`].
+    fn pre_run(&self, task: &TaskSpec) -> Result<()>;
+    /// See [`Hook::post_run`].
+    fn post_run(&self, task: &TaskSpec) -> Result<()>;
+    /// See [`Hook::pre_stop`].
+    fn pre_stop(&self, task: &TaskSpec) -> Result<()>;
+    /// See [`Hook::post_stop`].
+    fn post_stop(&self, task: &TaskSpec) -> Result<()>;
+}
+
 mockall::mock! {
-    /// A mock [`Hook`].
+    /// A mock [`Hook`]: set expectations through [`HookCalls`].
     #[derive(Debug)]
     pub Hook {}
 
-    #[async_trait]
-    impl Hook for Hook {
+    impl HookCalls for Hook {
         fn name(&self) -> &str;
         fn priority(&self) -> i64;
         fn validate(&self) -> Result<()>;
-        async fn pre_create<'c>(&self, ctx: &mut HookContext<'c>, task: &mut TaskSpec) -> Result<()>;
-        async fn pre_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()>;
-        async fn post_run<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()>;
-        async fn pre_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()>;
-        async fn post_stop<'c>(&self, ctx: &mut HookContext<'c>, task: &TaskSpec) -> Result<()>;
+        fn pre_create(&self, task: &mut TaskSpec) -> Result<()>;
+        fn pre_run(&self, task: &TaskSpec) -> Result<()>;
+        fn post_run(&self, task: &TaskSpec) -> Result<()>;
+        fn pre_stop(&self, task: &TaskSpec) -> Result<()>;
+        fn post_stop(&self, task: &TaskSpec) -> Result<()>;
+    }
+}
+
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl Hook for MockHook {
+    fn name(&self) -> &str {
+        HookCalls::name(self)
+    }
+    fn priority(&self) -> i64 {
+        HookCalls::priority(self)
+    }
+    fn validate(&self) -> Result<()> {
+        HookCalls::validate(self)
+    }
+    async fn pre_create(&self, _: &mut HookContext<'_>, task: &mut TaskSpec) -> Result<()> {
+        HookCalls::pre_create(self, task)
+    }
+    async fn pre_run(&self, _: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+        HookCalls::pre_run(self, task)
+    }
+    async fn post_run(&self, _: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+        HookCalls::post_run(self, task)
+    }
+    async fn pre_stop(&self, _: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+        HookCalls::pre_stop(self, task)
+    }
+    async fn post_stop(&self, _: &mut HookContext<'_>, task: &TaskSpec) -> Result<()> {
+        HookCalls::post_stop(self, task)
     }
 }
 

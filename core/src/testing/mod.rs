@@ -12,4 +12,4 @@ pub use conformance::ConformanceTarget;
 pub use fake::{
     Call, ExecDurationFn, ExecFn, FakeContainerizer, SIGKILL, SIGTERM, Script, ScriptFn,
 };
-pub use mocks::{MockContainerizer, MockHealthChecker, MockHook, MockScheduler};
+pub use mocks::{HookCalls, MockContainerizer, MockHealthChecker, MockHook, MockScheduler};

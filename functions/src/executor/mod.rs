@@ -41,9 +41,6 @@ use crate::runtime_api::{RuntimeApi, RuntimeInvocation, RuntimeReply};
 use endpoints::EndpointLauncher;
 use events::Background;
 
-/// The label every environment carries with its function's name.
-pub const FUNCTION_LABEL: &str = "hoist.function";
-
 struct Shared {
     config: FunctionsConfig,
     registry: Registry,
@@ -246,7 +243,7 @@ impl Shared {
         container.labels.extend(spec.labels.clone());
         container
             .labels
-            .insert(FUNCTION_LABEL.into(), spec.name.clone());
+            .insert(hoist_core::labels::FUNCTION.into(), spec.name.clone());
         Ok(TaskSpec::new(environment.0.clone(), container))
     }
 }
@@ -275,10 +272,12 @@ impl FunctionExecutor {
                     .with_context("field", "LAMBDA_DOCKER_DNS"),
             );
         }
-        let memory_limits = containerizer.capabilities().memory_limit;
-        let (executor, statuses) = Executor::builder(containerizer)
+        let memory_limits =
+            containerizer.capabilities().memory_limit == hoist_core::capabilities::Limit::Enforced;
+        let executor = Executor::builder(containerizer)
             .executor_id("hoist-functions")
             .build()?;
+        let statuses = executor.statuses();
         let shared = Arc::new(Shared {
             config,
             registry: Registry::new(),

@@ -17,7 +17,8 @@ struct Harness {
 /// forwarded to the pool as the function executor does.
 fn harness(config: PoolConfig) -> Harness {
     let fake = FakeContainerizer::new();
-    let (executor, statuses) = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    let executor = Executor::builder(Arc::new(fake.clone())).build().unwrap();
+    let statuses = executor.statuses();
     let specs: crate::launcher::SpecFn = Arc::new(|env: &EnvironmentId, _key: &str| {
         Ok(TaskSpec::new(
             env.0.clone(),

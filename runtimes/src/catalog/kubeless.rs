@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hoist_core::catalog::{PhaseKind, Runtime, RuntimeName, RuntimePhase};
 use hoist_core::health::{HealthCheck, HttpProbe, Probe, Scheme};
-use hoist_core::task::{parse_json, parse_yaml};
+use hoist_core::input::{parse_json, parse_yaml};
 use hoist_core::{Error, Result};
 use serde::Deserialize;
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use hoist_core::catalog::{PhaseKind, Runtime, RuntimeName, RuntimePhase};
-use hoist_core::task::{parse_json, parse_yaml};
+use hoist_core::input::{parse_json, parse_yaml};
 use hoist_core::{Error, ErrorKind, Result};
 use serde::Deserialize;
 

@@ -259,7 +259,7 @@ impl Scripter {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
         let labels = pod.metadata.labels.as_ref();
         for (prefix, script) in &self.by_prefix {
-            let task = labels.and_then(|l| l.get(hoist_core::container::labels::TASK_ID));
+            let task = labels.and_then(|l| l.get(hoist_core::labels::TASK_ID));
             if name.starts_with(prefix.as_str())
                 || task.is_some_and(|t| t.starts_with(prefix.as_str()))
             {

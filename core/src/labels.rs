@@ -1,0 +1,26 @@
+//! Every label key hoist writes, in one place, all under `io.hoist.`.
+//!
+//! Backends record a container's owner under [`EXECUTOR_ID`] and [`TASK_ID`] (Docker labels,
+//! Kubernetes labels and annotations, the process backend's records), so a restarted executor
+//! finds what it started. A spec's own labels may not use the `io.hoist.` prefix.
+
+/// The prefix of every key hoist writes.
+pub const PREFIX: &str = "io.hoist.";
+
+/// The executor that created a container.
+pub const EXECUTOR_ID: &str = "io.hoist.executor-id";
+
+/// The task a container runs.
+pub const TASK_ID: &str = "io.hoist.task-id";
+
+/// Task label (in `TaskSpec::labels`) naming the framework or group a task belongs to; the Mesos
+/// frontend sets it from the framework's name, and the `network` hook reads it.
+pub const FRAMEWORK_NAME: &str = "io.hoist.framework-name";
+
+/// The function a function executor's environment serves (its name).
+pub const FUNCTION: &str = "io.hoist.function";
+
+/// Whether `key` is one of hoist's own (under [`PREFIX`]).
+pub fn is_reserved(key: &str) -> bool {
+    key.starts_with(PREFIX)
+}
