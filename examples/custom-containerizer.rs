@@ -4,8 +4,8 @@
 //! `command` names one and passes it arguments; the program runs as a tokio task, writes its
 //! output to an in-memory log, receives TERM as a message it may ignore, and is aborted by KILL.
 //! It suits executors that run trusted in-process work (a function, a job) with the same
-//! engine, hooks and health checks as real containers. [`Traced`] wraps any containerizer and
-//! logs every call, forwarding every method.
+//! engine, hooks and health checks as real containers. The executor wraps it in hoist's
+//! `TracingLayer`, which logs every call.
 //!
 //! Run it with `cargo run --example custom-containerizer`; the guide
 //! `docs/guides/containerizer.md` walks through it, and `tests/custom_containerizer.rs` runs it
@@ -18,10 +18,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
+use hoist::capabilities::Ports;
+use hoist::layer::TracingLayer;
 use hoist::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
     ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunk, LogChunks, LogOptions, LogStream,
-    NetworkMode, OwnedContainer, Owner, Result,
+    OwnedContainer, Owner, Result,
 };
 use tokio::sync::watch;
 
@@ -206,41 +208,6 @@ impl TaskContainerizer {
     }
 }
 
-/// Refuses what this backend cannot do, naming the field.
-fn refuse_unsupported(spec: &ContainerSpec) -> Result<()> {
-    let refuse = |field: &str| {
-        Err(Error::unsupported("tasks", format!("`{field}`"))
-            .with_operation("create")
-            .with_context("field", field))
-    };
-    if spec.image.is_some() {
-        return refuse("image");
-    }
-    if !matches!(spec.network, None | Some(NetworkMode::Host)) {
-        return refuse("network");
-    }
-    if spec
-        .ports
-        .iter()
-        .any(|p| p.host_port.is_some_and(|h| h != p.container_port))
-    {
-        return refuse("ports");
-    }
-    if spec.resources.cpus.is_some() || spec.resources.memory.is_some() {
-        return refuse("resources");
-    }
-    if !spec.volumes.is_empty() {
-        return refuse("volumes");
-    }
-    if !spec.dns.is_empty() {
-        return refuse("dns");
-    }
-    if spec.user.is_some() {
-        return refuse("user");
-    }
-    Ok(())
-}
-
 #[async_trait]
 impl Containerizer for TaskContainerizer {
     fn name(&self) -> &str {
@@ -248,15 +215,22 @@ impl Containerizer for TaskContainerizer {
     }
 
     fn capabilities(&self) -> Capabilities {
+        // What a tokio task can be: no image, no limits, no isolation. Declaring it is enough:
+        // the engine refuses the rest by name before `create` is called.
         let mut caps = Capabilities::default();
         caps.exec = true;
         caps.logs = true;
         caps.network_host = true;
+        caps.ports = Ports::SamePort;
         caps
     }
 
     async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-        refuse_unsupported(spec)?;
+        // Called without the engine (the conformance suite, a program of its own), the
+        // containerizer still refuses what it cannot honour.
+        self.capabilities()
+            .check(spec)
+            .map_err(|e| e.with_operation("create").with_context("backend", "tasks"))?;
         self.lookup(&spec.argv())
             .map_err(|e| e.with_operation("create"))?;
         let id = ContainerId::new(format!(
@@ -427,101 +401,12 @@ impl Containerizer for TaskContainerizer {
     }
 }
 
-/// Wraps any containerizer and logs every call with its outcome. It forwards every method
-/// (the lint makes forgetting one an error), so the inner backend's own behaviour, defaults
-/// included, shows through.
-#[derive(Debug)]
-pub struct Traced<C> {
-    inner: C,
-}
-
-impl<C: Containerizer> Traced<C> {
-    /// Wraps `inner`.
-    pub fn new(inner: C) -> Self {
-        Traced { inner }
-    }
-}
-
-fn traced<T>(
-    backend: &str,
-    method: &str,
-    id: impl std::fmt::Display,
-    result: Result<T>,
-) -> Result<T> {
-    match &result {
-        Ok(_) => tracing::debug!(backend, method, %id, "ok"),
-        Err(e) => tracing::debug!(backend, method, %id, error = %e, "failed"),
-    }
-    result
-}
-
-#[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl<C: Containerizer> Containerizer for Traced<C> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-        traced(
-            self.name(),
-            "create",
-            &owner.task_id,
-            self.inner.create(owner, spec).await,
-        )
-    }
-    async fn start(&self, id: &ContainerId) -> Result<()> {
-        traced(self.name(), "start", id, self.inner.start(id).await)
-    }
-    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-        traced(self.name(), "wait", id, self.inner.wait(id).await)
-    }
-    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-        traced(self.name(), "stop", id, self.inner.stop(id, grace).await)
-    }
-    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
-        traced(
-            self.name(),
-            "remove",
-            id,
-            self.inner.remove(id, force).await,
-        )
-    }
-    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
-        traced(self.name(), "inspect", id, self.inner.inspect(id).await)
-    }
-    async fn exec(
-        &self,
-        id: &ContainerId,
-        argv: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutput> {
-        traced(
-            self.name(),
-            "exec",
-            id,
-            self.inner.exec(id, argv, timeout).await,
-        )
-    }
-    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
-        traced(self.name(), "logs", id, self.inner.logs(id, options).await)
-    }
-    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
-        traced(
-            self.name(),
-            "list_owned",
-            executor,
-            self.inner.list_owned(executor).await,
-        )
-    }
-}
-
 /// Runs two tasks on the task containerizer through the executor and returns their statuses.
 pub async fn run() -> Result<Vec<hoist::TaskStatus>> {
-    let backend = Arc::new(Traced::new(TaskContainerizer::with_builtins()));
-    let executor = hoist::Executor::builder(backend).build()?;
+    let backend = Arc::new(TaskContainerizer::with_builtins());
+    let executor = hoist::Executor::builder(backend)
+        .layer(TracingLayer)
+        .build()?;
     let mut statuses = executor.statuses();
     executor.launch(hoist::TaskSpec::new(
         "greet",

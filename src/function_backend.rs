@@ -18,10 +18,11 @@
 //! # Ok(()) }
 //! ```
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use hoist_core::{Containerizer, Error, ErrorKind};
+use hoist_core::Containerizer;
+#[cfg(any(feature = "docker", feature = "kube"))]
+use hoist_core::{Error, ErrorKind};
 use hoist_functions::config::{Backend, FunctionsConfig};
 
 /// The variable that chooses the backend.
@@ -29,47 +30,7 @@ pub const BACKEND_VARIABLE: &str = "LAMBDA_RUNTIME_EXECUTOR";
 /// The variable that gives each runtime its image on container backends.
 pub const IMAGE_MAPPING_VARIABLE: &str = "LAMBDA_RUNTIME_IMAGE_MAPPING";
 
-/// What the backends need besides the [`FunctionsConfig`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackendSettings {
-    /// The process backend's state directory.
-    pub state_dir: PathBuf,
-    /// The Kubernetes backend's kubeconfig; `None` uses the in-cluster service account.
-    pub kubeconfig: Option<PathBuf>,
-    /// The namespace of Kubernetes pods (default `default`).
-    pub namespace: Option<String>,
-    /// How functions' code (and runtimes' host volumes) reach pods: `true` (the default)
-    /// copies each into a ConfigMap the pod owns, so pods run on any node, at most
-    /// `hoist_kube::COPY_LIMIT` bytes per volume; `false` mounts them as `hostPath` volumes,
-    /// which must then exist on every node.
-    pub copy_code_to_pods: bool,
-}
-
-impl BackendSettings {
-    /// Settings with the process backend's state in `state_dir`, the in-cluster Kubernetes
-    /// configuration, the default namespace, and code copied into pods.
-    pub fn new(state_dir: impl AsRef<Path>) -> Self {
-        BackendSettings {
-            state_dir: state_dir.as_ref().to_path_buf(),
-            kubeconfig: None,
-            namespace: None,
-            copy_code_to_pods: true,
-        }
-    }
-}
-
-#[cfg(not(all(feature = "process", feature = "docker", feature = "kube")))]
-fn missing_feature(backend: Backend, feature: &str) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!(
-            "`{BACKEND_VARIABLE}` is `{}`, but hoist was built without its `{feature}` feature: \
-             enable the `{feature}` feature or choose another backend",
-            backend.as_str()
-        ),
-    )
-    .with_context("field", BACKEND_VARIABLE)
-}
+pub use crate::backend::BackendSettings;
 
 /// On a container backend every runtime needs an image.
 #[cfg(any(feature = "docker", feature = "kube"))]
@@ -116,65 +77,28 @@ pub async fn containerizer(
     config: &FunctionsConfig,
     settings: &BackendSettings,
 ) -> hoist_core::Result<Arc<dyn Containerizer>> {
-    match config.backend {
-        Backend::Process => {
-            #[cfg(feature = "process")]
-            {
-                let backend = hoist_process::ProcessContainerizer::new(&settings.state_dir)?;
-                Ok(Arc::new(backend))
-            }
-            #[cfg(not(feature = "process"))]
-            {
-                let _ = settings;
-                Err(missing_feature(Backend::Process, "process"))
-            }
+    let backend = match config.backend {
+        Backend::Process => crate::backend::Backend::Process,
+        Backend::Docker => crate::backend::Backend::Docker,
+        Backend::Kubernetes => crate::backend::Backend::Kubernetes,
+    };
+    if backend.is_available() {
+        #[cfg(any(feature = "docker", feature = "kube"))]
+        if backend != crate::backend::Backend::Process {
+            check_images(config)?;
         }
-        Backend::Docker => {
-            #[cfg(feature = "docker")]
-            {
-                check_images(config)?;
-                let docker = hoist_docker::DockerContainerizer::connect(
-                    hoist_docker::DockerConfig::from_env(),
-                )
-                .await?;
-                Ok(Arc::new(docker))
-            }
-            #[cfg(not(feature = "docker"))]
-            {
-                Err(missing_feature(Backend::Docker, "docker"))
-            }
-        }
-        Backend::Kubernetes => {
-            #[cfg(feature = "kube")]
-            {
-                check_images(config)?;
-                check_pods(config)?;
-                let kube_config = hoist_kube::KubeConfig {
-                    namespace: settings
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| "default".into()),
-                    host_volumes: if settings.copy_code_to_pods {
-                        hoist_kube::HostVolumes::Copy
-                    } else {
-                        hoist_kube::HostVolumes::HostPath
-                    },
-                    ..hoist_kube::KubeConfig::default()
-                };
-                let kube = match &settings.kubeconfig {
-                    Some(path) => {
-                        hoist_kube::KubeContainerizer::from_kubeconfig(path, kube_config).await?
-                    }
-                    None => hoist_kube::KubeContainerizer::in_cluster(kube_config)?,
-                };
-                Ok(Arc::new(kube))
-            }
-            #[cfg(not(feature = "kube"))]
-            {
-                Err(missing_feature(Backend::Kubernetes, "kube"))
-            }
+        #[cfg(feature = "kube")]
+        if backend == crate::backend::Backend::Kubernetes {
+            check_pods(config)?;
         }
     }
+    backend.connect(settings).await.map_err(|e| {
+        if e.kind() == hoist_core::ErrorKind::Unsupported {
+            e.with_context("field", BACKEND_VARIABLE)
+        } else {
+            e
+        }
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +211,7 @@ mod tests {
         for copy in [true, false] {
             let settings = BackendSettings {
                 kubeconfig: Some(kubeconfig.clone()),
-                copy_code_to_pods: copy,
+                copy_host_volumes: copy,
                 ..BackendSettings::new("/nonexistent")
             };
             let backend = containerizer(&config, &settings).await.unwrap();

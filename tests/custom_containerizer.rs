@@ -1,5 +1,5 @@
-//! The containerizer of `examples/custom-containerizer.rs`, alone and wrapped in its tracing
-//! decorator, against the conformance suite; and the example's executor run.
+//! The containerizer of `examples/custom-containerizer.rs`, alone and wrapped in hoist's
+//! tracing and retry layers, against the conformance suite; and the example's executor run.
 
 #[path = "../examples/custom-containerizer.rs"]
 #[allow(dead_code)]
@@ -8,7 +8,8 @@ mod example;
 use std::sync::Arc;
 use std::time::Duration;
 
-use example::{TaskContainerizer, Traced};
+use example::TaskContainerizer;
+use hoist::layer::{Layer, RetryLayer, TracingLayer};
 use hoist::testing::{ConformanceTarget, conformance};
 use hoist::{ContainerSpec, Containerizer, ErrorKind, Owner, TaskState};
 
@@ -38,9 +39,9 @@ async fn the_task_containerizer_passes_the_conformance_suite() {
 }
 
 #[tokio::test]
-async fn wrapped_in_the_decorator_it_still_passes() {
-    let traced = Traced::new(TaskContainerizer::with_builtins());
-    conformance::run_all(&traced, &target()).await.unwrap();
+async fn wrapped_in_layers_it_still_passes() {
+    let wrapped = TracingLayer.layer(RetryLayer::new().layer(TaskContainerizer::with_builtins()));
+    conformance::run_all(&wrapped, &target()).await.unwrap();
 }
 
 #[tokio::test]

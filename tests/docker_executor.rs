@@ -27,7 +27,7 @@ async fn the_example_runs_a_task_in_a_container_and_removes_it() {
         "--all-features",
     ];
     let example =
-        hoist::core::testing::cargo_build(workspace, &args, "examples/docker-executor").unwrap();
+        hoist::testing::cargo_build(workspace, &args, "examples/docker-executor").unwrap();
     let tag = format!("hoist-example-test-{}:1", std::process::id());
     build_busybox_image(
         docker.client(),

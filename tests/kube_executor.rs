@@ -19,8 +19,7 @@ async fn the_example_runs_a_task_as_a_pod_and_leaves_nothing() {
         "kube-executor",
         "--all-features",
     ];
-    let example =
-        hoist::core::testing::cargo_build(workspace, &args, "examples/kube-executor").unwrap();
+    let example = hoist::testing::cargo_build(workspace, &args, "examples/kube-executor").unwrap();
 
     let server = FakeApiServer::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

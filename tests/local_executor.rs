@@ -94,8 +94,7 @@ async fn the_example_program_runs_the_demo_and_stops_cleanly() {
         "local-executor",
         "--all-features",
     ];
-    let example =
-        hoist::core::testing::cargo_build(workspace, &args, "examples/local-executor").unwrap();
+    let example = hoist::testing::cargo_build(workspace, &args, "examples/local-executor").unwrap();
     let state = tempfile::tempdir().unwrap();
     let run = tokio::process::Command::new(example)
         .current_dir(workspace)

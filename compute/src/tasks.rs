@@ -310,6 +310,7 @@ impl TaskRunner {
 mod tests {
     use super::*;
     use hoist_core::PortMapping;
+    use hoist_core::layer::LayeredContainerizer;
     use hoist_core::testing::{FakeContainerizer, Script};
 
     /// A target group that records the order of calls against the backend's.
@@ -405,27 +406,10 @@ mod tests {
     }
 
     #[async_trait]
-    impl Containerizer for LateAddress {
-        fn name(&self) -> &str {
-            "late-address"
-        }
-        fn capabilities(&self) -> hoist_core::Capabilities {
-            self.inner.capabilities()
-        }
-        async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-            self.inner.create(owner, spec).await
-        }
-        async fn start(&self, id: &ContainerId) -> Result<()> {
-            self.inner.start(id).await
-        }
-        async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-            self.inner.wait(id).await
-        }
-        async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-            self.inner.stop(id, grace).await
-        }
-        async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
-            self.inner.remove(id, force).await
+    impl LayeredContainerizer for LateAddress {
+        type Inner = FakeContainerizer;
+        fn inner(&self) -> &FakeContainerizer {
+            &self.inner
         }
         async fn inspect(&self, id: &ContainerId) -> Result<hoist_core::ContainerInfo> {
             let mut info = self.inner.inspect(id).await?;
@@ -435,27 +419,6 @@ mod tests {
                 info.addresses.clear();
             }
             Ok(info)
-        }
-        async fn exec(
-            &self,
-            id: &ContainerId,
-            argv: &[String],
-            timeout: Duration,
-        ) -> Result<hoist_core::ExecOutput> {
-            self.inner.exec(id, argv, timeout).await
-        }
-        async fn logs(
-            &self,
-            id: &ContainerId,
-            options: hoist_core::LogOptions,
-        ) -> Result<hoist_core::LogChunks> {
-            self.inner.logs(id, options).await
-        }
-        async fn list_owned(
-            &self,
-            executor: &ExecutorId,
-        ) -> Result<Vec<hoist_core::OwnedContainer>> {
-            self.inner.list_owned(executor).await
         }
     }
 

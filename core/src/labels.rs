@@ -20,7 +20,6 @@ pub const FRAMEWORK_NAME: &str = "io.hoist.framework-name";
 /// The function a function executor's environment serves (its name).
 pub const FUNCTION: &str = "io.hoist.function";
 
-/// Whether `key` is one of hoist's own (under [`PREFIX`]).
-pub fn is_reserved(key: &str) -> bool {
-    key.starts_with(PREFIX)
-}
+/// The keys that record a container's owner: only hoist writes them, and a spec's own labels
+/// may not set them.
+pub const OWNERSHIP: [&str; 2] = [EXECUTOR_ID, TASK_ID];

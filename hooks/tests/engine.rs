@@ -40,8 +40,10 @@ fn firewall_with_chain() -> Arc<RecordingFirewall> {
 async fn remove_container_removes_after_kill_and_after_exit() {
     let fake = Arc::new(FakeContainerizer::new());
     fake.script("short", Script::exits(0, Duration::from_millis(5)));
+    // The executor keeps containers (as go-mesos-executor does): only the hook removes them.
     let executor = Executor::builder(fake.clone())
         .hook(RemoveContainerHook::new())
+        .keep_containers(true)
         .build()
         .unwrap();
     let mut statuses = executor.statuses();
@@ -78,9 +80,13 @@ async fn remove_container_removes_after_kill_and_after_exit() {
 }
 
 #[tokio::test]
-async fn without_remove_container_stopped_containers_stay() {
+async fn an_executor_that_keeps_containers_keeps_them_without_remove_container() {
+    // go-mesos-executor's behaviour: without the hook, a stopped container stays.
     let fake = Arc::new(FakeContainerizer::new());
-    let executor = Executor::builder(fake.clone()).build().unwrap();
+    let executor = Executor::builder(fake.clone())
+        .keep_containers(true)
+        .build()
+        .unwrap();
     let mut statuses = executor.statuses();
     executor
         .launch(TaskSpec::new("t", ContainerSpec::command(["sleep"])))

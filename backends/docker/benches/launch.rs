@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use hoist_core::layer::LayeredContainerizer;
 use hoist_core::{
-    Capabilities, ContainerId, ContainerInfo, ContainerSpec, Containerizer, ExecOutput, Executor,
-    ExecutorId, ExitStatus, LogChunks, LogOptions, OwnedContainer, Owner, Result, TaskSpec,
+    ContainerId, ContainerSpec, Containerizer, Executor, ExecutorId, Owner, Result, TaskSpec,
     TaskState,
 };
 use hoist_docker::testing::{DEBIAN_STATIC_BUSYBOX, build_busybox_image, remove_image};
@@ -500,13 +500,10 @@ impl Timed {
 }
 
 #[async_trait]
-#[deny(clippy::missing_trait_methods)]
-impl Containerizer for Timed {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
+impl LayeredContainerizer for Timed {
+    type Inner = DockerContainerizer;
+    fn inner(&self) -> &DockerContainerizer {
+        &self.inner
     }
     async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
         let started = Instant::now();
@@ -522,31 +519,5 @@ impl Containerizer for Timed {
             .unwrap()
             .push((started.elapsed(), Instant::now()));
         result
-    }
-    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-        self.inner.wait(id).await
-    }
-    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-        self.inner.stop(id, grace).await
-    }
-    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
-        self.inner.remove(id, force).await
-    }
-    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
-        self.inner.inspect(id).await
-    }
-    async fn exec(
-        &self,
-        id: &ContainerId,
-        argv: &[String],
-        timeout: Duration,
-    ) -> Result<ExecOutput> {
-        self.inner.exec(id, argv, timeout).await
-    }
-    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
-        self.inner.logs(id, options).await
-    }
-    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
-        self.inner.list_owned(executor).await
     }
 }

@@ -50,10 +50,10 @@ pub fn create_body(
     let mut container_labels: HashMap<String, String> =
         HashMap::with_capacity(spec.labels.len() + 2);
     for (key, value) in &spec.labels {
-        if key.starts_with("io.hoist.") {
+        if labels::OWNERSHIP.contains(&key.as_str()) {
             return Err(field_error(
                 "container.labels",
-                &format!("uses the reserved key `{key}` (keys under `io.hoist.` record ownership)"),
+                &format!("sets `{key}`, which records the container's owner: only hoist writes it"),
             ));
         }
         container_labels.insert(key.clone(), value.clone());

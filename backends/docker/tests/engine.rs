@@ -72,6 +72,18 @@ fn executor(h: &Harness, name: &str) -> (Executor, hoist_core::executor::StatusS
     (executor, statuses)
 }
 
+/// An executor that keeps containers after their tasks end, so a test can ask the Engine how
+/// they ended; the test removes them.
+fn keeping_executor(h: &Harness, name: &str) -> (Executor, hoist_core::executor::StatusStream) {
+    let executor = Executor::builder(h.docker.clone())
+        .executor_id(h.executor(name))
+        .keep_containers(true)
+        .build()
+        .unwrap();
+    let statuses = executor.statuses();
+    (executor, statuses)
+}
+
 #[tokio::test]
 async fn an_http_health_check_turns_healthy_then_kill_ends_it() {
     with_docker(|h| async move {
@@ -108,7 +120,7 @@ async fn an_http_health_check_turns_healthy_then_kill_ends_it() {
 #[tokio::test]
 async fn a_task_whose_check_fails_is_killed_after_the_threshold() {
     with_docker(|h| async move {
-        let (executor, mut statuses) = executor(&h, "unhealthy");
+        let (executor, mut statuses) = keeping_executor(&h, "unhealthy");
         // Nothing listens on 9090: every TCP probe is refused.
         let mut task = TaskSpec::new("deaf", h.shell("exec httpd -f -p 8080 -h /www"));
         task.health_check = Some(quick_check(Probe::Tcp(TcpProbe { port: 9090 }), 2));
@@ -128,12 +140,10 @@ async fn a_task_whose_check_fails_is_killed_after_the_threshold() {
         assert_eq!(end.reason, Some(Reason::HealthCheckFailed));
         assert!(end.message.unwrap().contains("2 consecutive"));
         // The container was stopped with TERM, which httpd honours.
-        let info = h
-            .docker
-            .inspect(end.container_id.as_ref().unwrap())
-            .await
-            .unwrap();
+        let id = end.container_id.as_ref().unwrap();
+        let info = h.docker.inspect(id).await.unwrap();
         assert_eq!(info.exit.unwrap().signal, Some(15));
+        h.docker.remove(id, true).await.unwrap();
     })
     .await;
 }
@@ -173,7 +183,7 @@ async fn exit_codes_zero_and_non_zero() {
 #[tokio::test]
 async fn a_process_ignoring_term_is_killed_after_the_grace() {
     with_docker(|h| async move {
-        let (executor, mut statuses) = executor(&h, "stubborn");
+        let (executor, mut statuses) = keeping_executor(&h, "stubborn");
         let mut task = TaskSpec::new(
             "stubborn",
             h.shell("trap '' TERM; echo ready; exec sleep 600"),
@@ -196,6 +206,7 @@ async fn a_process_ignoring_term_is_killed_after_the_grace() {
         assert!(took < Duration::from_secs(10), "killed after {took:?}");
         let exit = h.docker.inspect(&id).await.unwrap().exit.unwrap();
         assert_eq!(exit.signal, Some(9), "{exit:?}");
+        h.docker.remove(&id, true).await.unwrap();
     })
     .await;
 }
@@ -203,7 +214,7 @@ async fn a_process_ignoring_term_is_killed_after_the_grace() {
 #[tokio::test]
 async fn an_out_of_memory_kill_is_reported_as_such() {
     with_docker(|h| async move {
-        let (executor, mut statuses) = executor(&h, "oom");
+        let (executor, mut statuses) = keeping_executor(&h, "oom");
         // `tail` keeps the last line in memory, and /dev/zero has no line end.
         let mut task = TaskSpec::new("hog", h.shell("exec tail /dev/zero"));
         task.container.resources.memory = Some(16 << 20);
@@ -211,15 +222,11 @@ async fn an_out_of_memory_kill_is_reported_as_such() {
         let end = terminal(&mut statuses, "hog").await;
         assert_eq!(end.state, TaskState::Failed, "{end:?}");
         assert_eq!(end.reason, Some(Reason::MemoryLimit), "{end:?}");
-        let exit = h
-            .docker
-            .inspect(end.container_id.as_ref().unwrap())
-            .await
-            .unwrap()
-            .exit
-            .unwrap();
+        let id = end.container_id.as_ref().unwrap();
+        let exit = h.docker.inspect(id).await.unwrap().exit.unwrap();
         assert!(exit.oom_killed, "{exit:?}");
         assert_eq!(exit.signal, Some(9));
+        h.docker.remove(id, true).await.unwrap();
     })
     .await;
 }

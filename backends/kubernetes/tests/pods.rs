@@ -569,8 +569,11 @@ async fn a_retried_start_accepts_its_own_pod_and_refuses_a_foreign_one() {
         pod.metadata.name = Some(name.into());
         pod.metadata.annotations = Some(
             [
-                ("hoist.io/executor-id".to_string(), "exec-1".to_string()),
-                ("hoist.io/task-id".to_string(), task.to_string()),
+                (
+                    hoist_core::labels::EXECUTOR_ID.to_string(),
+                    "exec-1".to_string(),
+                ),
+                (hoist_core::labels::TASK_ID.to_string(), task.to_string()),
             ]
             .into(),
         );

@@ -42,7 +42,11 @@ fn states(statuses: &[TaskStatus]) -> Vec<TaskState> {
 async fn exits_become_finished_and_failed_and_a_kill_becomes_killed() {
     let state = tempfile::tempdir().unwrap();
     let backend = Arc::new(ProcessContainerizer::new(state.path()).unwrap());
-    let executor = Executor::builder(backend.clone()).build().unwrap();
+    // Containers are kept so the test can ask the backend how each one ended.
+    let executor = Executor::builder(backend.clone())
+        .keep_containers(true)
+        .build()
+        .unwrap();
     let mut statuses = executor.statuses();
 
     executor.launch(sh("ok", "exit 0")).unwrap();

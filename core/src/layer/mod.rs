@@ -194,57 +194,96 @@ impl<L: LayeredContainerizer> Containerizer for L {
     }
 }
 
-/// `Arc<C>` and `Box<C>` are containerizers that add nothing to `C`.
-macro_rules! pointer_forwards {
-    ($pointer:ident) => {
-        #[async_trait]
-        #[deny(clippy::missing_trait_methods)]
-        impl<C: Containerizer + ?Sized> LayeredContainerizer for $pointer<C> {
-            type Inner = C;
-            fn inner(&self) -> &C {
-                self
-            }
-            fn name(&self) -> &str {
-                (**self).name()
-            }
-            fn capabilities(&self) -> Capabilities {
-                (**self).capabilities()
-            }
-            async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-                (**self).create(owner, spec).await
-            }
-            async fn start(&self, id: &ContainerId) -> Result<()> {
-                (**self).start(id).await
-            }
-            async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-                (**self).wait(id).await
-            }
-            async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
-                (**self).stop(id, grace).await
-            }
-            async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
-                (**self).remove(id, force).await
-            }
-            async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
-                (**self).inspect(id).await
-            }
-            async fn exec(
-                &self,
-                id: &ContainerId,
-                argv: &[String],
-                timeout: Duration,
-            ) -> Result<ExecOutput> {
-                (**self).exec(id, argv, timeout).await
-            }
-            async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
-                (**self).logs(id, options).await
-            }
-            async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
-                (**self).list_owned(executor).await
-            }
-        }
-    };
+/// `Arc<C>` is the containerizer `C`. (It implements [`Containerizer`] itself rather than
+/// [`LayeredContainerizer`], so calling a method on an `Arc` is never ambiguous where both
+/// traits are in scope.)
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<C: Containerizer + ?Sized> Containerizer for Arc<C> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
+        (**self).create(owner, spec).await
+    }
+    async fn start(&self, id: &ContainerId) -> Result<()> {
+        (**self).start(id).await
+    }
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
+        (**self).wait(id).await
+    }
+    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        (**self).stop(id, grace).await
+    }
+    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
+        (**self).remove(id, force).await
+    }
+    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        (**self).inspect(id).await
+    }
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        (**self).exec(id, argv, timeout).await
+    }
+    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
+        (**self).logs(id, options).await
+    }
+    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
+        (**self).list_owned(executor).await
+    }
 }
 
-pointer_forwards!(Arc);
-pointer_forwards!(Box);
+/// `Box<C>` is a containerizer that adds nothing to `C`.
+#[async_trait]
+#[deny(clippy::missing_trait_methods)]
+impl<C: Containerizer + ?Sized> LayeredContainerizer for Box<C> {
+    type Inner = C;
+    fn inner(&self) -> &C {
+        self
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
+        (**self).create(owner, spec).await
+    }
+    async fn start(&self, id: &ContainerId) -> Result<()> {
+        (**self).start(id).await
+    }
+    async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
+        (**self).wait(id).await
+    }
+    async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
+        (**self).stop(id, grace).await
+    }
+    async fn remove(&self, id: &ContainerId, force: bool) -> Result<()> {
+        (**self).remove(id, force).await
+    }
+    async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
+        (**self).inspect(id).await
+    }
+    async fn exec(
+        &self,
+        id: &ContainerId,
+        argv: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        (**self).exec(id, argv, timeout).await
+    }
+    async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
+        (**self).logs(id, options).await
+    }
+    async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
+        (**self).list_owned(executor).await
+    }
+}

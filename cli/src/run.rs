@@ -1,0 +1,147 @@
+//! `hoist run TASKFILE`: the tasks of a task file on a backend, every status printed as one
+//! line, until every task has ended, `--for` has passed, or Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hoist::backend::{Backend, BackendSettings};
+use hoist::{Error, Executor, TaskFile, TaskState};
+
+use crate::exit;
+
+/// The arguments of `hoist run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The task file (YAML, or JSON when it ends in `.json`): `tasks: [...]`.
+    task_file: PathBuf,
+    /// Stop every task after this long (`15s`, `2m`); by default run until every task ends.
+    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+    run_for: Option<Duration>,
+    /// Where tasks run.
+    #[arg(long, default_value = "process", value_parser = parse_backend)]
+    backend: Backend,
+    /// The executor's id, written on every container so a later run finds what this one left.
+    #[arg(long, default_value = "hoist-run")]
+    executor_id: String,
+    /// The process backend's state directory.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The Kubernetes backend's kubeconfig (default: `KUBECONFIG`, else in-cluster).
+    #[arg(long, env = "KUBECONFIG", value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The Kubernetes namespace of the pods.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Keep every container after its task ends, for debugging.
+    #[arg(long)]
+    keep_containers: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    hoist::units::parse_duration(text)
+}
+
+fn parse_backend(text: &str) -> Result<Backend, String> {
+    text.parse().map_err(|e: Error| e.message().to_owned())
+}
+
+fn read_task_file(path: &PathBuf) -> hoist::Result<TaskFile> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::invalid(format!("cannot read the task file {}: {e}", path.display()))
+    })?;
+    let file = if path.extension().is_some_and(|e| e == "json") {
+        TaskFile::from_json(&text)
+    } else {
+        TaskFile::from_yaml(&text)
+    };
+    file.map_err(|e| Error::invalid(format!("{}: {e}", path.display())))
+}
+
+/// Runs `hoist run`.
+pub async fn run(args: Args) -> ExitCode {
+    let file = match read_task_file(&args.task_file) {
+        Ok(file) => file,
+        Err(e) => return exit::error(&e),
+    };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("hoist-run"));
+    let settings = BackendSettings {
+        kubeconfig: args.kubeconfig.clone(),
+        namespace: args.namespace.clone(),
+        ..BackendSettings::new(state_dir)
+    };
+    let containerizer = match args.backend.connect(&settings).await {
+        Ok(containerizer) => containerizer,
+        Err(e) => return exit::error(&e),
+    };
+    let executor = match Executor::builder(containerizer)
+        .executor_id(args.executor_id.as_str())
+        .keep_containers(args.keep_containers)
+        .build()
+    {
+        Ok(executor) => executor,
+        Err(e) => return exit::error(&e),
+    };
+    // What an earlier run with the same id left behind is cleaned up.
+    if let Err(e) = executor.recover([]).await {
+        return exit::error(&e);
+    }
+    let mut handles = Vec::with_capacity(file.tasks.len());
+    for task in file.tasks {
+        match executor.launch(task) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                executor.shutdown(None).await;
+                return exit::error(&e);
+            }
+        }
+    }
+    let mut statuses = futures::stream::select_all(handles.iter().map(|h| h.statuses().boxed()));
+    let deadline = async {
+        match args.run_for {
+            Some(after) => tokio::time::sleep(after).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let mut failed = false;
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            status = statuses.next() => match status {
+                Some(status) => {
+                    println!("{status}");
+                    failed |= matches!(status.state, TaskState::Failed | TaskState::Error | TaskState::Lost);
+                }
+                None => break,
+            },
+            () = &mut deadline => { stopped = true; break; }
+            _ = tokio::signal::ctrl_c() => {
+                println!("interrupted: stopping every task");
+                stopped = true;
+                break;
+            }
+        }
+    }
+    if stopped {
+        executor.shutdown(None).await;
+        while let Some(status) = statuses.next().await {
+            println!("{status}");
+            failed |= matches!(
+                status.state,
+                TaskState::Failed | TaskState::Error | TaskState::Lost
+            );
+        }
+    } else {
+        executor.shutdown(None).await;
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,111 @@
+//! `hoist run` as a user runs it: the program, its output and its exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn hoist(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the hoist program runs")
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_demo_runs_its_tasks_and_stops_them_after_for() {
+    let state = tempfile::tempdir().unwrap();
+    let output = hoist(
+        &[
+            "run",
+            "examples/tasks/demo.yaml",
+            "--for",
+            "8s",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
+        &repo(),
+    );
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    for line in [
+        "job starting",
+        "job running",
+        "job finished (command_exited): exited with code 0",
+        "web running healthy (health_check_status_updated)",
+        "web killed (executor_shutdown)",
+    ] {
+        assert!(stdout.contains(line), "`{line}` missing from:\n{stdout}");
+    }
+    // Every container was removed after its task ended: the state directory is empty.
+    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_failing_task_exits_1_and_a_bad_file_exits_2_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(
+        dir.path().join("fail.yaml"),
+        "tasks:\n  - id: oops\n    container: { command: [/bin/sh, -c, 'exit 3'] }\n",
+    )
+    .unwrap();
+    let output = hoist(
+        &["run", "fail.yaml", "--state-dir", state.to_str().unwrap()],
+        dir.path(),
+    );
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("oops failed (command_exited): exited with code 3"),
+        "{stdout}"
+    );
+
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "tasks:\n  - id: x\n    container: { command: [true], ports: [{ container_port: 0 }] }\n",
+    )
+    .unwrap();
+    let output = hoist(&["run", "bad.yaml"], dir.path());
+    let (_, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("hoist: "), "{stderr}");
+    assert!(
+        stderr.contains("tasks[0].container.ports[0].container_port"),
+        "{stderr}"
+    );
+
+    let output = hoist(&["run", "missing.yaml"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("missing.yaml"));
+}
+
+#[test]
+fn unknown_backends_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = hoist(&["run", "x.yaml", "--backend", "podman"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output).1.contains("`podman` is not a backend"));
+
+    let output = hoist(&["--version"], dir.path());
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output).0.trim(),
+        format!("hoist {}", env!("CARGO_PKG_VERSION"))
+    );
+}
