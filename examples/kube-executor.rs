@@ -77,8 +77,10 @@ async fn main() -> anyhow::Result<()> {
         None => KubeContainerizer::in_cluster(config)?,
     };
     let pods = Arc::new(pods);
+    // The example reads the pod's log after the task ends, then removes the pod itself.
     let executor = Executor::builder(pods.clone())
         .executor_id("kube-example")
+        .keep_containers(true)
         .build()?;
     let mut statuses = executor.statuses();
     executor.launch(TaskSpec::new("example", container))?;

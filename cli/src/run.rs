@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use futures::StreamExt;
 use hoist::backend::{Backend, BackendSettings};
 use hoist::{Error, Executor, TaskFile, TaskState};
 
@@ -56,7 +55,7 @@ fn read_task_file(path: &PathBuf) -> hoist::Result<TaskFile> {
     } else {
         TaskFile::from_yaml(&text)
     };
-    file.map_err(|e| Error::invalid(format!("{}: {e}", path.display())))
+    file.map_err(|e| e.with_context("file", path.display()))
 }
 
 /// Runs `hoist run`.
@@ -90,6 +89,9 @@ pub async fn run(args: Args) -> ExitCode {
     if let Err(e) = executor.recover([]).await {
         return exit::error(&e);
     }
+    // Every status is printed from the shared stream; the tasks' handles say for sure when
+    // each has ended, even if printing fell behind.
+    let mut statuses = executor.statuses();
     let mut handles = Vec::with_capacity(file.tasks.len());
     for task in file.tasks {
         match executor.launch(task) {
@@ -100,7 +102,8 @@ pub async fn run(args: Args) -> ExitCode {
             }
         }
     }
-    let mut statuses = futures::stream::select_all(handles.iter().map(|h| h.statuses().boxed()));
+    let ended = futures::future::join_all(handles.iter().map(|h| h.wait()));
+    tokio::pin!(ended);
     let deadline = async {
         match args.run_for {
             Some(after) => tokio::time::sleep(after).await,
@@ -108,37 +111,29 @@ pub async fn run(args: Args) -> ExitCode {
         }
     };
     tokio::pin!(deadline);
-    let mut failed = false;
-    let mut stopped = false;
+    let print = |status: hoist::TaskStatus| println!("{status}");
     loop {
         tokio::select! {
-            status = statuses.next() => match status {
-                Some(status) => {
-                    println!("{status}");
-                    failed |= matches!(status.state, TaskState::Failed | TaskState::Error | TaskState::Lost);
-                }
-                None => break,
-            },
-            () = &mut deadline => { stopped = true; break; }
+            biased;
+            Some(status) = statuses.recv() => print(status),
+            _ = &mut ended => break,
+            () = &mut deadline => break,
             _ = tokio::signal::ctrl_c() => {
                 println!("interrupted: stopping every task");
-                stopped = true;
                 break;
             }
         }
     }
-    if stopped {
-        executor.shutdown(None).await;
-        while let Some(status) = statuses.next().await {
-            println!("{status}");
-            failed |= matches!(
-                status.state,
-                TaskState::Failed | TaskState::Error | TaskState::Lost
-            );
-        }
-    } else {
-        executor.shutdown(None).await;
+    executor.shutdown(None).await;
+    while let Some(status) = statuses.try_recv() {
+        print(status);
     }
+    let failed = handles.iter().any(|h| {
+        matches!(
+            h.status().state,
+            TaskState::Failed | TaskState::Error | TaskState::Lost
+        )
+    });
     if failed {
         ExitCode::from(1)
     } else {

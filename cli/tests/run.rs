@@ -26,19 +26,34 @@ fn text(output: &Output) -> (String, String) {
     )
 }
 
+/// A free port on loopback, for the demo's web server.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[test]
 fn the_demo_runs_its_tasks_and_stops_them_after_for() {
-    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    // The README's demo, on a port of its own (other tests run it at the same time).
+    let demo = std::fs::read_to_string(repo().join("examples/tasks/demo.yaml"))
+        .unwrap()
+        .replace("18080", &free_port().to_string());
+    std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
     let output = hoist(
         &[
             "run",
-            "examples/tasks/demo.yaml",
+            "demo.yaml",
             "--for",
             "8s",
             "--state-dir",
-            state.path().to_str().unwrap(),
+            state.to_str().unwrap(),
         ],
-        &repo(),
+        dir.path(),
     );
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");
@@ -52,7 +67,7 @@ fn the_demo_runs_its_tasks_and_stops_them_after_for() {
         assert!(stdout.contains(line), "`{line}` missing from:\n{stdout}");
     }
     // Every container was removed after its task ended: the state directory is empty.
-    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&state).unwrap().count(), 0);
 }
 
 #[test]
@@ -77,7 +92,7 @@ fn a_failing_task_exits_1_and_a_bad_file_exits_2_in_one_line() {
 
     std::fs::write(
         dir.path().join("bad.yaml"),
-        "tasks:\n  - id: x\n    container: { command: [true], ports: [{ container_port: 0 }] }\n",
+        "tasks:\n  - id: x\n    container: { command: [/bin/true], ports: [{ container_port: 0 }] }\n",
     )
     .unwrap();
     let output = hoist(&["run", "bad.yaml"], dir.path());

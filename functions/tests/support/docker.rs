@@ -79,7 +79,7 @@ pub fn containers_of(function: &str) -> Vec<String> {
         "ps",
         "-aq",
         "--filter",
-        &format!("label=hoist.function={function}"),
+        &format!("label={}={function}", hoist_core::labels::FUNCTION),
     ])
     .lines()
     .map(str::to_owned)
