@@ -8,7 +8,7 @@ use hoist_core::{Error, ErrorKind, Hook, HookContext, NetworkMode, Result, TaskS
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::config::{check_chain_name, check_interface, key_error, rule_comment};
+use crate::config::{check_chain_name, check_interface, rule_comment};
 use crate::firewall::{Family, Firewall, FirewallExt, IptablesFirewall, Position, Rule, Table};
 use crate::ports::{self, Port};
 
@@ -101,7 +101,7 @@ impl AclHook {
     pub fn with_firewall(config: AclConfig, firewall: Arc<dyn Firewall>) -> Result<Self> {
         check_chain_name("acl.chain", &config.chain)?;
         if matches!(config.chain.as_str(), "FORWARD" | "OUTPUT") {
-            return Err(key_error(
+            return Err(Error::invalid_field(
                 "acl.chain",
                 format!(
                     "is `{}`; the ACL cannot use FORWARD or OUTPUT: use INPUT or a chain of your own",
@@ -119,9 +119,10 @@ impl AclHook {
         let mut defaults = Vec::new();
         for (i, text) in config.default_allowed_cidr.iter().enumerate() {
             let key = format!("acl.default_allowed_cidr[{i}]");
-            let net = parse_source(text).map_err(|problem| key_error(key.clone(), problem))?;
+            let net =
+                parse_source(text).map_err(|problem| Error::invalid_field(key.clone(), problem))?;
             if net.addr().is_ipv6() && !config.ipv6 {
-                return Err(key_error(
+                return Err(Error::invalid_field(
                     key,
                     format!("is the IPv6 source `{text}`, but `acl.ipv6` is off"),
                 ));
@@ -129,8 +130,9 @@ impl AclHook {
             defaults.push(net);
         }
         for (i, rule) in config.extra_rules.iter().enumerate() {
-            check_extra_rule(rule)
-                .map_err(|problem| key_error(format!("acl.extra_rules[{i}]"), problem))?;
+            check_extra_rule(rule).map_err(|problem| {
+                Error::invalid_field(format!("acl.extra_rules[{i}]"), problem)
+            })?;
         }
         Ok(AclHook {
             config,
@@ -349,7 +351,7 @@ impl Hook for AclHook {
                 .firewall
                 .chain_exists(family, Table::Filter, &self.config.chain)?
             {
-                return Err(key_error(
+                return Err(Error::invalid_field(
                     "acl.chain",
                     format!(
                         "names `{chain}`, which does not exist in the {family} filter table; create it (iptables -N {chain}) and jump to it",

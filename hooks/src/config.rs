@@ -1,34 +1,14 @@
 //! Reading a hook's configuration section, and the checks several hooks share.
 
-use hoist_core::{Error, ErrorKind, Result};
+use hoist_core::{Error, Result};
 use serde::de::DeserializeOwned;
 
 /// Deserializes the section of hook `hook` (`null` reads as an empty section). Errors name the
-/// key with its section: `acl.chain`, `iptables.chains.forward`.
+/// key with its section in their `field` context: `acl.chain`, `iptables.chains.forward`.
 pub(crate) fn parse<T: DeserializeOwned>(hook: &str, value: &serde_json::Value) -> Result<T> {
-    let value = match value {
-        serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
-        other => other.clone(),
-    };
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let key = if path == "." {
-            hook.to_owned()
-        } else {
-            format!("{hook}.{path}")
-        };
-        Error::new(
-            ErrorKind::InvalidInput,
-            format!("`{key}`: {}", e.into_inner()),
-        )
-        .with_context("key", key)
-    })
-}
-
-/// An error about configuration key `key` (`acl.chain`).
-pub(crate) fn key_error(key: impl Into<String>, problem: impl std::fmt::Display) -> Error {
-    let key = key.into();
-    Error::new(ErrorKind::InvalidInput, format!("`{key}` {problem}")).with_context("key", key)
+    let empty = serde_json::Value::Object(serde_json::Map::new());
+    let value = if value.is_null() { &empty } else { value };
+    hoist_core::input::deserialize(value, "the hook configuration", Some(hook))
 }
 
 /// Checks a network interface name as Linux and `iptables -i` take it: 1 to 15 bytes, no
@@ -42,7 +22,7 @@ pub(crate) fn check_interface(key: &str, name: &str) -> Result<()> {
             .chars()
             .any(|c| c.is_whitespace() || c == '/' || c == ':' || c.is_control());
     if bad {
-        return Err(key_error(
+        return Err(Error::invalid_field(
             key,
             format!(
                 "is `{name}`, which is not a valid interface name (1 to 15 characters, no spaces, `/` or `:`)"
@@ -59,7 +39,7 @@ pub(crate) fn check_chain_name(key: &str, chain: &str) -> Result<()> {
         || chain.starts_with(['-', '!'])
         || chain.chars().any(|c| c.is_whitespace() || c.is_control());
     if bad {
-        return Err(key_error(
+        return Err(Error::invalid_field(
             key,
             format!("is `{chain}`, which is not a valid chain name"),
         ));
@@ -114,7 +94,7 @@ mod tests {
             &serde_json::json!({"chain": "X", "nested": {"on": "yes"}}),
         )
         .unwrap_err();
-        assert_eq!(err.context_value("key"), Some("acl.nested.on"));
+        assert_eq!(err.context_value("field"), Some("acl.nested.on"));
         let err = parse::<Demo>("acl", &serde_json::json!({"chain": "X", "chian": 1})).unwrap_err();
         assert!(err.to_string().contains("chian"), "{err}");
         let err = parse::<Demo>("acl", &serde_json::Value::Null).unwrap_err();

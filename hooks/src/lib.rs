@@ -31,9 +31,9 @@
 mod acl;
 mod config;
 pub mod firewall;
-mod iptables;
 mod netns;
 mod network;
+mod port_forwarding;
 mod ports;
 mod remove_container;
 
@@ -42,9 +42,9 @@ use std::sync::Arc;
 use hoist_core::{Error, Hook, Result};
 
 pub use acl::{AclConfig, AclHook, acl_label};
-pub use iptables::{IptablesChains, IptablesConfig, IptablesHook};
 pub use netns::{NetnsConfig, NetnsHook};
 pub use network::{NetworkConfig, NetworkHook};
+pub use port_forwarding::{IptablesChains, IptablesConfig, IptablesHook};
 pub use remove_container::{RemoveContainerConfig, RemoveContainerHook};
 
 use firewall::{Firewall, IptablesFirewall};

@@ -6,8 +6,6 @@ use async_trait::async_trait;
 use hoist_core::{Error, ErrorKind, Hook, HookContext, Result, TaskSpec};
 use serde::Deserialize;
 
-use crate::config::key_error;
-
 /// The configuration of [`NetnsHook`] (section `netns:`; every key optional).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,7 +128,7 @@ impl Hook for NetnsHook {
 
     fn validate(&self) -> Result<()> {
         if !self.config.path.is_absolute() {
-            return Err(key_error(
+            return Err(Error::invalid_field(
                 "netns.path",
                 format!(
                     "is `{}`; it must be an absolute path",
@@ -139,7 +137,7 @@ impl Hook for NetnsHook {
             ));
         }
         if !self.config.proc_path.is_absolute() {
-            return Err(key_error(
+            return Err(Error::invalid_field(
                 "netns.proc_path",
                 format!(
                     "is `{}`; it must be an absolute path",
@@ -155,7 +153,7 @@ impl Hook for NetnsHook {
             .join("net")
             .exists()
         {
-            return Err(key_error(
+            return Err(Error::invalid_field(
                 "netns.proc_path",
                 format!(
                     "is `{}`, which is not a mounted proc file system",
@@ -164,7 +162,7 @@ impl Hook for NetnsHook {
             ));
         }
         if self.config.path.exists() && !self.config.path.is_dir() {
-            return Err(key_error(
+            return Err(Error::invalid_field(
                 "netns.path",
                 format!(
                     "`{}` exists and is not a directory",

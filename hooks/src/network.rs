@@ -4,8 +4,6 @@ use async_trait::async_trait;
 use hoist_core::{Error, Hook, HookContext, NetworkMode, Result, TaskSpec};
 use serde::Deserialize;
 
-use crate::config::key_error;
-
 /// The configuration of [`NetworkHook`] (section `network:`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,10 +101,14 @@ impl Hook for NetworkHook {
 
     fn validate(&self) -> Result<()> {
         if let Some(name) = &self.config.name {
-            check_network_name(name).map_err(|problem| key_error("network.name", problem))?;
+            check_network_name(name)
+                .map_err(|problem| Error::invalid_field("network.name", problem))?;
         }
         if self.config.label.trim().is_empty() {
-            return Err(key_error("network.label", "must name a task label"));
+            return Err(Error::invalid_field(
+                "network.label",
+                "must name a task label",
+            ));
         }
         Ok(())
     }

@@ -99,7 +99,7 @@ impl DockerContainerizer {
         let docker =
             match tokio::time::timeout(config.connect_timeout, client.negotiate_version()).await {
                 Ok(Ok(docker)) => docker,
-                Ok(Err(e)) => return Err(unreachable(e.to_string()).with_source(e)),
+                Ok(Err(e)) => return Err(unreachable(e.to_string())),
                 Err(_) => {
                     return Err(unreachable(format!(
                         "no answer within {:?}",

@@ -3,14 +3,16 @@
 use bollard::errors::Error as EngineError;
 use hoist_core::{Error, ErrorKind};
 
-/// Maps an Engine client error to a hoist error for `operation` on `container`.
+/// Maps an Engine client error to a hoist error for `operation` on `container`. The message
+/// carries the Engine's own text, so the client error is not attached as a source as well.
 pub(crate) fn engine_error(err: EngineError, operation: &'static str, container: &str) -> Error {
     let (kind, message) = classify(&err);
-    let mut error = Error::new(kind, message).with_operation(operation);
-    if !container.is_empty() {
-        error = error.with_context("container", container);
+    let error = Error::new(kind, message).with_operation(operation);
+    if container.is_empty() {
+        error
+    } else {
+        error.with_context("container", container)
     }
-    error.with_source(err)
 }
 
 /// The kind and a message for an Engine client error.

@@ -59,8 +59,7 @@ pub(crate) async fn pull(docker: &Docker, image: &str, timeout: Duration) -> Res
             Err(
                 Error::new(kind, format!("could not pull image `{image}`: {message}"))
                     .with_operation("pull")
-                    .with_context("image", image)
-                    .with_source(e),
+                    .with_context("image", image),
             )
         }
         Err(_) => Err(Error::new(

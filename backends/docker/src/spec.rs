@@ -36,12 +36,17 @@ pub fn create_body(
     spec: &ContainerSpec,
     config: &DockerConfig,
 ) -> Result<ContainerCreateBody> {
+    body(owner, spec, config)
+        .map_err(|e| e.with_operation("create").with_context("backend", "docker"))
+}
+
+fn body(owner: &Owner, spec: &ContainerSpec, config: &DockerConfig) -> Result<ContainerCreateBody> {
     let image = spec
         .image
         .clone()
         .or_else(|| config.default_image.clone())
         .ok_or_else(|| {
-            field_error(
+            Error::invalid_field(
                 "container.image",
                 "is required by the docker backend (or configure a default image)",
             )
@@ -51,9 +56,9 @@ pub fn create_body(
         HashMap::with_capacity(spec.labels.len() + 2);
     for (key, value) in &spec.labels {
         if labels::OWNERSHIP.contains(&key.as_str()) {
-            return Err(field_error(
+            return Err(Error::invalid_field(
                 "container.labels",
-                &format!("sets `{key}`, which records the container's owner: only hoist writes it"),
+                format!("sets `{key}`, which records the container's owner: only hoist writes it"),
             ));
         }
         container_labels.insert(key.clone(), value.clone());
@@ -82,14 +87,14 @@ pub fn create_body(
         let key = format!("{}/{}", port.container_port, port.protocol);
         match &spec.network {
             Some(NetworkMode::None) => {
-                return Err(field_error(
+                return Err(Error::invalid_field(
                     &format!("container.ports[{i}]"),
                     "cannot be published: the container has no network (`network: none`)",
                 ));
             }
             Some(NetworkMode::Host) => {
                 if port.host_port.is_some_and(|p| p != port.container_port) {
-                    return Err(field_error(
+                    return Err(Error::invalid_field(
                         &format!("container.ports[{i}].host_port"),
                         "must equal `container_port` (or be left out) under host networking, where the container uses the host's ports directly",
                     ));
@@ -137,7 +142,7 @@ pub fn create_body(
     let memory = match spec.resources.memory {
         Some(bytes) => Some(
             i64::try_from(bytes)
-                .map_err(|_| field_error("container.resources.memory", "is too large"))?,
+                .map_err(|_| Error::invalid_field("container.resources.memory", "is too large"))?,
         ),
         None => None,
     };
@@ -173,21 +178,14 @@ pub fn create_body(
 
 fn absolute(field: &str, path: &Path) -> Result<String> {
     if !path.is_absolute() {
-        return Err(field_error(
+        return Err(Error::invalid_field(
             field,
-            &format!("must be an absolute path, not `{}`", path.display()),
+            format!("must be an absolute path, not `{}`", path.display()),
         ));
     }
-    path.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| field_error(field, &format!("is not valid UTF-8: `{}`", path.display())))
-}
-
-fn field_error(field: &str, problem: &str) -> Error {
-    Error::invalid(format!("`{field}` {problem}"))
-        .with_operation("create")
-        .with_context("field", field)
-        .with_context("backend", "docker")
+    path.to_str().map(str::to_owned).ok_or_else(|| {
+        Error::invalid_field(field, format!("is not valid UTF-8: `{}`", path.display()))
+    })
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use hoist_core::{Error, ErrorKind};
 /// Maps a kube error for `operation` on pod `name` to a hoist error: API statuses by code,
 /// transport failures as [`ErrorKind::Unavailable`] (temporary).
 pub(crate) fn from_kube(err: kube::Error, operation: &'static str, name: &str) -> Error {
+    // An API answer's message is quoted in full; other failures keep the client's error as the
+    // source, printed once after the message.
     let (kind, message) = match &err {
         kube::Error::Api(status) => {
             let kind = match status.code {
@@ -25,10 +27,13 @@ pub(crate) fn from_kube(err: kube::Error, operation: &'static str, name: &str) -
             "the Kubernetes client failed".to_owned(),
         ),
     };
-    Error::new(kind, message)
+    let error = Error::new(kind, message)
         .with_operation(operation)
-        .with_context("container", name)
-        .with_source(err)
+        .with_context("container", name);
+    match err {
+        kube::Error::Api(_) => error,
+        other => error.with_source(other),
+    }
 }
 
 /// The timeout error of `operation` on pod `name`.

@@ -109,7 +109,7 @@ pub(crate) fn spawn_error(plan: &Plan, err: std::io::Error) -> Error {
     Error::new(
         kind,
         format!(
-            "could not run `{}` in {}: {err}",
+            "could not run `{}` in {}",
             plan.program.display(),
             plan.working_dir.display()
         ),

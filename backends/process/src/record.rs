@@ -114,7 +114,7 @@ impl ContainerDir {
         serde_json::from_str(&text).map(Some).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidInput,
-                format!("the container record {} is malformed: {e}", path.display()),
+                format!("the container record {} is malformed", path.display()),
             )
             .with_context("path", path.display())
             .with_source(e)

@@ -240,7 +240,7 @@ pub(crate) struct Inner {
     recovery: RecoveryMode,
     table: Mutex<Table>,
     statuses: broadcast::Sender<TaskStatus>,
-    tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
 }
 
 #[derive(Default)]

@@ -371,7 +371,7 @@ impl Supervisor {
             netns,
         };
         let checker = (self.inner.checkers)(&check.probe);
-        Some(HealthMonitor::new(check, checker, target).spawn(cancel.clone()))
+        Some(HealthMonitor::new(check, checker, target).spawn(&self.inner.tracker, cancel.clone()))
     }
 
     fn report_health(&mut self, healthy: bool, message: String) {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{HealthCheck, HealthChecker, ProbeOutcome, ProbeTarget};
 
@@ -37,7 +38,7 @@ pub enum HealthEvent {
 /// ```
 /// # use std::{net::Ipv4Addr, sync::Arc, time::Duration};
 /// # use hoist_core::health::{HealthCheck, HealthEvent, HealthMonitor, Probe, TcpProbe, TcpChecker, ProbeTarget};
-/// # use tokio_util::sync::CancellationToken;
+/// # use tokio_util::{sync::CancellationToken, task::TaskTracker};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// # let containerizer: Arc<dyn hoist_core::Containerizer> = Arc::new(hoist_core::testing::FakeContainerizer::new());
@@ -51,10 +52,13 @@ pub enum HealthEvent {
 ///     address: Ipv4Addr::LOCALHOST.into(),
 ///     netns: None,
 /// };
-/// let cancel = CancellationToken::new();
-/// let mut events = HealthMonitor::new(check, Arc::new(TcpChecker::new(port)), target).spawn(cancel.clone());
+/// let (tracker, cancel) = (TaskTracker::new(), CancellationToken::new());
+/// let monitor = HealthMonitor::new(check, Arc::new(TcpChecker::new(port)), target);
+/// let mut events = monitor.spawn(&tracker, cancel.clone());
 /// assert_eq!(events.recv().await, Some(HealthEvent::Healthy));
 /// cancel.cancel();
+/// tracker.close();
+/// tracker.wait().await;
 /// # }
 /// ```
 #[derive(Debug)]
@@ -74,12 +78,16 @@ impl HealthMonitor {
         }
     }
 
-    /// Runs the monitor on its own tokio task until `cancel` fires, the task fails or the
-    /// receiver is dropped; events arrive on the returned receiver, which closes when the
+    /// Runs the monitor on a tokio task of `tracker` until `cancel` fires, the task fails or
+    /// the receiver is dropped; events arrive on the returned receiver, which closes when the
     /// monitor ends. Cancelling drops the probe in flight at once.
-    pub fn spawn(self, cancel: CancellationToken) -> mpsc::Receiver<HealthEvent> {
+    pub fn spawn(
+        self,
+        tracker: &TaskTracker,
+        cancel: CancellationToken,
+    ) -> mpsc::Receiver<HealthEvent> {
         let (tx, rx) = mpsc::channel(4);
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             cancel.run_until_cancelled(self.run(tx)).await;
         });
         rx
@@ -326,7 +334,8 @@ mod tests {
         // The scripted checker keeps no timeout of its own: the layer the executor puts around
         // such checkers bounds it.
         let checker = ProbeTimeoutLayer.layer(script.clone() as Arc<dyn HealthChecker>);
-        let events = HealthMonitor::new(check, checker, target).spawn(cancel.clone());
+        let events =
+            HealthMonitor::new(check, checker, target).spawn(&TaskTracker::new(), cancel.clone());
         Run {
             events,
             script,

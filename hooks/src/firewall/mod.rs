@@ -10,7 +10,7 @@
 //! [`IptablesFirewall`] runs the real `iptables`/`ip6tables`, optionally behind a command prefix
 //! such as `ip netns exec <ns>`; [`RecordingFirewall`] keeps rules in memory for tests.
 
-mod iptables;
+mod iptables_cli;
 mod recording;
 
 use std::collections::HashMap;
@@ -19,7 +19,7 @@ use std::fmt;
 use async_trait::async_trait;
 use hoist_core::{Error, Result};
 
-pub use iptables::IptablesFirewall;
+pub use iptables_cli::IptablesFirewall;
 pub use recording::{FirewallOp, RecordingFirewall};
 
 /// An address family: which of `iptables` and `ip6tables` a rule belongs to.

@@ -122,7 +122,7 @@ fn read(path: &std::path::Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| {
         Error::new(
             ErrorKind::InvalidInput,
-            format!("cannot read catalog file {}: {e}", path.display()),
+            format!("cannot read catalog file {}", path.display()),
         )
         .with_context("path", path.display())
         .with_source(e)

@@ -158,7 +158,7 @@ pub async fn bind_listener(host: std::net::IpAddr, port: u16) -> Result<TcpListe
     TcpListener::bind((host, port)).await.map_err(|e| {
         Error::new(
             ErrorKind::Unavailable,
-            format!("cannot listen on {host}:{port}: {e}"),
+            format!("cannot listen on {host}:{port}"),
         )
         .with_context("port", port)
         .with_source(e)
@@ -174,11 +174,7 @@ pub(crate) async fn serve_router(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| {
-            Error::new(
-                ErrorKind::Backend,
-                format!("the contract server stopped: {e}"),
-            )
-            .with_source(e)
+            Error::new(ErrorKind::Backend, "the contract server stopped".to_owned()).with_source(e)
         })
 }
 

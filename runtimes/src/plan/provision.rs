@@ -11,12 +11,9 @@ use crate::function::{FunctionSpec, SourceContent, sha256_hex};
 pub(crate) const DEPS_MARKER: &str = ".hoist-deps.sha256";
 
 fn io_error(what: String, path: &Path, e: std::io::Error) -> Error {
-    Error::new(
-        ErrorKind::Backend,
-        format!("{what} {}: {e}", path.display()),
-    )
-    .with_context("path", path.display())
-    .with_source(e)
+    Error::new(ErrorKind::Backend, format!("{what} {}", path.display()))
+        .with_context("path", path.display())
+        .with_source(e)
 }
 
 /// Writes the source into `dir`: a text or base64 source as `<module><suffix>`, an archive

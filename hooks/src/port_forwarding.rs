@@ -1,4 +1,6 @@
-//! The `iptables` hook: Docker-style DNAT, forwarding and masquerading for a task's ports.
+//! The `iptables` hook (port forwarding): Docker-style DNAT, forwarding and masquerading for a
+//! task's ports. The rules are written through a [`Firewall`]; `firewall::IptablesFirewall` runs
+//! the `iptables` program.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -7,7 +9,7 @@ use async_trait::async_trait;
 use hoist_core::{Error, ErrorKind, Hook, HookContext, NetworkMode, Result, TaskSpec};
 use serde::Deserialize;
 
-use crate::config::{check_chain_name, check_interface, key_error, rule_comment};
+use crate::config::{check_chain_name, check_interface, rule_comment};
 use crate::firewall::{Family, Firewall, FirewallExt, IptablesFirewall, Position, Rule, Table};
 use crate::ports::{self, Port};
 
@@ -312,7 +314,7 @@ impl Hook for IptablesHook {
         for &family in self.families() {
             for (key, table, chain) in self.chains() {
                 if !self.firewall.chain_exists(family, table, chain)? {
-                    return Err(key_error(
+                    return Err(Error::invalid_field(
                         key,
                         format!(
                             "names `{chain}`, which does not exist in the {family} {table} table"
