@@ -80,29 +80,23 @@ async fn engine_round() -> Round {
         .hook(Small("e"))
         .build()
         .unwrap();
-    let mut statuses = executor.statuses();
     let before = LIVE.load(Ordering::Relaxed);
     let start = Instant::now();
-    for i in 0..TASKS {
-        executor.launch(spec(i)).unwrap();
-    }
-    let mut running = 0;
-    while running < TASKS {
-        if statuses.recv().await.unwrap().state == TaskState::Running {
-            running += 1;
-        }
+    let handles: Vec<_> = (0..TASKS)
+        .map(|i| executor.launch(spec(i)).unwrap())
+        .collect();
+    for handle in &handles {
+        let status = handle.wait_for(|s| s.state == TaskState::Running).await;
+        assert_eq!(status.state, TaskState::Running);
     }
     // Let every supervisor settle into its idle wait before measuring.
     tokio::time::sleep(Duration::from_millis(50)).await;
     let idle = LIVE.load(Ordering::Relaxed).saturating_sub(before);
-    for i in 0..TASKS {
-        executor.kill(&spec(i).id, None).unwrap();
+    for handle in &handles {
+        handle.kill(None);
     }
-    let mut killed = 0;
-    while killed < TASKS {
-        if statuses.recv().await.unwrap().state == TaskState::Killed {
-            killed += 1;
-        }
+    for handle in &handles {
+        assert_eq!(handle.wait().await.state, TaskState::Killed);
     }
     let elapsed = start.elapsed() - Duration::from_millis(50);
     Round {
@@ -112,7 +106,7 @@ async fn engine_round() -> Round {
 }
 
 /// The same containerizer calls, made directly: one tokio task per container creates, starts
-/// and waits for it; then every container is stopped. Returns lifecycles/s and heap bytes per
+/// and waits for it; then every container is stopped and removed. Returns lifecycles/s and heap bytes per
 /// idle container (the fake's own cost, which the engine's figure includes too).
 async fn baseline_round() -> (f64, f64) {
     let fake = Arc::new(FakeContainerizer::without_recording());
@@ -144,7 +138,8 @@ async fn baseline_round() -> (f64, f64) {
     for id in ids {
         let fake = fake.clone();
         stops.push(tokio::spawn(async move {
-            fake.stop(&id, Duration::from_secs(3)).await.unwrap()
+            fake.stop(&id, Duration::from_secs(3)).await.unwrap();
+            fake.remove(&id, true).await.unwrap();
         }));
     }
     for h in stops.into_iter().chain(waits) {
@@ -192,7 +187,9 @@ fn main() {
         println!("| measure | value |");
         println!("|---|---|");
         println!("| engine lifecycles/s (launch → running → kill → killed) | {engine:.0} |");
-        println!("| baseline lifecycles/s (direct create, start, stop, wait) | {baseline:.0} |");
+        println!(
+            "| baseline lifecycles/s (direct create, start, wait, stop, remove) | {baseline:.0} |"
+        );
         println!("| engine / baseline | {:.2} |", engine / baseline);
         println!(
             "| heap per idle running task, engine + fake | {:.0} bytes ({:.2} KiB) |",

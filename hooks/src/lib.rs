@@ -23,7 +23,7 @@
 //! for (name, section) in [("remove-container", serde_json::Value::Null), ("network", serde_json::json!({ "name": "web" }))] {
 //!     builder = builder.hook(hoist_hooks::from_config(name, &section)?);
 //! }
-//! let (executor, _statuses) = builder.build()?;
+//! let executor = builder.build()?;
 //! # drop(executor);
 //! # Ok::<(), hoist_core::Error>(())
 //! ```

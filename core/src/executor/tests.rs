@@ -889,3 +889,166 @@ async fn many_tasks_each_get_exactly_one_terminal_status() {
     assert_eq!(terminal.len(), 500);
     assert!(terminal.values().all(|&n| n == 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_follows_its_task_and_run_returns_the_end() {
+    use futures::StreamExt;
+    let fake = FakeContainerizer::new();
+    fake.script("t", Script::exits(0, Duration::from_secs(1)));
+    let (executor, _) = build(&fake);
+    let handle = executor.launch(task("t")).unwrap();
+    assert_eq!(handle.id().as_str(), "t");
+    assert_eq!(handle.status().state, TaskState::Starting);
+    let seen: Vec<_> = handle.statuses().collect().await;
+    assert_eq!(
+        states(&seen),
+        [TaskState::Starting, TaskState::Running, TaskState::Finished]
+    );
+    assert_eq!(handle.wait().await.state, TaskState::Finished);
+    assert!(
+        executor.handle(&"t".into()).is_none(),
+        "ended tasks have no handle"
+    );
+
+    fake.script("job", Script::exits(3, Duration::from_secs(1)));
+    let ended = executor.run(task("job")).await.unwrap();
+    assert_eq!(ended.state, TaskState::Failed);
+    assert_eq!(ended.message.as_deref(), Some("exited with code 3"));
+    let err = executor.run(task("")).await.unwrap();
+    assert_eq!(
+        err.state,
+        TaskState::Error,
+        "an invalid spec is a status, not an error"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handle_kills_and_a_second_handle_sees_the_same_task() {
+    let fake = FakeContainerizer::new();
+    let (executor, _) = build(&fake);
+    let first = executor.launch(task("web")).unwrap();
+    first.wait_for(|s| s.state == TaskState::Running).await;
+    let second = executor.handle(&"web".into()).unwrap();
+    assert_eq!(second.status().state, TaskState::Running);
+    second.kill(Some(Duration::from_secs(1)));
+    let end = first.wait().await;
+    assert_eq!(
+        (end.state, end.reason),
+        (TaskState::Killed, Some(Reason::KillRequested))
+    );
+    assert_eq!(second.wait().await, end);
+    first.kill(None); // after the end: nothing happens
+    assert!(fake.live_containers().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn what_the_backend_cannot_honour_is_refused_before_create() {
+    let fake = FakeContainerizer::new();
+    let mut caps = crate::Capabilities::all();
+    caps.cpu_limit = crate::capabilities::Limit::Unsupported;
+    fake.set_capabilities(caps);
+    let (executor, _) = build(&fake);
+    let mut spec = task("hungry");
+    spec.container.resources.cpus = Some(2.0);
+    let end = executor.run(spec).await.unwrap();
+    assert_eq!(
+        (end.state, end.reason),
+        (TaskState::Error, Some(Reason::InvalidSpec))
+    );
+    let message = end.message.unwrap();
+    assert!(message.contains("`resources.cpus`"), "{message}");
+    assert!(message.contains("backend: fake"), "{message}");
+    assert_eq!(fake.calls_to("create"), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn temporary_wait_failures_are_retried_then_the_task_is_lost() {
+    use crate::layer::{Fault, FaultLayer, Method, RetryLayer};
+    let fake = FakeContainerizer::new();
+    fake.script("a", Script::exits(0, Duration::from_secs(5)));
+    let faults = FaultLayer::new();
+    // The faults inside the retry: what the backend itself would answer.
+    let executor = Executor::builder(Arc::new(fake.clone()))
+        .retry(None)
+        .layer(faults.clone())
+        .layer(RetryLayer::new())
+        .build()
+        .unwrap();
+    faults.push_n(Method::Wait, 2, Fault::unavailable());
+    let end = executor.run(task("a")).await.unwrap();
+    assert_eq!(end.state, TaskState::Finished, "{end}");
+
+    faults.always(Method::Wait, Some(Fault::unavailable()));
+    let end = executor.run(task("b")).await.unwrap();
+    assert_eq!(
+        (end.state, end.reason),
+        (TaskState::Lost, Some(Reason::BackendFailed))
+    );
+    assert!(end.message.unwrap().contains("injected"));
+    // The first call and three retries.
+    assert_eq!(faults.calls(Method::Wait), 3 + 4);
+    // Teardown stopped and removed the container even so.
+    assert!(fake.live_containers().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panicking_hook_fails_the_launch_and_every_teardown_runs() {
+    #[derive(Debug)]
+    struct Panics;
+    #[async_trait]
+    impl Hook for Panics {
+        fn name(&self) -> &str {
+            "panics"
+        }
+        async fn pre_run(&self, _: &mut HookContext<'_>, _: &TaskSpec) -> Result<()> {
+            panic!("a bug in a hook")
+        }
+    }
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    // One hook value shared through an Arc, as a program keeping a handle on it would.
+    let shared = Arc::new(Recorder::new("shared", 0, &log));
+    let executor = Executor::builder(Arc::new(fake.clone()))
+        .hook(shared.clone())
+        .hook(Panics)
+        .build()
+        .unwrap();
+    let end = executor.run(task("t")).await.unwrap();
+    assert_eq!(
+        (end.state, end.reason),
+        (TaskState::Failed, Some(Reason::HookFailed))
+    );
+    let message = end.message.unwrap();
+    assert!(
+        message.contains("hook `panics` failed in pre_run"),
+        "{message}"
+    );
+    assert!(message.contains("a bug in a hook"), "{message}");
+    let log = log.lock().unwrap().clone();
+    assert!(log.contains(&"shared:post_stop".to_owned()), "{log:?}");
+    assert!(fake.live_containers().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_subscriber_skips_but_handles_see_every_end() {
+    let fake = FakeContainerizer::without_recording();
+    let executor = Executor::builder(Arc::new(fake.clone()))
+        .status_capacity(4)
+        .build()
+        .unwrap();
+    let mut statuses = executor.statuses();
+    let handles: Vec<_> = (0..20)
+        .map(|i| executor.launch(task(&format!("t{i}"))).unwrap())
+        .collect();
+    for handle in &handles {
+        handle.kill(None);
+    }
+    for handle in &handles {
+        assert!(handle.wait().await.state.is_terminal());
+    }
+    let received = drain(&mut statuses).len();
+    assert!(received <= 4, "the buffer holds at most 4: {received}");
+    assert!(statuses.missed() > 0);
+    // Every task sent at least starting, killing and killed.
+    assert!(received as u64 + statuses.missed() >= 20 * 3);
+}

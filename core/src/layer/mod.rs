@@ -287,3 +287,6 @@ impl<C: Containerizer + ?Sized> LayeredContainerizer for Box<C> {
         (**self).list_owned(executor).await
     }
 }
+
+#[cfg(all(test, feature = "testing"))]
+mod tests;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::method::{Method, PerMethod};
 use super::{Layer, LayeredContainerizer};
@@ -11,7 +11,7 @@ use crate::container::{
     ContainerId, ContainerInfo, ExecutorId, ExitStatus, LogOptions, OwnedContainer,
 };
 use crate::containerizer::{Containerizer, LogChunks};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Retries a call that failed with a [temporary](ErrorStatus::Temporary) error, with
 /// exponential backoff, and only for methods that are safe to repeat
@@ -134,28 +134,47 @@ pub struct Retrying<C> {
 }
 
 impl<C: Containerizer> Retrying<C> {
+    /// Makes the call, then, while it fails with a temporary error and the policy allows, waits
+    /// the next backoff delay and makes it again. A call that succeeds costs one attempt and
+    /// nothing else.
     async fn retried<T, F, Fut>(
         &self,
         method: Method,
         subject: &(dyn std::fmt::Display + Sync),
-        call: F,
+        mut call: F,
     ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        let mut result = call().await;
         if !self.policy.retries(method) {
-            let mut call = call;
-            return call().await;
+            return result;
         }
-        let backend = self.inner.name();
-        call.retry(self.policy.backoff())
-            .when(Error::is_temporary)
-            .notify(|e: &Error, delay: Duration| {
-                tracing::warn!(backend, method = method.as_str(), %subject, error = %e, ?delay, "retrying after a temporary error");
-            })
-            .await
-            .map_err(Error::set_persistent)
+        let mut delays = None;
+        loop {
+            match result {
+                Err(e) if e.is_temporary() => {
+                    let delay = delays
+                        .get_or_insert_with(|| self.policy.backoff().build())
+                        .next();
+                    let Some(delay) = delay else {
+                        return Err(e.set_persistent());
+                    };
+                    tracing::warn!(
+                        backend = self.inner.name(),
+                        method = method.as_str(),
+                        %subject,
+                        error = %e,
+                        ?delay,
+                        "retrying after a temporary error"
+                    );
+                    tokio::time::sleep(delay).await;
+                    result = call().await;
+                }
+                other => return other,
+            }
+        }
     }
 }
 

@@ -58,7 +58,7 @@ impl<C: Containerizer> Traced<C> {
         self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn task_of(&self, id: &ContainerId) -> String {
+    pub(super) fn task_of(&self, id: &ContainerId) -> String {
         self.tasks()
             .get(id)
             .map_or_else(String::new, ToString::to_string)
