@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,12 +15,12 @@ use crate::task::{Protocol, TaskId};
 /// The backend's id of a container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ContainerId(String);
+pub struct ContainerId(Arc<str>);
 
 impl ContainerId {
     /// A container id from the backend's string.
     pub fn new(id: impl Into<String>) -> Self {
-        ContainerId(id.into())
+        ContainerId(Arc::from(id.into()))
     }
 
     /// The id as a string slice.
@@ -36,7 +37,7 @@ impl fmt::Display for ContainerId {
 
 impl From<&str> for ContainerId {
     fn from(id: &str) -> Self {
-        ContainerId(id.to_owned())
+        ContainerId(Arc::from(id))
     }
 }
 
@@ -44,12 +45,12 @@ impl From<&str> for ContainerId {
 /// executor with the same id can find them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct ExecutorId(String);
+pub struct ExecutorId(Arc<str>);
 
 impl ExecutorId {
     /// An executor id from any string.
     pub fn new(id: impl Into<String>) -> Self {
-        ExecutorId(id.into())
+        ExecutorId(Arc::from(id.into()))
     }
 
     /// The id as a string slice.
@@ -66,7 +67,7 @@ impl fmt::Display for ExecutorId {
 
 impl From<&str> for ExecutorId {
     fn from(id: &str) -> Self {
-        ExecutorId(id.to_owned())
+        ExecutorId(Arc::from(id))
     }
 }
 

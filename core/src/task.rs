@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,12 +20,12 @@ use crate::units;
 /// The id of a task, unique within one executor.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct TaskId(String);
+pub struct TaskId(Arc<str>);
 
 impl TaskId {
     /// A task id from any string. Empty ids are rejected by [`TaskSpec::validate`].
     pub fn new(id: impl Into<String>) -> Self {
-        TaskId(id.into())
+        TaskId(Arc::from(id.into()))
     }
 
     /// The id as a string slice.
@@ -41,13 +42,13 @@ impl fmt::Display for TaskId {
 
 impl From<&str> for TaskId {
     fn from(id: &str) -> Self {
-        TaskId(id.to_owned())
+        TaskId(Arc::from(id))
     }
 }
 
 impl From<String> for TaskId {
     fn from(id: String) -> Self {
-        TaskId(id)
+        TaskId(Arc::from(id))
     }
 }
 

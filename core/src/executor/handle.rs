@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 
+use super::cell::StatusCell;
 use super::supervisor::{Control, KillOrder};
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::TaskId;
@@ -37,16 +38,12 @@ use crate::task::TaskId;
 #[derive(Debug, Clone)]
 pub struct TaskHandle {
     id: TaskId,
-    status: watch::Receiver<TaskStatus>,
+    status: Arc<StatusCell>,
     control: Arc<Control>,
 }
 
 impl TaskHandle {
-    pub(super) fn new(
-        id: TaskId,
-        status: watch::Receiver<TaskStatus>,
-        control: Arc<Control>,
-    ) -> Self {
+    pub(super) fn new(id: TaskId, status: Arc<StatusCell>, control: Arc<Control>) -> Self {
         TaskHandle {
             id,
             status,
@@ -61,24 +58,23 @@ impl TaskHandle {
 
     /// The task's latest status.
     pub fn status(&self) -> TaskStatus {
-        self.status.borrow().clone()
+        self.status.get()
     }
 
     /// Waits for the first status (the current one included) that `accept` takes, and returns
     /// it. A terminal status is returned whether or not `accept` takes it, since nothing can
     /// follow it.
     pub async fn wait_for(&self, mut accept: impl FnMut(&TaskStatus) -> bool) -> TaskStatus {
-        let mut status = self.status.clone();
+        let mut version = None;
         loop {
-            {
-                let current = status.borrow_and_update();
-                if accept(&current) || current.state.is_terminal() {
-                    return current.clone();
-                }
+            let seen = self.status.newer_than(version).await;
+            if accept(&seen.status) || seen.status.state.is_terminal() {
+                return seen.status;
             }
-            if status.changed().await.is_err() {
-                return ended_without_status(&status);
+            if seen.closed {
+                return ended_without_status(seen.status);
             }
+            version = Some(seen.version);
         }
     }
 
@@ -91,20 +87,21 @@ impl TaskHandle {
     /// The task's statuses: the current one, then each change, ending after the terminal one.
     /// A slow reader sees the latest status rather than every one in between.
     pub fn statuses(&self) -> impl Stream<Item = TaskStatus> + Send + 'static {
-        let status = self.status.clone();
+        let cell = self.status.clone();
         futures::stream::unfold(
-            (status, true, false),
-            |(mut status, first, done)| async move {
+            (cell, None, false),
+            |(cell, version, done): (Arc<StatusCell>, Option<u64>, bool)| async move {
                 if done {
                     return None;
                 }
-                let next = if first || status.changed().await.is_ok() {
-                    status.borrow_and_update().clone()
+                let seen = cell.newer_than(version).await;
+                let next = if seen.closed && Some(seen.version) == version {
+                    ended_without_status(seen.status)
                 } else {
-                    ended_without_status(&status)
+                    seen.status
                 };
                 let done = next.state.is_terminal();
-                Some((next, (status, false, done)))
+                Some((next, (cell, Some(seen.version), done)))
             },
         )
     }
@@ -112,7 +109,7 @@ impl TaskHandle {
     /// Kills the task: pre-stop hooks, TERM, KILL after `grace` (default: the task's kill
     /// policy), post-stop hooks, then a `killed` status. Killing an ended task does nothing.
     pub fn kill(&self, grace: Option<Duration>) {
-        if !self.status.borrow().state.is_terminal() {
+        if !self.status.read(|s| s.state.is_terminal()) {
             self.control.kill(KillOrder {
                 grace,
                 reason: Reason::KillRequested,
@@ -121,10 +118,9 @@ impl TaskHandle {
     }
 }
 
-/// The last status, or, when the task's supervisor ended without a terminal status (it cannot
-/// unless it panicked), a `lost` status saying so.
-fn ended_without_status(status: &watch::Receiver<TaskStatus>) -> TaskStatus {
-    let last = status.borrow().clone();
+/// The last status when it is terminal, or, when the task's supervisor ended without a terminal
+/// status (it cannot unless it panicked), a `lost` status saying so.
+fn ended_without_status(last: TaskStatus) -> TaskStatus {
     if last.state.is_terminal() {
         return last;
     }

@@ -7,6 +7,7 @@
 //! everything about its task, the terminal status is sent exactly once, whatever races: a kill
 //! against the container's exit, two kills, a shutdown during launch.
 
+mod cell;
 mod chain;
 mod handle;
 mod supervisor;
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 
 use crate::container::{ContainerId, ContainerState, ExecutorId};
@@ -27,6 +28,7 @@ use crate::layer::{Layer, RetryLayer};
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::{ContainerSpec, TaskId, TaskSpec};
 
+use cell::StatusCell;
 use chain::HookChain;
 pub use handle::{StatusStream, TaskHandle};
 use supervisor::{Control, KillOrder, Supervisor};
@@ -251,13 +253,20 @@ struct Table {
 
 struct Entry {
     control: Arc<Control>,
-    status: watch::Receiver<TaskStatus>,
+    status: Arc<StatusCell>,
     container_id: Option<ContainerId>,
 }
 
 /// What a supervisor sends its statuses through: its task's handles, and every subscriber.
+/// Dropping it (the supervisor is done) tells the handles no status will follow.
 pub(crate) struct Reporter {
-    status: watch::Sender<TaskStatus>,
+    status: Arc<StatusCell>,
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.status.close();
+    }
 }
 
 impl Inner {
@@ -281,7 +290,7 @@ impl Inner {
         }
         tracing::debug!(%status, "task status");
         self.broadcast(&status);
-        reporter.status.send_replace(status);
+        reporter.status.set(status);
     }
 
     /// Sends a status to every subscriber, if any.
@@ -314,19 +323,19 @@ impl Inner {
         }
         let control = Arc::new(Control::default());
         let id = id.clone();
-        let (tx, rx) = watch::channel(first);
+        let cell = Arc::new(StatusCell::new(first));
         table.tasks.insert(
             id.clone(),
             Entry {
                 control: control.clone(),
-                status: rx.clone(),
+                status: cell.clone(),
                 container_id: None,
             },
         );
         drop(table);
-        self.broadcast(&rx.borrow());
-        let handle = TaskHandle::new(id, rx, control.clone());
-        Ok((control, Reporter { status: tx }, handle))
+        cell.read(|first| self.broadcast(first));
+        let handle = TaskHandle::new(id, cell.clone(), control.clone());
+        Ok((control, Reporter { status: cell }, handle))
     }
 }
 
@@ -457,12 +466,12 @@ impl Executor {
             .tasks
             .iter()
             .map(|(id, e)| {
-                let status = e.status.borrow();
+                let (state, healthy) = e.status.read(|s| (s.state, s.healthy));
                 TaskInfo {
                     id: id.clone(),
-                    state: status.state,
+                    state,
                     container: e.container_id.clone(),
-                    healthy: status.healthy,
+                    healthy,
                 }
             })
             .collect();

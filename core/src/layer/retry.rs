@@ -134,9 +134,9 @@ pub struct Retrying<C> {
 }
 
 impl<C: Containerizer> Retrying<C> {
-    /// Makes the call, then, while it fails with a temporary error and the policy allows, waits
-    /// the next backoff delay and makes it again. A call that succeeds costs one attempt and
-    /// nothing else.
+    /// Makes the call; a temporary failure of a retried method goes on to [`Retrying::again`].
+    /// The retry loop is boxed, so a call in flight (a `wait` lasting hours) holds only the call
+    /// itself.
     async fn retried<T, F, Fut>(
         &self,
         method: Method,
@@ -147,31 +147,43 @@ impl<C: Containerizer> Retrying<C> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
-        let mut result = call().await;
-        if !self.policy.retries(method) {
-            return result;
+        match call().await {
+            Err(e) if e.is_temporary() && self.policy.retries(method) => {
+                Box::pin(self.again(method, subject, call, e)).await
+            }
+            other => other,
         }
-        let mut delays = None;
+    }
+
+    /// While the call fails with a temporary error, waits the next backoff delay and makes it
+    /// again; once the backoff is spent, the error is persistent.
+    async fn again<T, F, Fut>(
+        &self,
+        method: Method,
+        subject: &(dyn std::fmt::Display + Sync),
+        mut call: F,
+        mut error: crate::Error,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut delays = self.policy.backoff().build();
         loop {
-            match result {
-                Err(e) if e.is_temporary() => {
-                    let delay = delays
-                        .get_or_insert_with(|| self.policy.backoff().build())
-                        .next();
-                    let Some(delay) = delay else {
-                        return Err(e.set_persistent());
-                    };
-                    tracing::warn!(
-                        backend = self.inner.name(),
-                        method = method.as_str(),
-                        %subject,
-                        error = %e,
-                        ?delay,
-                        "retrying after a temporary error"
-                    );
-                    tokio::time::sleep(delay).await;
-                    result = call().await;
-                }
+            let Some(delay) = delays.next() else {
+                return Err(error.set_persistent());
+            };
+            tracing::warn!(
+                backend = self.inner.name(),
+                method = method.as_str(),
+                %subject,
+                error = %error,
+                ?delay,
+                "retrying after a temporary error"
+            );
+            tokio::time::sleep(delay).await;
+            match call().await {
+                Err(e) if e.is_temporary() => error = e,
                 other => return other,
             }
         }
