@@ -88,14 +88,14 @@ fn body(owner: &Owner, spec: &ContainerSpec, config: &DockerConfig) -> Result<Co
         match &spec.network {
             Some(NetworkMode::None) => {
                 return Err(Error::invalid_field(
-                    &format!("container.ports[{i}]"),
+                    format!("container.ports[{i}]"),
                     "cannot be published: the container has no network (`network: none`)",
                 ));
             }
             Some(NetworkMode::Host) => {
                 if port.host_port.is_some_and(|p| p != port.container_port) {
                     return Err(Error::invalid_field(
-                        &format!("container.ports[{i}].host_port"),
+                        format!("container.ports[{i}].host_port"),
                         "must equal `container_port` (or be left out) under host networking, where the container uses the host's ports directly",
                     ));
                 }
