@@ -33,6 +33,13 @@ impl HealthChecker for CommandChecker {
     async fn check(&self, target: &ProbeTarget, timeout: Duration) -> ProbeOutcome {
         let argv = self.probe.argv();
         let name = argv.first().cloned().unwrap_or_default();
+        // The capability authority decides, before the backend is asked.
+        if !target.containerizer.capabilities().exec {
+            return ProbeOutcome::Unhealthy(format!(
+                "command `{name}` cannot run: the {} backend does not support exec",
+                target.containerizer.name()
+            ));
+        }
         let exec_timeout = if timeout.is_zero() {
             NO_TIMEOUT
         } else {
@@ -118,6 +125,26 @@ mod tests {
             argv: vec![],
             shell: Some(cmd.into()),
         })
+    }
+
+    #[tokio::test]
+    async fn a_backend_without_exec_is_never_asked() {
+        let (target, seen) = container(ExecOutput::default()).await;
+        let fake = FakeContainerizer::new();
+        fake.set_capabilities(crate::Capabilities::default());
+        let target = ProbeTarget {
+            containerizer: Arc::new(fake.clone()),
+            ..target
+        };
+        let outcome = shell("true").check(&target, Duration::from_secs(5)).await;
+        assert_eq!(
+            outcome,
+            ProbeOutcome::Unhealthy(
+                "command `/bin/sh` cannot run: the fake backend does not support exec".into()
+            )
+        );
+        assert_eq!(fake.calls_to("exec"), 0);
+        assert!(seen.lock().unwrap().is_empty());
     }
 
     #[tokio::test]
