@@ -1,21 +1,36 @@
-//! Runs the function's process, knows when it is ready, and restarts it on request (after a
-//! timeout) or when it exits.
+//! Runs the function's process, knows when it is ready and what it announced about itself,
+//! and restarts it on request (after a timeout it cannot end by itself, or when it stops
+//! answering) or when it exits.
 
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use axum::body::Body;
 use hoist_core::{Error, ErrorKind, Result};
-use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
 
+use crate::contract::{CONVENTIONS_HEADER, Conventions};
+
 /// The HTTP client to the function's process.
-pub(crate) type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type UpstreamClient = Client<HttpConnector, Body>;
+
+/// The `/healthz` response header by which a process says that closing a call's connection
+/// ends that call (value `disconnect`), so a timeout need not restart it.
+pub const CANCEL_HEADER: &str = "hoist-cancel";
+
+/// What the process announced in its `/healthz` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Profile {
+    /// Its [`CONVENTIONS_HEADER`], when it sent one (the shims do).
+    pub(crate) conventions: Option<Conventions>,
+    /// Whether it sent `hoist-cancel: disconnect`.
+    pub(crate) cancels_on_disconnect: bool,
+}
 
 /// Which process generation runs, and whether it answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,11 +44,16 @@ pub(crate) struct Supervisor {
     pub(crate) port: u16,
     pub(crate) client: UpstreamClient,
     state: Arc<watch::Sender<State>>,
+    profile: Arc<std::sync::Mutex<Profile>>,
     restarts: mpsc::UnboundedSender<Request>,
 }
 
 enum Request {
     Restart(u64),
+    /// Restart generation `.0` unless it still answers `/healthz` (after a timed-out call was
+    /// ended by closing its connection: a process stuck in a loop that holds its only thread,
+    /// as a Node function's `while (true) {}` does, no longer answers).
+    Check(u64),
     Stop,
 }
 
@@ -42,6 +62,8 @@ pub(crate) struct Launch {
     pub(crate) command: String,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) port: u16,
+    /// The call timeout, given to the process as `FUNC_TIMEOUT` (for its context).
+    pub(crate) timeout: Duration,
     pub(crate) start_timeout: Duration,
 }
 
@@ -56,16 +78,23 @@ impl Supervisor {
             stopped: false,
         });
         let state = Arc::new(state);
+        let profile = Arc::new(std::sync::Mutex::new(Profile::default()));
         let (restarts, requests) = mpsc::unbounded_channel();
         let supervisor = Arc::new(Supervisor {
             port: launch.port,
             client: client.clone(),
             state: state.clone(),
+            profile: profile.clone(),
             restarts,
         });
         let start_timeout = launch.start_timeout;
         let (first_tx, first) = tokio::sync::oneshot::channel();
-        tokio::spawn(run(launch, client, state, requests, first_tx));
+        let channels = Channels {
+            state,
+            profile,
+            requests,
+        };
+        tokio::spawn(run(launch, client, channels, first_tx));
         match tokio::time::timeout(start_timeout, first).await {
             Ok(Ok(Ok(()))) => Ok(supervisor),
             Ok(Ok(Err(e))) => Err(e),
@@ -88,6 +117,25 @@ impl Supervisor {
     /// The current state.
     pub(crate) fn state(&self) -> State {
         *self.state.borrow()
+    }
+
+    /// What the running process announced when it became ready.
+    pub(crate) fn profile(&self) -> Profile {
+        self.profile
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Ends a call of generation `generation` that its caller abandoned (a timeout): when the
+    /// process ends calls whose connection closes, only checks that it still answers;
+    /// otherwise restarts it.
+    pub(crate) fn abandoned(&self, generation: u64) {
+        if self.profile().cancels_on_disconnect {
+            let _ = self.restarts.send(Request::Check(generation));
+        } else {
+            self.restart(generation);
+        }
     }
 
     /// Waits until a process is ready and returns its generation.
@@ -125,6 +173,7 @@ fn spawn(launch: &Launch) -> Result<Child> {
         .arg(&launch.command)
         .envs(launch.env.iter().cloned())
         .env("FUNC_PORT", launch.port.to_string())
+        .env("FUNC_TIMEOUT", launch.timeout.as_secs_f64().to_string())
         .stdin(Stdio::null())
         .process_group(0)
         .kill_on_drop(true);
@@ -149,23 +198,60 @@ fn kill(child: &Child) {
     }
 }
 
-async fn healthy(client: &UpstreamClient, port: u16) -> bool {
-    let Ok(uri) = format!("http://127.0.0.1:{port}/healthz").parse::<hyper::Uri>() else {
-        return false;
+/// Asks the process's `/healthz` (for at most 1 s); its announcements when it answers 200.
+async fn healthy(client: &UpstreamClient, port: u16) -> Option<Profile> {
+    let uri = format!("http://127.0.0.1:{port}/healthz")
+        .parse::<hyper::Uri>()
+        .ok()?;
+    let response = tokio::time::timeout(Duration::from_secs(1), client.get(uri))
+        .await
+        .ok()?
+        .ok()?;
+    if response.status() != hyper::StatusCode::OK {
+        return None;
+    }
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), client.get(uri)).await,
-        Ok(Ok(response)) if response.status() == hyper::StatusCode::OK
-    )
+    Some(Profile {
+        conventions: header(CONVENTIONS_HEADER).and_then(Conventions::from_header),
+        cancels_on_disconnect: header(CANCEL_HEADER) == Some("disconnect"),
+    })
+}
+
+/// Whether generation's process still answers: two tries, a second apart at most.
+async fn still_answers(client: &UpstreamClient, port: u16) -> bool {
+    for _ in 0..2 {
+        if healthy(client, port).await.is_some() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
+
+/// The supervisor's side of its channels.
+struct Channels {
+    state: Arc<watch::Sender<State>>,
+    profile: Arc<std::sync::Mutex<Profile>>,
+    requests: mpsc::UnboundedReceiver<Request>,
 }
 
 async fn run(
     launch: Launch,
     client: UpstreamClient,
-    state: Arc<watch::Sender<State>>,
-    mut requests: mpsc::UnboundedReceiver<Request>,
+    channels: Channels,
     first: tokio::sync::oneshot::Sender<Result<()>>,
 ) {
+    let Channels {
+        state,
+        profile,
+        mut requests,
+    } = channels;
     let mut first = Some(first);
     let mut generation = 0;
     loop {
@@ -184,7 +270,8 @@ async fn run(
         };
         // Wait until the process answers, exits, or is asked to stop.
         let became_ready = loop {
-            if healthy(&client, launch.port).await {
+            if let Some(announced) = healthy(&client, launch.port).await {
+                *profile.lock().unwrap_or_else(|e| e.into_inner()) = announced;
                 break true;
             }
             tokio::select! {
@@ -236,7 +323,14 @@ async fn run(
                         eprintln!("hoist-proxy: restarting the function process after a timeout");
                         break false;
                     }
-                    Some(Request::Restart(_)) => continue,
+                    Some(Request::Check(g)) if g == generation => {
+                        if still_answers(&client, launch.port).await {
+                            continue;
+                        }
+                        eprintln!("hoist-proxy: restarting the function process: it stopped answering /healthz after a timeout");
+                        break false;
+                    }
+                    Some(Request::Restart(_) | Request::Check(_)) => continue,
                     Some(Request::Stop) | None => break true,
                 },
             }
@@ -254,5 +348,5 @@ async fn run(
 
 /// Whether the running process answers `/healthz` now.
 pub(crate) async fn healthy_now(supervisor: &Supervisor) -> bool {
-    healthy(&supervisor.client, supervisor.port).await
+    healthy(&supervisor.client, supervisor.port).await.is_some()
 }
