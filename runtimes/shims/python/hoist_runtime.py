@@ -31,12 +31,15 @@ import re
 import select
 import signal
 import socket
+import socketserver
 import struct
 import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from email.utils import formatdate
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, unquote
 
 # Kubeless's image sets PYTHONUNBUFFERED=1 (``stable/python/Dockerfile.*``), so a print()
@@ -544,10 +547,24 @@ def internal_error():
     return 500, [("Content-Type", HTML), ("Hoist-Outcome", "error")], b"Internal Server Error"
 
 
+def parse_head(block):
+    """Header lines as read from the connection (bytes) -> [(name, value)]."""
+    headers = []
+    for line in block.decode("latin-1").split("\r\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.append((name.strip(), value.strip()))
+    return headers
+
+
 def call(raw):
-    """Runs one call: ``raw`` is (method, target, version, headers, body, remote address); the
-    answer is (status, headers, body)."""
-    request = Request(*raw)
+    """Runs one call: ``raw`` is (method, target, version, headers, body, remote address),
+    the headers a list of pairs or the raw header block; the answer is (status, headers,
+    body)."""
+    method, target, version, headers, body, remote = raw
+    if isinstance(headers, bytes):
+        headers = parse_head(headers)
+    request = Request(method, target, version, headers, body, remote)
     try:
         event = event_of(request)
     except ValueError as error:
@@ -567,6 +584,20 @@ def call(raw):
 # --- Worker processes ------------------------------------------------------------------------
 
 FRAME = struct.Struct("!Q")
+
+
+def http_response(answer, head_only):
+    """The bytes of an HTTP/1.1 response for (status, headers, body)."""
+    status, headers, body = answer
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
+    lines = [f"HTTP/1.1 {status} {reason}", f"Date: {formatdate(usegmt=True)}"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
+    lines.append(f"Content-Length: {len(body)}\r\n\r\n")
+    head = "\r\n".join(lines).encode("latin-1", "replace")
+    return head if head_only else head + body
 
 
 def send_frame(sock, payload):
@@ -597,12 +628,13 @@ def worker(sock):
         frame = recv_frame(sock)
         if frame is None:
             os._exit(0)
+        raw = pickle.loads(frame)
         try:
-            answer = call(pickle.loads(frame))
+            answer = call(raw)
         except BaseException:
             sys.stderr.write(traceback.format_exc())
             answer = internal_error()
-        send_frame(sock, pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL))
+        send_frame(sock, http_response(answer, raw[0] == "HEAD"))
 
 
 def zygote(control):
@@ -693,8 +725,9 @@ class Pool:
                 w.sock.close()  # it exits on the closed socket
 
     def run(self, raw, client):
-        """Runs a call in a worker; None if the client went away first (the worker is then
-        killed: this is how a timeout in hoist-proxy ends the call)."""
+        """Runs a call in a worker and returns the HTTP response's bytes; None if the client
+        went away first (the worker is then killed: this is how a timeout in hoist-proxy ends
+        the call)."""
         worker = self.take()
         try:
             send_frame(worker.sock, pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL))
@@ -722,18 +755,122 @@ class Pool:
         if frame is None:
             self.discard(worker)
             sys.stderr.write("hoist_runtime: the worker process running the call exited\n")
-            return internal_error()
+            return http_response(internal_error(), raw[0] == "HEAD")
         self.give_back(worker)
-        return pickle.loads(frame)
+        return frame
 
 
 POOL = None
 
 
-# --- The HTTP server -------------------------------------------------------------------------
+# --- The HTTP front ends ---------------------------------------------------------------------
+
+TEXT = "text/plain; charset=utf-8"
+TOO_LARGE = (413, [("Content-Type", TEXT), ("Hoist-Outcome", "not-called")],
+             b"Request entity too large")
+
+
+def routed(method, target):
+    """The answer to a request the function does not get, or None: ``GET /healthz``, and
+    methods bottle's router does not give the function's route (GET, POST, PATCH, DELETE;
+    HEAD falls back to GET), which it answers 405 naming them."""
+    if method == "GET" and target.split("?")[0] == "/healthz":
+        headers = [("Content-Type", HTML), ("Hoist-Conventions", "python")]
+        if POOL is not None:
+            headers.append(("Hoist-Cancel", "disconnect"))
+        return 200, headers, b"OK"
+    if method not in ALLOWED_METHODS + ("HEAD",):
+        return 405, [("Allow", ",".join(ALLOWED_METHODS)), ("Content-Type", TEXT),
+                     ("Hoist-Outcome", "not-called")], b"Method not allowed."
+    return None
+
+
+def read_body(rfile, length, chunked):
+    """The request body, or None past BODY_LIMIT (bottle's 413 for MEMFILE_MAX)."""
+    if chunked:
+        chunks, size = [], 0
+        while True:
+            line = rfile.readline(65537)
+            length = int(line.split(b";")[0].strip() or b"0", 16)
+            if length == 0:
+                while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            size += length
+            if size > BODY_LIMIT:
+                return None
+            chunks.append(rfile.read(length))
+            rfile.readline(3)
+    if length > BODY_LIMIT:
+        return None
+    return rfile.read(length) if length else b""
+
+
+class Connection(socketserver.BaseRequestHandler):
+    """Process isolation's front end: a lean HTTP/1.1 loop that reads only the headers it
+    needs and leaves parsing the rest, and writing the answer, to the worker, so the server
+    process (one interpreter lock for every connection) does little per call."""
+
+    def handle(self):
+        sock = self.request
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        rfile = sock.makefile("rb")
+        remote = self.client_address[0] if self.client_address else None
+        while True:
+            line = rfile.readline(65537)
+            if not line:
+                return
+            if line in (b"\r\n", b"\n"):
+                continue
+            parts = line.split()
+            if len(parts) != 3:
+                sock.sendall(http_response((400, [("Connection", "close")], b""), False))
+                return
+            method, target, version = (p.decode("latin-1") for p in parts)
+            length, chunked, expect = 0, False, False
+            close = version == "HTTP/1.0"
+            block = []
+            while True:
+                header = rfile.readline(65537)
+                if header in (b"\r\n", b"\n", b""):
+                    break
+                block.append(header)
+                name, _, value = header.partition(b":")
+                name = name.strip().lower()
+                if name == b"content-length":
+                    length = int(value)
+                elif name == b"transfer-encoding":
+                    chunked = b"chunked" in value.lower()
+                elif name == b"connection":
+                    token = value.strip().lower()
+                    close = token == b"close" or (close and token != b"keep-alive")
+                elif name == b"expect":
+                    expect = value.strip().lower() == b"100-continue"
+            head_only = method == "HEAD"
+            answer = routed(method, target)
+            if answer is None:
+                if expect:
+                    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = read_body(rfile, length, chunked)
+                if body is None:
+                    sock.sendall(http_response(TOO_LARGE, head_only))
+                    return
+                raw = (method, target, version, b"".join(block), body, remote)
+                response = POOL.run(raw, sock)
+                if response is None:
+                    return  # the caller went away (a timeout): the call was ended
+                sock.sendall(response)
+            else:
+                read_body(rfile, length, chunked)
+                sock.sendall(http_response(answer, head_only))
+            if close:
+                return
 
 
 class Handler(BaseHTTPRequestHandler):
+    """Thread isolation's front end (the shim's earlier server): the function runs in the
+    connection's thread."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
 
@@ -749,59 +886,26 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def read_body(self):
-        """The request body, or None past BODY_LIMIT (bottle's 413 for MEMFILE_MAX)."""
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks, size = [], 0
-            while True:
-                line = self.rfile.readline(65537)
-                length = int(line.split(b";")[0].strip() or b"0", 16)
-                if length == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    return b"".join(chunks)
-                size += length
-                if size > BODY_LIMIT:
-                    return None
-                chunks.append(self.rfile.read(length))
-                self.rfile.readline(3)
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > BODY_LIMIT:
-            return None
-        return self.rfile.read(length) if length else b""
-
     def handle_one(self):
-        if self.command == "GET" and self.path.split("?")[0] == "/healthz":
-            headers = [("Content-Type", HTML), ("Hoist-Conventions", "python")]
-            if POOL is not None:
-                headers.append(("Hoist-Cancel", "disconnect"))
-            return self.answer(200, headers, b"OK")
-        body = self.read_body()
+        answer = routed(self.command, self.path)
+        body = read_body(self.rfile, int(self.headers.get("Content-Length") or 0),
+                         "chunked" in self.headers.get("Transfer-Encoding", "").lower())
         if body is None:
             self.close_connection = True
-            return self.answer(413, [("Content-Type", "text/plain; charset=utf-8"),
-                                     ("Hoist-Outcome", "not-called")],
-                               b"Request entity too large")
-        if self.command not in ALLOWED_METHODS + ("HEAD",):
-            # bottle's router: the function's route takes GET, POST, PATCH and DELETE
-            # (HEAD falls back to GET); anything else is 405 naming them.
-            return self.answer(405, [("Allow", ",".join(ALLOWED_METHODS)),
-                                     ("Content-Type", "text/plain; charset=utf-8"),
-                                     ("Hoist-Outcome", "not-called")],
-                               b"Method not allowed.")
-        remote = self.client_address[0] if self.client_address else None
-        raw = (self.command, self.path, self.request_version, list(self.headers.items()),
-               body, remote)
-        if POOL is None:
-            answer = call(raw)
-        else:
-            answer = POOL.run(raw, self.connection)
-            if answer is None:
-                self.close_connection = True
-                return
+            return self.answer(*TOO_LARGE)
+        if answer is None:
+            remote = self.client_address[0] if self.client_address else None
+            answer = call((self.command, self.path, self.request_version,
+                           list(self.headers.items()), body, remote))
         self.answer(*answer)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_one
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
 
 
 def main():
@@ -815,10 +919,8 @@ def main():
         POOL = Pool(ours)
         POOL.give_back(POOL.take())  # one worker ready before the first call
     port = int(os.environ.get("FUNC_PORT", "8090"))
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 128
-    server.serve_forever()
+    handler = Connection if POOL is not None else Handler
+    Server(("127.0.0.1", port), handler).serve_forever()
 
 
 if __name__ == "__main__":
