@@ -10,7 +10,8 @@
 //! three rounds, alternating, and the best round of each counts, so outside load weighs on
 //! both sides of a ratio alike.
 //!
-//! `cargo bench -p hoist-runtimes --bench contract` (loopback only; about two minutes).
+//! `cargo bench -p hoist-runtimes --bench contract` (loopback only; about two minutes);
+//! `-- python` or `-- node` runs that language's cases only.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -198,6 +199,8 @@ async fn best_of(cases: &[Call]) -> Vec<Figures> {
 
 #[tokio::main]
 async fn main() {
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| group.contains(o));
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shims = crate_dir.join("shims");
     let examples = crate_dir.join("../examples/functions");
@@ -249,6 +252,9 @@ async fn main() {
         ("GET helloget", "helloget", examples.join("python")),
         ("POST 1 KB echo", "echo", functions.path().to_owned()),
     ] {
+        if !wanted("python") {
+            break;
+        }
         let handler = if module == "helloget" {
             "foo"
         } else {
@@ -292,6 +298,9 @@ async fn main() {
         ("GET helloget", "helloget", examples.join("node")),
         ("POST 1 KB echo", "echo", functions.path().to_owned()),
     ] {
+        if !wanted("node") {
+            break;
+        }
         let handler = if module == "helloget" {
             "foo"
         } else {

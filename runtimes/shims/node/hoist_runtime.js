@@ -408,9 +408,19 @@ function serve(req, res) {
   });
 }
 
-const server = http.createServer({ IncomingMessage: Request, ServerResponse: Response }, serve);
-// hoist-proxy keeps connections to this process open and owns every deadline.
-server.keepAliveTimeout = 0;
-server.requestTimeout = 0;
-server.headersTimeout = 0;
-server.listen(Number(process.env.FUNC_PORT || 8090), '127.0.0.1');
+function listen(...where) {
+  const server = http.createServer({ IncomingMessage: Request, ServerResponse: Response }, serve);
+  // hoist-proxy keeps connections to this process open and owns every deadline.
+  server.keepAliveTimeout = 0;
+  server.requestTimeout = 0;
+  server.headersTimeout = 0;
+  server.listen(...where);
+}
+// hoist-proxy reaches the shim through the Unix socket it names when there is one (cheaper per
+// call than loopback TCP); the port serves any other client.
+const socketPath = process.env.HOIST_UPSTREAM_SOCKET;
+if (socketPath) {
+  require('fs').rmSync(socketPath, { force: true });
+  listen(socketPath);
+}
+listen(Number(process.env.FUNC_PORT || 8090), '127.0.0.1');

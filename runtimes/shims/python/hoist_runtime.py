@@ -813,7 +813,8 @@ class Connection(socketserver.BaseRequestHandler):
 
     def handle(self):
         sock = self.request
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family != socket.AF_UNIX:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         rfile = sock.makefile("rb")
         remote = self.client_address[0] if self.client_address else None
         while True:
@@ -908,6 +909,11 @@ class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     request_queue_size = 128
 
 
+class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    request_queue_size = 128
+
+
 def main():
     global POOL
     if ISOLATION == "process":
@@ -919,8 +925,17 @@ def main():
         POOL = Pool(ours)
         POOL.give_back(POOL.take())  # one worker ready before the first call
     port = int(os.environ.get("FUNC_PORT", "8090"))
-    handler = Connection if POOL is not None else Handler
-    Server(("127.0.0.1", port), handler).serve_forever()
+    if POOL is None:
+        Server(("127.0.0.1", port), Handler).serve_forever()
+    # hoist-proxy reaches the shim through the Unix socket it names when there is one (cheaper
+    # per call than loopback TCP); the port serves any other client.
+    path = os.environ.get("HOIST_UPSTREAM_SOCKET")
+    if path:
+        if os.path.exists(path):
+            os.unlink(path)
+        unix = UnixServer(path, Connection)
+        threading.Thread(target=unix.serve_forever, daemon=True).start()
+    Server(("127.0.0.1", port), Connection).serve_forever()
 
 
 if __name__ == "__main__":

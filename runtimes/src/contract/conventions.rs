@@ -42,10 +42,10 @@ const NODE_BUCKETS: [f64; 11] = [
 
 impl Conventions {
     /// The `method` label of a call with HTTP `method`.
-    pub fn method_label(&self, method: &str) -> String {
+    pub fn method_label<'a>(&self, method: &'a str) -> std::borrow::Cow<'a, str> {
         match self {
-            Conventions::Python => method.to_owned(),
-            Conventions::Node { module } => format!("{module}-{method}"),
+            Conventions::Python => method.into(),
+            Conventions::Node { module } => format!("{module}-{method}").into(),
         }
     }
 

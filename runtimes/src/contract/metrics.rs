@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
 
-use super::process;
+use super::{Conventions, process};
 
 /// The exposition format of `/metrics`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ pub struct ContractMetrics {
 
 impl Default for ContractMetrics {
     fn default() -> Self {
-        ContractMetrics::new(super::Conventions::Python.buckets())
+        ContractMetrics::new(Conventions::Python.buckets())
     }
 }
 
@@ -108,18 +108,25 @@ impl ContractMetrics {
         }
     }
 
-    /// Records one call of `label` that took `seconds`.
-    pub fn record(&self, label: &str, seconds: f64, failed: bool) {
+    /// Records one call of HTTP `method` that took `seconds`, labelled as `conventions` say.
+    pub fn record(&self, conventions: &Conventions, method: &str, seconds: f64, failed: bool) {
         let bucket = self
             .buckets
             .iter()
             .position(|bound| seconds <= *bound)
             .unwrap_or(self.buckets.len());
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let series = series.entry(label.to_owned()).or_insert_with(|| Series {
-            buckets: vec![0; self.buckets.len() + 1],
-            ..Series::default()
-        });
+        let label = conventions.method_label(method);
+        let mut all = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if !all.contains_key(label.as_ref()) {
+            let fresh = Series {
+                buckets: vec![0; self.buckets.len() + 1],
+                ..Series::default()
+            };
+            all.insert(label.clone().into_owned(), fresh);
+        }
+        let Some(series) = all.get_mut(label.as_ref()) else {
+            return;
+        };
         series.calls += 1;
         series.failures += u64::from(failed);
         series.buckets[bucket] += 1;
@@ -238,8 +245,8 @@ mod tests {
     #[test]
     fn the_text_format_names_families_as_their_samples() {
         let metrics = ContractMetrics::default();
-        metrics.record("GET", 0.07, false);
-        metrics.record("GET", 12.0, true);
+        metrics.record(&Conventions::Python, "GET", 0.07, false);
+        metrics.record(&Conventions::Python, "GET", 12.0, true);
         let text = metrics.encode();
         assert!(
             text.contains("# TYPE function_calls_total counter\n"),
@@ -266,9 +273,9 @@ mod tests {
 
     #[test]
     fn openmetrics_names_counter_families_without_total_and_ends_with_eof() {
-        let metrics =
-            ContractMetrics::new(super::super::Conventions::Node { module: "m".into() }.buckets());
-        metrics.record("m-GET", 0.001, false);
+        let node = Conventions::Node { module: "m".into() };
+        let metrics = ContractMetrics::new(node.buckets());
+        metrics.record(&node, "GET", 0.001, false);
         let text = metrics.encode_as(MetricsFormat::OpenMetrics);
         assert!(
             text.contains(

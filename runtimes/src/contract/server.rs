@@ -5,13 +5,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use axum::Router;
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt as _;
 
 use super::config::ContractConfig;
 use super::log::RequestLog;
@@ -146,48 +147,37 @@ async fn healthz(service: &Service) -> Response {
 }
 
 async fn call(service: &Service, request: Request, started: Instant) -> Response {
-    let label = service
-        .config
-        .conventions
-        .method_label(request.method().as_str());
-    let mut task = tokio::spawn((service.call)(request));
-    let (mut response, outcome) =
-        match tokio::time::timeout(service.config.timeout, &mut task).await {
-            Ok(Ok(mut response)) => {
-                let outcome = response
-                    .extensions_mut()
-                    .remove::<Outcome>()
-                    .unwrap_or(Outcome::Answered);
-                (response, outcome)
-            }
-            Ok(Err(join)) => {
-                let message = if join.is_panic() {
-                    "the function panicked"
-                } else {
-                    "the function was cancelled"
-                };
-                eprintln!("function failed: {message}");
-                (
-                    plain(StatusCode::INTERNAL_SERVER_ERROR, FAILURE_MESSAGE),
-                    Outcome::Failed,
-                )
-            }
-            Err(_) => {
-                task.abort();
-                // Let the cancellation run (the proxy ends the call upstream when it is
-                // dropped) before answering; a call stuck without yielding is not waited for.
-                let _ = tokio::time::timeout(Duration::from_millis(100), task).await;
-                // A timeout is counted as a call, not as a failure, as `_kubeless.py` does.
-                (
-                    plain(StatusCode::REQUEST_TIMEOUT, TIMEOUT_MESSAGE),
-                    Outcome::Answered,
-                )
-            }
-        };
+    let method = request.method().clone();
+    // The call runs on this task: on a timeout it is dropped, which cancels it (and lets the
+    // proxy end it upstream); a panic is caught.
+    let running = std::panic::AssertUnwindSafe((service.call)(request)).catch_unwind();
+    let (mut response, outcome) = match tokio::time::timeout(service.config.timeout, running).await
+    {
+        Ok(Ok(mut response)) => {
+            let outcome = response
+                .extensions_mut()
+                .remove::<Outcome>()
+                .unwrap_or(Outcome::Answered);
+            (response, outcome)
+        }
+        Ok(Err(_panic)) => {
+            eprintln!("function failed: the function panicked");
+            (
+                plain(StatusCode::INTERNAL_SERVER_ERROR, FAILURE_MESSAGE),
+                Outcome::Failed,
+            )
+        }
+        // A timeout is counted as a call, not as a failure, as `_kubeless.py` does.
+        Err(_) => (
+            plain(StatusCode::REQUEST_TIMEOUT, TIMEOUT_MESSAGE),
+            Outcome::Answered,
+        ),
+    };
     response.extensions_mut().remove::<Outcome>();
     if outcome != Outcome::NotCalled {
         service.metrics.record(
-            &label,
+            &service.config.conventions,
+            method.as_str(),
             started.elapsed().as_secs_f64(),
             outcome == Outcome::Failed,
         );

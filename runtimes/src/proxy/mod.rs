@@ -42,6 +42,7 @@
 //! ```
 
 mod supervisor;
+mod transport;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ use crate::contract::server::{BoxFuture, Outcome, Service, plain};
 use crate::contract::{ContractConfig, Conventions, MAX_BODY, serve_router};
 pub use supervisor::CANCEL_HEADER;
 use supervisor::{Launch, Supervisor};
+pub use transport::SOCKET_VARIABLE;
 
 /// The response header by which a process tells how a call ended: `error` (the function
 /// raised: a failure) or `not-called` (the request was refused before the function ran: not
@@ -173,6 +175,7 @@ impl Proxy {
             command: config.process.clone(),
             env: config.env.clone(),
             port: config.upstream_port,
+            socket: supervisor::socket_folder()?.join("upstream.sock"),
             timeout: config.contract.timeout,
             start_timeout: config.start_timeout,
         })
@@ -271,7 +274,7 @@ async fn forward(supervisor: &Supervisor, request: Request, marks_failures: bool
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let uri = match format!("http://127.0.0.1:{}{path}", supervisor.port).parse::<hyper::Uri>() {
+    let uri = match format!("{}{path}", supervisor.base()).parse::<hyper::Uri>() {
         Ok(uri) => uri,
         Err(e) => {
             return plain(
