@@ -7,31 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use support::prometheus::{promtool_check, python_samples, value};
-use support::proxied::{Function, Running};
-use support::{KUBELESS_CALL_HEADERS, examples, get, multipart, request, send};
+use support::prometheus::{checked_samples, value};
+use support::proxied::Function;
+use support::{examples, function_dir, get, kubeless_call, multipart, request, send};
 
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 fn node_examples() -> std::path::PathBuf {
     examples().join("node")
-}
-
-/// Writes `source` as `<module>.js` in a new folder.
-fn function_dir(module: &str, source: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(format!("{module}.js")), source).unwrap();
-    dir
-}
-
-async fn samples_of(running: &Running) -> Vec<support::prometheus::Sample> {
-    let reply = get(&running.at("/metrics")).await;
-    assert_eq!(
-        reply.content_type,
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    promtool_check(&reply.body);
-    python_samples(&reply.body, false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -74,7 +57,7 @@ async fn get_cors_and_what_kubeless_tooling_sees() {
         Some("x-token")
     );
     assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
-    let samples = samples_of(&running).await;
+    let samples = checked_samples(&running).await;
     assert_eq!(
         value(&samples, "function_calls_total", "helloget-GET"),
         Some(1.0),
@@ -108,14 +91,7 @@ async fn post_data_binary_and_the_log() {
         .start()
         .await;
     // post-nodejs-verify.
-    let reply = send(
-        "POST",
-        &running.at("/"),
-        &KUBELESS_CALL_HEADERS,
-        r#"{"it-s": "alive"}"#,
-        TEN_SECONDS,
-    )
-    .await;
+    let reply = kubeless_call(&running.at("/")).await;
     assert_eq!(
         (reply.status, reply.body.as_str()),
         (200, r#"{"it-s":"alive"}"#)
@@ -200,7 +176,7 @@ module.exports = {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn values_errors_and_the_context() {
-    let dir = function_dir("values", VALUES);
+    let dir = function_dir("values.js", VALUES);
     let running = Function::node(dir.path(), "values", "run")
         .timeout("3")
         .start()
@@ -249,7 +225,7 @@ async fn values_errors_and_the_context() {
             "rejected",
         ])
         .await;
-    let samples = samples_of(&running).await;
+    let samples = checked_samples(&running).await;
     assert_eq!(
         value(&samples, "function_calls_total", "values-GET"),
         Some(5.0)
@@ -263,7 +239,7 @@ async fn values_errors_and_the_context() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeouts_keep_the_process_unless_it_stops_answering() {
-    let dir = function_dir("values", VALUES);
+    let dir = function_dir("values.js", VALUES);
     let running = Function::node(dir.path(), "values", "run")
         .timeout("2")
         .start()
@@ -283,7 +259,7 @@ async fn timeouts_keep_the_process_unless_it_stops_answering() {
     // A loop holding Node's only thread: 408, then the process no longer answers /healthz and
     // is restarted (Kubeless exits after its 408).
     assert_eq!(get(&running.at("/?kind=spin")).await.status, 408);
-    let samples = samples_of(&running).await;
+    let samples = checked_samples(&running).await;
     assert_eq!(
         value(&samples, "function_calls_total", "values-GET"),
         Some(4.0)

@@ -7,33 +7,17 @@ mod support;
 
 use std::time::Duration;
 
-use support::prometheus::{promtool_check, python_samples, value, venv_python};
-use support::proxied::{Function, Running};
+use support::prometheus::{checked_samples, python_samples, value, venv_python};
+use support::proxied::Function;
 use support::{
-    KUBELESS_CALL_HEADERS, PROMETHEUS_ACCEPT, examples, get, multipart, request, send, spawn_send,
+    PROMETHEUS_ACCEPT, examples, function_dir, get, kubeless_call, multipart, request, send,
+    spawn_send,
 };
 
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 fn python_examples() -> std::path::PathBuf {
     examples().join("python")
-}
-
-/// Writes `source` as `<module>.py` in a new folder.
-fn function_dir(module: &str, source: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(format!("{module}.py")), source).unwrap();
-    dir
-}
-
-async fn metrics_of(running: &Running) -> String {
-    let reply = get(&running.at("/metrics")).await;
-    assert_eq!(
-        reply.content_type,
-        "text/plain; version=0.0.4; charset=utf-8"
-    );
-    promtool_check(&reply.body);
-    reply.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,8 +61,7 @@ async fn get_as_kubeless_tooling_sees_it() {
 
     // get-python-verify also runs `kubeless function top`: client_golang's text parser, the
     // same format promtool checks; and Python's parser.
-    let metrics = metrics_of(&running).await;
-    let samples = python_samples(&metrics, false);
+    let samples = checked_samples(&running).await;
     assert_eq!(value(&samples, "function_calls_total", "GET"), Some(1.0));
     assert_eq!(value(&samples, "function_failures_total", "GET"), Some(0.0));
     assert_eq!(value(&samples, "function_calls_total", "PUT"), None);
@@ -107,7 +90,7 @@ async fn get_as_kubeless_tooling_sees_it() {
     ] {
         assert!(
             samples.iter().any(|(n, _, v)| n == process && *v > 0.0),
-            "{process}: {metrics}"
+            "{process}: {samples:?}"
         );
     }
     // Prometheus's scraper asks for OpenMetrics and gets it.
@@ -137,14 +120,7 @@ async fn post_binary_and_the_unflushed_print() {
         .start()
         .await;
     // post-python-verify: `kubeless function call post-python --data '{"it-s": "alive"}'`.
-    let reply = send(
-        "POST",
-        &running.at("/"),
-        &KUBELESS_CALL_HEADERS,
-        r#"{"it-s": "alive"}"#,
-        TEN_SECONDS,
-    )
-    .await;
+    let reply = kubeless_call(&running.at("/")).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body, r#"{"it-s": "alive"}"#);
     assert_eq!(reply.content_type, "application/json");
@@ -185,7 +161,7 @@ async fn post_binary_and_the_unflushed_print() {
     .await;
     assert_eq!(reply.status, 400);
     assert!(reply.body.contains("not JSON"), "{}", reply.body);
-    let samples = python_samples(&metrics_of(&running).await, false);
+    let samples = checked_samples(&running).await;
     assert_eq!(value(&samples, "function_calls_total", "POST"), Some(2.0));
     running.stop().await;
 }
@@ -217,7 +193,7 @@ def run(event, context):
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timeout_ends_only_its_own_call_and_calls_run_in_parallel() {
-    let dir = function_dir("calls", CALLS);
+    let dir = function_dir("calls.py", CALLS);
     let running = Function::python(dir.path(), "calls", "run")
         .timeout("4")
         .start()
@@ -286,7 +262,7 @@ async fn a_timeout_ends_only_its_own_call_and_calls_run_in_parallel() {
         assert_eq!((reply.status, reply.body.as_str()), (200, "40"));
     }
 
-    let samples = python_samples(&metrics_of(&running).await, false);
+    let samples = checked_samples(&running).await;
     assert_eq!(value(&samples, "function_calls_total", "GET"), Some(4.0));
     assert_eq!(
         value(&samples, "function_failures_total", "GET"),
@@ -324,7 +300,7 @@ def run(event, context):
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_the_context_the_limits_and_deps() {
-    let dir = function_dir("inspect", INSPECT);
+    let dir = function_dir("inspect.py", INSPECT);
     let running = Function::python(dir.path(), "inspect", "run")
         .timeout("3")
         .env("FUNC_MEMFILE_MAX", "1000")
@@ -424,7 +400,7 @@ async fn the_request_the_context_the_limits_and_deps() {
     assert_eq!(reply.status, 404);
     assert!(reply.body.contains("no such greeting"), "{}", reply.body);
     assert!(reply.content_type.starts_with("text/html"));
-    let samples = python_samples(&metrics_of(&running).await, false);
+    let samples = checked_samples(&running).await;
     assert_eq!(
         value(&samples, "function_failures_total", "GET"),
         Some(0.0),
@@ -434,7 +410,7 @@ async fn the_request_the_context_the_limits_and_deps() {
 
     // get-python-deps: a dependency found on PYTHONPATH, where the installation put it.
     let deps = function_dir(
-        "hoist_greeting",
+        "hoist_greeting.py",
         "def greet(name):\n    return f'hello {name} from hoist-greeting'\n",
     );
     let running = Function::python(python_examples(), "hellowithdeps", "handler")

@@ -217,3 +217,23 @@ pub fn spawn_send(
 ) -> tokio::task::JoinHandle<Reply> {
     tokio::spawn(async move { send(method, &url, &[], &body, timeout).await })
 }
+
+/// Writes `source` as `file` in a new folder.
+pub fn function_dir(file: &str, source: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(file), source).unwrap();
+    dir
+}
+
+/// `kubeless function call <name> --data '{"it-s": "alive"}'`, as the post verify targets of
+/// Kubeless's runtimes make it.
+pub async fn kubeless_call(url: &str) -> Reply {
+    send(
+        "POST",
+        url,
+        &KUBELESS_CALL_HEADERS,
+        r#"{"it-s": "alive"}"#,
+        Duration::from_secs(10),
+    )
+    .await
+}

@@ -6,24 +6,30 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// Runs `promtool check metrics` on `text`; panics with its report unless it passes.
-pub fn promtool_check(text: &str) {
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
+/// Runs `command` with `text` on its stdin and returns its output.
+fn with_stdin(command: &mut Command, text: &str) -> std::process::Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot run promtool ({e}): install Debian's `prometheus` package")
-        });
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     child
         .stdin
         .take()
         .unwrap()
         .write_all(text.as_bytes())
         .unwrap();
-    let output = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `promtool check metrics` on `text`; panics with its report unless it passes.
+pub fn promtool_check(text: &str) {
+    assert!(
+        Command::new("promtool").arg("--version").output().is_ok(),
+        "cannot run promtool: install Debian's `prometheus` package"
+    );
+    let output = with_stdin(Command::new("promtool").args(["check", "metrics"]), text);
     assert!(
         output.status.success(),
         "promtool check metrics failed ({}):\n{}{}\non:\n{text}",
@@ -31,6 +37,18 @@ pub fn promtool_check(text: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// `GET /metrics` of `running`: served in the text format, passing promtool, as parsed by
+/// prometheus_client's text parser.
+pub async fn checked_samples(running: &super::proxied::Running) -> Vec<Sample> {
+    let reply = super::get(&running.at("/metrics")).await;
+    assert_eq!(
+        reply.content_type,
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    promtool_check(&reply.body);
+    python_samples(&reply.body, false)
 }
 
 /// The Python of the tests' venv (`functions/tests/setup-python.sh`): `HOIST_LAMBDA_VENV`,
@@ -71,24 +89,14 @@ print(json.dumps(samples))
 /// Parses `text` with prometheus_client's text parser (`openmetrics`: its OpenMetrics
 /// parser, which rejects anything not OpenMetrics); panics with the parser's error.
 pub fn python_samples(text: &str, openmetrics: bool) -> Vec<Sample> {
-    let mut child = Command::new(venv_python())
-        .args([
+    let output = with_stdin(
+        Command::new(venv_python()).args([
             "-c",
             PARSE,
             if openmetrics { "openmetrics" } else { "text" },
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+        ]),
+        text,
+    );
     assert!(
         output.status.success(),
         "prometheus_client could not parse the metrics:\n{}\n{text}",
