@@ -839,6 +839,9 @@ class Connection(socketserver.BaseRequestHandler):
                 name, _, value = header.partition(b":")
                 name = name.strip().lower()
                 if name == b"content-length":
+                    if not value.strip().isdigit():
+                        sock.sendall(http_response((400, [("Connection", "close")], b""), False))
+                        return
                     length = int(value)
                 elif name == b"transfer-encoding":
                     chunked = b"chunked" in value.lower()

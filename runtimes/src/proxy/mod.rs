@@ -21,7 +21,9 @@
 //!   the others (it is restarted only if it stops answering `/healthz`). Without it, since a
 //!   process cannot cancel one call, a timeout kills the process group and starts it again.
 //!
-//! A process that exits on its own is restarted too.
+//! The process is also offered a Unix socket, named in its `HOIST_UPSTREAM_SOCKET`
+//! ([`SOCKET_VARIABLE`]); when it answers `/healthz` there, calls go through it instead of
+//! loopback TCP. A process that exits on its own is restarted too.
 //!
 //! ```no_run
 //! # #[tokio::main]
