@@ -1,3 +1,3 @@
 def handler(event, context):
-    print(event, flush=True)
+    print(event)
     return event["data"]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use hoist_core::{Error, Result};
 
+use super::Conventions;
 use super::log::{LogSink, stdout_sink};
 
 /// What the contract server needs to know: port, timeout and the context it gives calls.
@@ -22,6 +23,8 @@ pub struct ContractConfig {
     pub runtime: String,
     /// `FUNC_MEMORY_LIMIT`, as given (empty when unset).
     pub memory_limit: String,
+    /// Whose metric labels, buckets and log lines to reproduce (Python's by default).
+    pub conventions: Conventions,
     /// Where request log lines go (stdout by default).
     pub log: LogSink,
 }
@@ -35,6 +38,7 @@ impl std::fmt::Debug for ContractConfig {
             .field("function_name", &self.function_name)
             .field("runtime", &self.runtime)
             .field("memory_limit", &self.memory_limit)
+            .field("conventions", &self.conventions)
             .finish_non_exhaustive()
     }
 }
@@ -48,6 +52,7 @@ impl Default for ContractConfig {
             function_name: "function".into(),
             runtime: String::new(),
             memory_limit: String::new(),
+            conventions: Conventions::default(),
             log: stdout_sink(),
         }
     }

@@ -1,11 +1,14 @@
 //! The function runtime contract, served for a Rust function.
 //!
 //! The server listens on `FUNC_PORT`; `GET /healthz` answers 200 and `GET /metrics` the
-//! Prometheus metrics (`function_calls_total`, `function_failures_total` with timeouts, and the
-//! `function_duration_seconds` histogram, by `method`). Every other path and method calls the
-//! function with an [`Event`] and a [`Context`], calls running in parallel. An error or a panic
-//! answers 500 and the server keeps serving; a call past `FUNC_TIMEOUT` is cancelled and
-//! answered 408. Each request is logged as one line (date, method, path, status, duration).
+//! Prometheus metrics of Kubeless's runtimes (`function_calls_total`, `function_failures_total`
+//! and the `function_duration_seconds` histogram, by `method`, plus `process_*`), in the text
+//! format 0.0.4 unless the client's `Accept` prefers OpenMetrics. Every other path and method
+//! calls the function with an [`Event`] and a [`Context`], calls running in parallel. An error
+//! or a panic is written to stderr and answered with a generic 500 (its text never reaches the
+//! caller); the server keeps serving. A call past `FUNC_TIMEOUT` is cancelled and answered 408
+//! (a call, not a failure, in the metrics). Each request is logged as one line in the Apache
+//! combined format ([`RequestLog`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -26,9 +29,11 @@
 //! ```
 
 mod config;
+mod conventions;
 mod event;
 mod log;
 mod metrics;
+mod process;
 pub(crate) mod server;
 
 use std::fmt::Display;
@@ -45,12 +50,13 @@ use tokio::net::TcpListener;
 /// axum, for building responses (`Json`, status codes, headers).
 pub use axum;
 pub use config::ContractConfig;
+pub use conventions::{CONVENTIONS_HEADER, Conventions};
 pub use event::{Context, Event, EventData, Extensions};
-pub use log::{LogSink, RequestLog, rfc3339, stdout_sink};
-pub use metrics::{ContractMetrics, METRICS_CONTENT_TYPE};
-pub use server::TIMEOUT_MESSAGE;
+pub use log::{LogSink, RequestLog, clf_date, rfc3339, stdout_sink};
+pub use metrics::{ContractMetrics, MetricsFormat, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+pub use server::{FAILURE_MESSAGE, TIMEOUT_MESSAGE};
 
-use server::{BoxFuture, Service, plain};
+use server::{BoxFuture, Outcome, Service, plain};
 
 /// The largest request body a call accepts (16 MiB); larger ones are answered 413.
 pub const MAX_BODY: usize = 16 << 20;
@@ -71,7 +77,8 @@ impl std::fmt::Debug for ContractServer {
 impl ContractServer {
     /// A server calling `function` for every request other than `GET /healthz` and
     /// `GET /metrics`. The function's `Ok` value is the response (a `String`, JSON, a status
-    /// with a body...); its `Err` answers 500 with the error's text.
+    /// with a body...); its `Err` is written to stderr and answered with a generic 500
+    /// ([`FAILURE_MESSAGE`]), counted as a failure.
     pub fn new<F, Fut, R, E>(config: ContractConfig, function: F) -> Self
     where
         F: Fn(Event, Context) -> Fut + Send + Sync + 'static,
@@ -96,18 +103,18 @@ impl ContractServer {
                 };
                 match function(event, context).await {
                     Ok(reply) => reply.into_response(),
-                    Err(error) => plain(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+                    Err(error) => {
+                        eprintln!("function failed: {error}");
+                        let mut response =
+                            plain(StatusCode::INTERNAL_SERVER_ERROR, FAILURE_MESSAGE);
+                        response.extensions_mut().insert(Outcome::Failed);
+                        response
+                    }
                 }
             })
         });
-        let service = Service {
-            config,
-            metrics: ContractMetrics::default(),
-            call,
-            health: None,
-        };
         ContractServer {
-            service: Arc::new(service),
+            service: Service::new(config, call, None),
         }
     }
 
@@ -170,12 +177,13 @@ pub(crate) async fn serve_router(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| {
-            Error::new(ErrorKind::Backend, "the contract server stopped".to_owned()).with_source(e)
-        })
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(|e| Error::new(ErrorKind::Backend, "the contract server stopped").with_source(e))
 }
 
 /// Completes on Ctrl-C, or on SIGTERM where there are signals.
@@ -209,10 +217,12 @@ fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
 async fn event_of(request: Request) -> std::result::Result<Event, Response> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
-        plain(
+        let mut response = plain(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("cannot read the request body: {e}"),
-        )
+        );
+        response.extensions_mut().insert(Outcome::NotCalled);
+        response
     })?;
     let is_json = parts
         .headers
@@ -222,10 +232,12 @@ async fn event_of(request: Request) -> std::result::Result<Event, Response> {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     let data = if is_json && !bytes.is_empty() {
         EventData::Json(serde_json::from_slice(&bytes).map_err(|e| {
-            plain(
+            let mut response = plain(
                 StatusCode::BAD_REQUEST,
                 format!("the body is declared application/json but is not JSON: {e}"),
-            )
+            );
+            response.extensions_mut().insert(Outcome::NotCalled);
+            response
         })?)
     } else {
         EventData::Raw(bytes)

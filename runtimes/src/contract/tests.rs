@@ -50,6 +50,10 @@ async fn send(router: &Router, request: HttpRequest<Body>) -> (u16, String) {
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
+async fn server_metrics(router: &Router) -> String {
+    send(router, get("/metrics")).await.1
+}
+
 fn get(path: &str) -> HttpRequest<Body> {
     HttpRequest::get(path).body(Body::empty()).unwrap()
 }
@@ -91,6 +95,11 @@ async fn events_carry_json_data_headers_and_context() {
         .body(Body::from("{"))
         .unwrap();
     assert_eq!(send(&router, bad).await.0, 400);
+    let metrics = server_metrics(&router).await;
+    assert!(
+        metrics.contains("function_calls_total{method=\"POST\"} 1\n"),
+        "a request refused before the call is not counted: {metrics}"
+    );
 
     let logs = logs.lock().unwrap();
     assert_eq!(logs[0].method, "POST");
@@ -107,7 +116,8 @@ async fn health_errors_and_panics_keep_the_server_serving() {
     let (status, body) = send(&router, get("/fail")).await;
     assert_eq!(
         (status, body.as_str()),
-        (500, "the function failed on purpose")
+        (500, FAILURE_MESSAGE),
+        "the error's text is logged, not sent"
     );
     assert_eq!(send(&router, get("/panic")).await.0, 500);
     assert_eq!(send(&router, get("/")).await.0, 200);
@@ -161,8 +171,12 @@ async fn a_call_past_the_timeout_is_cancelled_and_answered_408() {
     assert!(*cancelled.lock().unwrap(), "the call was cancelled");
     let metrics = server.metrics();
     assert!(
-        metrics.contains("function_failures_total{method=\"GET\"} 1"),
+        metrics.contains("function_calls_total{method=\"GET\"} 1\n"),
         "{metrics}"
+    );
+    assert!(
+        metrics.contains("function_failures_total{method=\"GET\"} 0\n"),
+        "a timeout is not a failure: {metrics}"
     );
 }
 

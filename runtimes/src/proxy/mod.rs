@@ -1,12 +1,29 @@
 //! The contract proxy: gives any language's HTTP server the runtime contract.
 //!
 //! [`Proxy::start`] runs `FUNC_PROCESS` with `sh -c`, telling it to listen on the upstream
-//! port (through its `FUNC_PORT`), and waits until its `/healthz` answers. The proxy then
-//! serves the contract on its own port: `GET /healthz` asks the process's `/healthz`,
-//! `GET /metrics` shows the contract metrics, and every other request is forwarded with its
-//! method, path, headers and body; the function's status, headers and body come back as they
-//! are. A call past the timeout is answered 408 and, since a process cannot cancel one call,
-//! the process is killed and started again. A process that exits on its own is restarted too.
+//! port (through its `FUNC_PORT`, with the call timeout as its `FUNC_TIMEOUT`), and waits until
+//! its `/healthz` answers. The proxy then serves the contract on its own port: `GET /healthz`
+//! asks the process's `/healthz`, `GET /metrics` shows the contract metrics, and every other
+//! request is forwarded with its method, path, headers (the client's `Host` included, its
+//! address added to `X-Forwarded-For`) and body, streamed; the function's status, headers and
+//! body come back as they are.
+//!
+//! What the process says in its `/healthz` answer shapes the rest (the Python and Node shims
+//! say both):
+//!
+//! - `hoist-conventions: python` or `node; module=<MOD_NAME>`: the metric labels, buckets and
+//!   request-log style of that Kubeless runtime ([`Conventions`]); and a call's failure is
+//!   what the process marks with `hoist-outcome: error` (an unhandled exception), not any 5xx;
+//!   `hoist-outcome: not-called` marks a request it refused without calling the function.
+//!   Without the header, Python's conventions apply and a 5xx answer is a failure.
+//! - `hoist-cancel: disconnect`: closing a call's connection ends that call. A call past the
+//!   timeout is then answered 408 and its connection closed, and the process keeps serving
+//!   the others (it is restarted only if it stops answering `/healthz`). Without it, since a
+//!   process cannot cancel one call, a timeout kills the process group and starts it again.
+//!
+//! The process is also offered a Unix socket, named in its `HOIST_UPSTREAM_SOCKET`
+//! ([`SOCKET_VARIABLE`]); when it answers `/healthz` there, calls go through it instead of
+//! loopback TCP. A process that exits on its own is restarted too.
 //!
 //! ```no_run
 //! # #[tokio::main]
@@ -27,6 +44,7 @@
 //! ```
 
 mod supervisor;
+mod transport;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -34,17 +52,24 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderName, StatusCode, header};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::Bytes;
 use hoist_core::{Error, Result};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Limited};
 use tokio::net::TcpListener;
 
-use crate::contract::server::{BoxFuture, Service, plain};
-use crate::contract::{ContractConfig, ContractMetrics, MAX_BODY, serve_router};
+use crate::contract::server::{BoxFuture, Outcome, Service, plain};
+use crate::contract::{ContractConfig, Conventions, MAX_BODY, serve_router};
+pub use supervisor::CANCEL_HEADER;
 use supervisor::{Launch, Supervisor};
+pub use transport::SOCKET_VARIABLE;
+
+/// The response header by which a process tells how a call ended: `error` (the function
+/// raised: a failure) or `not-called` (the request was refused before the function ran: not
+/// a call). The proxy removes it.
+pub const OUTCOME_HEADER: &str = "hoist-outcome";
 
 /// The proxy's settings.
 #[derive(Debug, Clone)]
@@ -135,12 +160,14 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// Request headers not forwarded (hop-by-hop).
-const HOP_BY_HOP: [HeaderName; 4] = [
+/// Request headers not forwarded (hop-by-hop). `Host` is forwarded: the function sees the
+/// client's, as behind Kubeless's service.
+const HOP_BY_HOP: [HeaderName; 5] = [
     header::CONNECTION,
     header::TRANSFER_ENCODING,
     header::UPGRADE,
-    header::HOST,
+    header::TE,
+    header::PROXY_AUTHENTICATE,
 ];
 
 impl Proxy {
@@ -150,13 +177,21 @@ impl Proxy {
             command: config.process.clone(),
             env: config.env.clone(),
             port: config.upstream_port,
+            socket: supervisor::socket_folder()?.join("upstream.sock"),
+            timeout: config.contract.timeout,
             start_timeout: config.start_timeout,
         })
         .await?;
+        let profile = supervisor.profile();
+        let mut contract = config.contract;
+        if let Some(conventions) = profile.conventions.clone() {
+            contract.conventions = conventions;
+        }
+        let marks_failures = profile.conventions.is_some();
         let forward_to = supervisor.clone();
         let call = Arc::new(move |request: Request| -> BoxFuture<Response> {
             let supervisor = forward_to.clone();
-            Box::pin(async move { forward(&supervisor, request).await })
+            Box::pin(async move { forward(&supervisor, request, marks_failures).await })
         });
         let health_of = supervisor.clone();
         let health = Arc::new(move || -> BoxFuture<bool> {
@@ -166,14 +201,8 @@ impl Proxy {
                 state.ready && supervisor::healthy_now(&supervisor).await
             })
         });
-        let service = Service {
-            config: config.contract,
-            metrics: ContractMetrics::default(),
-            call,
-            health: Some(health),
-        };
         Ok(Proxy {
-            service: Arc::new(service),
+            service: Service::new(contract, call, Some(health)),
             supervisor,
         })
     }
@@ -181,6 +210,11 @@ impl Proxy {
     /// The axum router.
     pub fn router(&self) -> Router {
         self.service.clone().router()
+    }
+
+    /// The conventions the process announced (Python's when it announced none).
+    pub fn conventions(&self) -> &Conventions {
+        &self.service.config.conventions
     }
 
     /// The metrics as `/metrics` shows them.
@@ -205,37 +239,36 @@ impl Proxy {
     }
 }
 
-/// Restarts the process generation a call was sent to if the call is dropped unfinished,
-/// which the contract service does only on a timeout.
-struct RestartOnDrop<'a> {
+/// Ends the call upstream if it is dropped unfinished, which the contract service does only
+/// on a timeout: see [`Supervisor::abandoned`].
+struct EndOnDrop<'a> {
     supervisor: &'a Supervisor,
     generation: u64,
     finished: bool,
 }
 
-impl Drop for RestartOnDrop<'_> {
+impl Drop for EndOnDrop<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.supervisor.restart(self.generation);
+            self.supervisor.abandoned(self.generation);
         }
     }
 }
 
-async fn forward(supervisor: &Supervisor, request: Request) -> Response {
+fn failed(status: StatusCode, message: String) -> Response {
+    let mut response = plain(status, message);
+    response.extensions_mut().insert(Outcome::Failed);
+    response
+}
+
+/// Forwards `request`. `marks_failures`: the process marks its failures with
+/// [`OUTCOME_HEADER`]; otherwise a 5xx is one.
+async fn forward(supervisor: &Supervisor, request: Request, marks_failures: bool) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
-            return plain(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("cannot read the request body: {e}"),
-            );
-        }
-    };
     let Some(generation) = supervisor.ready().await else {
-        return plain(
+        return failed(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the function process is stopped",
+            "the function process is stopped".into(),
         );
     };
     let path = parts
@@ -243,7 +276,7 @@ async fn forward(supervisor: &Supervisor, request: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let uri = match format!("http://127.0.0.1:{}{path}", supervisor.port).parse::<hyper::Uri>() {
+    let uri = match format!("{}{path}", supervisor.base()).parse::<hyper::Uri>() {
         Ok(uri) => uri,
         Err(e) => {
             return plain(
@@ -252,14 +285,28 @@ async fn forward(supervisor: &Supervisor, request: Request) -> Response {
             );
         }
     };
-    let mut upstream = hyper::Request::new(Full::new(body));
+    let remote = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let mut upstream = hyper::Request::new(body);
     *upstream.method_mut() = parts.method;
     *upstream.uri_mut() = uri;
     *upstream.headers_mut() = parts.headers;
+    let headers = upstream.headers_mut();
     for name in &HOP_BY_HOP {
-        upstream.headers_mut().remove(name);
+        headers.remove(name);
     }
-    let mut guard = RestartOnDrop {
+    if let Some(remote) = remote {
+        let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {remote}"),
+            None => remote.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&forwarded) {
+            headers.insert("x-forwarded-for", value);
+        }
+    }
+    let mut guard = EndOnDrop {
         supervisor,
         generation,
         finished: false,
@@ -285,9 +332,16 @@ async fn forward(supervisor: &Supervisor, request: Request) -> Response {
             for name in [header::CONNECTION, header::TRANSFER_ENCODING] {
                 response.headers_mut().remove(name);
             }
+            let outcome = match response.headers_mut().remove(OUTCOME_HEADER) {
+                Some(value) if value == "error" => Outcome::Failed,
+                Some(value) if value == "not-called" => Outcome::NotCalled,
+                _ if !marks_failures && response.status().is_server_error() => Outcome::Failed,
+                _ => Outcome::Answered,
+            };
+            response.extensions_mut().insert(outcome);
             response
         }
-        Err(e) => plain(
+        Err(e) => failed(
             StatusCode::BAD_GATEWAY,
             format!("the function process did not answer: {e}"),
         ),

@@ -10,12 +10,27 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// A response: status, content type, body.
+/// A response: status, content type, headers, body.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    /// Every header, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body, as lossy UTF-8.
     pub body: String,
+    /// The body's bytes.
+    pub bytes: Bytes,
+}
+
+impl Reply {
+    /// The value of header `name` (lower case), if there is one.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Sends a request, for at most `timeout`.
@@ -26,29 +41,49 @@ pub async fn send(
     body: &str,
     timeout: Duration,
 ) -> Reply {
+    request(method, url, headers, body.as_bytes().to_vec(), timeout).await
+}
+
+/// Sends a request with a body of any bytes, for at most `timeout`.
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Reply {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut request = hyper::Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
+    let request = request.body(Full::new(Bytes::from(body))).unwrap();
     let response = tokio::time::timeout(timeout, client.request(request))
         .await
         .unwrap_or_else(|_| panic!("{method} {url} did not answer within {timeout:?}"))
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = response.status().as_u16();
-    let content_type = response
+    let headers: Vec<(String, String)> = response
         .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
+        .iter()
+        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let content_type = headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.clone())
         .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let bytes = tokio::time::timeout(timeout, response.into_body().collect())
+        .await
+        .unwrap_or_else(|_| panic!("the body of {method} {url} did not end within {timeout:?}"))
+        .unwrap()
+        .to_bytes();
     Reply {
         status,
         content_type,
-        body: String::from_utf8_lossy(&body).into_owned(),
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     }
 }
 
@@ -132,3 +167,73 @@ pub fn sample(text: &str, series: &str) -> Option<f64> {
         .map(|(_, v)| v)
 }
 pub mod deploy;
+pub mod prometheus;
+pub mod proxied;
+
+/// A `multipart/form-data` body with `boundary`: fields `(name, None, value)` and files
+/// `(name, Some(filename), content)`.
+pub fn multipart(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, filename, content) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(file) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// The headers `kubeless function call --data <json>` sends (kubeless/kubeless
+/// `cmd/kubeless/function/call.go`): the content and event types, an 11-character event id,
+/// an RFC 3339 UTC time and the CLI's namespace.
+pub const KUBELESS_CALL_HEADERS: [(&str, &str); 5] = [
+    ("content-type", "application/json"),
+    ("event-type", "application/json"),
+    ("event-id", "Xk3nQ9pLm2a"),
+    ("event-time", "2026-11-22T18:00:00Z"),
+    ("event-namespace", "cli.kubeless.io"),
+];
+
+/// The `Accept` header of Prometheus's scraper.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Sends a request without headers on a task of its own.
+pub fn spawn_send(
+    method: &'static str,
+    url: String,
+    body: String,
+    timeout: Duration,
+) -> tokio::task::JoinHandle<Reply> {
+    tokio::spawn(async move { send(method, &url, &[], &body, timeout).await })
+}
+
+/// Writes `source` as `file` in a new folder.
+pub fn function_dir(file: &str, source: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(file), source).unwrap();
+    dir
+}
+
+/// `kubeless function call <name> --data '{"it-s": "alive"}'`, as the post verify targets of
+/// Kubeless's runtimes make it.
+pub async fn kubeless_call(url: &str) -> Reply {
+    send(
+        "POST",
+        url,
+        &KUBELESS_CALL_HEADERS,
+        r#"{"it-s": "alive"}"#,
+        Duration::from_secs(10),
+    )
+    .await
+}
