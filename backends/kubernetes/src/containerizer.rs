@@ -2,6 +2,7 @@
 
 mod exec;
 mod logs;
+mod pod_state;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -10,10 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
+use hoist_core::capabilities::Users;
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
     ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
-    OwnedContainer, Owner, Result, TaskId,
+    OwnedContainer, Owner, Result,
 };
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -22,8 +24,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use crate::config::{HostVolumes, KubeConfig, label_value};
 use crate::copy::{CopiedVolume, read_volumes};
 use crate::error::{from_kube, timed_out};
-use crate::render::{BuildStep, MAIN_CONTAINER, ownership_labels, pod_name, render_pod};
+use crate::render::{BuildStep, ownership_labels, pod_name, render_pod};
 use crate::watch::{Seen, watch_pod};
+use pod_state::{exit_status, owner_of, phase, state_of};
 
 const SIGKILL: i32 = 9;
 
@@ -155,6 +158,12 @@ impl KubeContainerizer {
         spec: &ContainerSpec,
         steps: &[BuildStep],
     ) -> Result<ContainerId> {
+        let with_task = |e: Error| {
+            e.with_operation("create")
+                .with_context("backend", "kubernetes")
+                .with_context("task", &owner.task_id)
+        };
+        self.capabilities().check(spec).map_err(with_task)?;
         let salt = self.salt.fetch_add(1, Ordering::Relaxed);
         let name = pod_name(&self.config.name_prefix, owner.task_id.as_str(), salt);
         let copies = match self.config.host_volumes {
@@ -241,50 +250,6 @@ impl KubeContainerizer {
     }
 }
 
-/// How the main container ended, from its terminated state. When the backend stopped it, exit
-/// codes above 128 are read as the signal that ended it (`143` is TERM, `137` KILL).
-fn exit_status(pod: &Pod, stopped: bool) -> Option<ExitStatus> {
-    let status = pod.status.as_ref()?;
-    let main = status
-        .container_statuses
-        .as_ref()?
-        .iter()
-        .find(|c| c.name == MAIN_CONTAINER)?;
-    let ended = main.state.as_ref()?.terminated.as_ref()?;
-    let oom_killed = ended.reason.as_deref() == Some("OOMKilled");
-    let mut exit = match ended.signal {
-        Some(signal) if signal > 0 => ExitStatus::signal(signal),
-        _ if stopped && (129..=128 + 64).contains(&ended.exit_code) => {
-            ExitStatus::signal(ended.exit_code - 128)
-        }
-        _ => ExitStatus::code(ended.exit_code),
-    };
-    exit.oom_killed = oom_killed;
-    Some(exit)
-}
-
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("Pending")
-}
-
-fn owner_of(pod: &Pod) -> Option<Owner> {
-    let annotations = pod.metadata.annotations.as_ref()?;
-    Some(Owner {
-        executor_id: ExecutorId::new(annotations.get(hoist_core::labels::EXECUTOR_ID)?.clone()),
-        task_id: TaskId::new(annotations.get(hoist_core::labels::TASK_ID)?.clone()),
-    })
-}
-
-fn state_of(pod: &Pod) -> ContainerState {
-    match phase(pod) {
-        "Succeeded" | "Failed" => ContainerState::Exited,
-        _ => ContainerState::Running,
-    }
-}
-
 #[async_trait]
 impl Containerizer for KubeContainerizer {
     fn name(&self) -> &str {
@@ -292,9 +257,12 @@ impl Containerizer for KubeContainerizer {
     }
 
     fn capabilities(&self) -> Capabilities {
+        // Pods have the cluster's network or the node's, run numeric users only, and take
+        // everything else a container runtime does.
         let mut capabilities = Capabilities::all();
         capabilities.network_none = false;
         capabilities.network_user = false;
+        capabilities.user = Users::Numeric;
         capabilities
     }
 
