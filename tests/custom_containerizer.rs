@@ -26,6 +26,8 @@ fn target() -> ConformanceTarget {
             vec!["say".to_owned(), text.to_owned(), code.to_string()]
         }),
         exec_hangs: vec!["sleep".to_owned(), "1000".to_owned()],
+        traps_hup: None,
+        interactive_shell: None,
         reports_pid: false,
         grace: Duration::from_millis(200),
         timeout: Duration::from_secs(10),

@@ -121,6 +121,14 @@ pub struct Capabilities {
     pub dns: bool,
     /// The containers survive an executor restart and `list_owned` finds them.
     pub recovery: bool,
+    /// `stats` streams resource usage.
+    pub stats: bool,
+    /// `signal` sends any signal.
+    pub signal: bool,
+    /// `exec_stream` runs interactive commands.
+    pub exec_stream: bool,
+    /// `exec_stream` can give a command a terminal.
+    pub tty: bool,
 }
 
 impl Capabilities {
@@ -142,6 +150,10 @@ impl Capabilities {
             user: Users::Any,
             dns: true,
             recovery: true,
+            stats: true,
+            signal: true,
+            exec_stream: true,
+            tty: true,
         }
     }
 

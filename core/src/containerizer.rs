@@ -12,6 +12,8 @@ use crate::container::{
     OwnedContainer, Owner,
 };
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::UsageStream;
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::ContainerSpec;
 
 /// A stream of container output.
@@ -110,6 +112,33 @@ pub trait Containerizer: Send + Sync + Debug + 'static {
 
     /// Every container created by `executor`, running or exited, not yet removed.
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>>;
+
+    /// The container's resource usage, one sample every `interval`, until it exits
+    /// ([`Capabilities::stats`]). Figures the backend does not measure are `None`.
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        let _ = interval;
+        Err(Error::unsupported(self.name(), "resource usage (stats)")
+            .with_operation("stats")
+            .with_context("container", id))
+    }
+
+    /// Sends `signal` (a Linux signal number: 1 is HUP) to the container's main process
+    /// ([`Capabilities::signal`]). A container that has exited is [`ErrorKind::InvalidState`].
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        let _ = signal;
+        Err(Error::unsupported(self.name(), "signals")
+            .with_operation("signal")
+            .with_context("container", id))
+    }
+
+    /// Runs a command interactively in the running container, with a standard input, a
+    /// terminal and resizes where asked ([`Capabilities::exec_stream`], [`Capabilities::tty`]).
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        let _ = request;
+        Err(Error::unsupported(self.name(), "interactive exec")
+            .with_operation("exec_stream")
+            .with_context("container", id))
+    }
 }
 
 /// Conveniences built on [`Containerizer`]'s primitives, for every containerizer.

@@ -21,7 +21,9 @@ pub mod hook;
 pub mod input;
 pub mod labels;
 pub mod layer;
+pub mod observe;
 pub mod scheduler;
+pub mod session;
 pub mod status;
 pub mod task;
 #[cfg(feature = "testing")]

@@ -13,6 +13,8 @@ use bollard::query_parameters::{
 use bollard::{API_DEFAULT_VERSION, Docker};
 use futures::StreamExt;
 use hoist_core::labels;
+use hoist_core::observe::UsageStream;
+use hoist_core::session::{ExecRequest, ExecSession};
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, Containerizer, Error, ErrorKind,
     ExecOutput, ExecutorId, ExitStatus, LogChunk, LogChunks, LogOptions, LogStream, OwnedContainer,
@@ -22,7 +24,7 @@ use hoist_core::{
 use crate::config::DockerConfig;
 use crate::engine_error::{engine_error, message_of, status_of};
 use crate::state::{Phase, exit_of, info_of, phase, summary_state};
-use crate::{exec, image, spec};
+use crate::{exec, image, observe, spec};
 
 /// Runs containers on a Docker Engine.
 ///
@@ -162,7 +164,7 @@ impl DockerContainerizer {
     }
 
     /// Sends `signal`; a container that is not running (or gone) is not an error here.
-    async fn signal(&self, id: &ContainerId, signal: &str) -> Result<()> {
+    async fn send_signal(&self, id: &ContainerId, signal: &str) -> Result<()> {
         let options = KillContainerOptionsBuilder::new().signal(signal).build();
         match self.docker.kill_container(id.as_str(), Some(options)).await {
             Ok(()) => Ok(()),
@@ -295,12 +297,12 @@ impl Containerizer for DockerContainerizer {
             return Ok(());
         }
         if !grace.is_zero() {
-            self.signal(id, "SIGTERM").await?;
+            self.send_signal(id, "SIGTERM").await?;
             if self.wait_not_running(id, grace).await? {
                 return Ok(());
             }
         }
-        self.signal(id, "SIGKILL").await?;
+        self.send_signal(id, "SIGKILL").await?;
         if self.wait_not_running(id, self.config.kill_timeout).await? {
             Ok(())
         } else {
@@ -462,5 +464,33 @@ impl Containerizer for DockerContainerizer {
         }
         owned.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(owned)
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        // Ask first, so an unknown container is an error of this call, not of the stream.
+        self.inspect_raw(id, "stats").await?;
+        Ok(observe::stats(&self.docker, id, interval))
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        let state = self.inspect_raw(id, "signal").await?.state;
+        if !state.and_then(|s| s.running).unwrap_or(false) {
+            return Err(
+                Error::new(ErrorKind::InvalidState, "the container is not running")
+                    .with_operation("signal")
+                    .with_context("container", id),
+            );
+        }
+        let options = KillContainerOptionsBuilder::new()
+            .signal(&signal.to_string())
+            .build();
+        self.docker
+            .kill_container(id.as_str(), Some(options))
+            .await
+            .map_err(|e| engine_error(e, "signal", id.as_str()))
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        observe::exec_stream(&self.docker, id, request).await
     }
 }

@@ -3,6 +3,7 @@
 use bollard::Docker;
 use bollard::query_parameters::CreateImageOptionsBuilder;
 use futures::StreamExt;
+use hoist_core::observe::{TaskEventKind, emit, listening};
 use hoist_core::{Error, ErrorKind, Result};
 use std::time::Duration;
 
@@ -29,14 +30,46 @@ pub(crate) async fn pull(docker: &Docker, image: &str, timeout: Duration) -> Res
         options = options.tag(tag);
     }
     let mut progress = docker.create_image(Some(options.build()), None, None);
+    emit(
+        TaskEventKind::ImagePullStarted,
+        format!("pulling image {image}"),
+        &[("image", image)],
+    );
     let pulling = async {
         while let Some(item) = progress.next().await {
-            item?;
+            let item = item?;
+            if listening() {
+                let layer = item.id.unwrap_or_default();
+                let status = item.status.unwrap_or_default();
+                let (current, total) = item
+                    .progress_detail
+                    .map(|p| (p.current.unwrap_or(0), p.total.unwrap_or(0)))
+                    .unwrap_or((0, 0));
+                let (current, total) = (current.to_string(), total.to_string());
+                emit(
+                    TaskEventKind::ImagePullProgress,
+                    format!("{image}: {layer} {status}").trim_end().to_owned(),
+                    &[
+                        ("image", image),
+                        ("layer", &layer),
+                        ("status", &status),
+                        ("current", &current),
+                        ("total", &total),
+                    ],
+                );
+            }
         }
         Ok(())
     };
     match tokio::time::timeout(timeout, pulling).await {
-        Ok(Ok(())) => Ok(()),
+        Ok(Ok(())) => {
+            emit(
+                TaskEventKind::ImagePulled,
+                format!("pulled image {image}"),
+                &[("image", image)],
+            );
+            Ok(())
+        }
         Ok(Err(e)) => {
             let (kind, message) = classify(&e);
             let lower = message.to_lowercase();

@@ -33,6 +33,7 @@ mod containerizer;
 mod engine_error;
 mod exec;
 mod image;
+mod observe;
 mod spec;
 mod state;
 #[cfg(feature = "testing")]

@@ -34,4 +34,7 @@ conformance_checks!(
     logs,
     list_owned,
     unknown_ids_are_not_found,
+    stats_report_usage,
+    signals_reach_the_process,
+    interactive_sessions,
 );

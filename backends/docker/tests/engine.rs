@@ -7,9 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hoist_core::health::{HealthCheck, HttpProbe, Probe, Scheme, TcpProbe};
-use hoist_core::{
-    ContainerId, Containerizer, Executor, PullPolicy, Reason, TaskSpec, TaskState, TaskStatus,
-};
+use hoist_core::{Containerizer, Executor, PullPolicy, Reason, TaskSpec, TaskState, TaskStatus};
 use hoist_docker::{DockerConfig, DockerContainerizer};
 
 use support::{Harness, with_docker};
@@ -193,7 +191,7 @@ async fn a_process_ignoring_term_is_killed_after_the_grace() {
         let running =
             next_status(&mut statuses, "stubborn", |s| s.state == TaskState::Running).await;
         let id = running.container_id.unwrap();
-        wait_for_output(&h, &id, "ready").await;
+        support::wait_for_output(&h, &id, "ready").await;
         let started = Instant::now();
         executor.kill(&"stubborn".into(), None).unwrap();
         let end = terminal(&mut statuses, "stubborn").await;
@@ -353,30 +351,6 @@ async fn a_missing_image_with_pull_policy_never_fails_the_launch() {
     .await;
 }
 
-async fn wait_for_output(h: &Harness, id: &ContainerId, marker: &str) {
-    use futures::StreamExt;
-    let poll = async {
-        loop {
-            let mut chunks = h
-                .docker
-                .logs(id, hoist_core::LogOptions::default())
-                .await
-                .unwrap();
-            let mut out = Vec::new();
-            while let Some(chunk) = chunks.next().await {
-                out.extend_from_slice(&chunk.unwrap().data);
-            }
-            if String::from_utf8_lossy(&out).contains(marker) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE, poll)
-        .await
-        .expect("the container printed its marker");
-}
-
 /// Runs the Docker CLI, as an operator would, outside the executor.
 fn docker_cli(args: &[&str]) {
     let output = std::process::Command::new("docker")
@@ -388,4 +362,33 @@ fn docker_cli(args: &[&str]) {
         "docker {args:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[tokio::test]
+async fn an_image_pull_is_a_task_event() {
+    with_docker(|h| async move {
+        let (executor, _) = executor(&h, "pull-events");
+        let mut events = executor.events();
+        // A registry on a closed loopback port: the pull starts and cannot reach it.
+        let image = "127.0.0.1:1/hoist-missing:1";
+        let mut task = TaskSpec::new("pull", h.shell("true"));
+        task.container.image = Some(image.into());
+        task.container.pull_policy = PullPolicy::Always;
+        let end = executor.run(task).await.unwrap();
+        assert_eq!(end.state, TaskState::Failed, "{end}");
+        assert!(end.message.unwrap().contains("could not pull"));
+        let seen: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
+        let pull = seen
+            .iter()
+            .find(|e| e.kind == hoist_core::observe::TaskEventKind::ImagePullStarted)
+            .unwrap_or_else(|| panic!("no pull event in {seen:?}"));
+        assert_eq!(pull.task.as_str(), "pull");
+        assert_eq!(pull.details["image"], image);
+        assert!(
+            !seen
+                .iter()
+                .any(|e| e.kind == hoist_core::observe::TaskEventKind::ImagePulled)
+        );
+    })
+    .await;
 }

@@ -263,6 +263,11 @@ impl Containerizer for KubeContainerizer {
         capabilities.network_none = false;
         capabilities.network_user = false;
         capabilities.user = Users::Numeric;
+        // Not yet on pods: resource usage (metrics.k8s.io), signals, interactive sessions.
+        capabilities.stats = false;
+        capabilities.signal = false;
+        capabilities.exec_stream = false;
+        capabilities.tty = false;
         capabilities
     }
 

@@ -44,14 +44,16 @@ impl StatusCell {
         self.latest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replaces the status and wakes every reader.
-    pub(crate) fn set(&self, status: TaskStatus) {
-        {
+    /// Replaces the status, wakes every reader, and returns the state it replaced.
+    pub(crate) fn set(&self, status: TaskStatus) -> crate::status::TaskState {
+        let previous = {
             let mut latest = self.latest();
-            latest.status = status;
+            let previous = std::mem::replace(&mut latest.status, status);
             latest.version += 1;
-        }
+            previous.state
+        };
         self.changed.notify_waiters();
+        previous
     }
 
     /// Marks that no status will follow (the supervisor is gone) and wakes every reader.

@@ -4,6 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::time::Instant;
+
+use super::observer::Observer;
 
 use crate::container::{ContainerId, ExecutorId};
 use crate::containerizer::Containerizer;
@@ -18,12 +21,13 @@ pub(crate) struct HookChain {
     timeout: Duration,
 }
 
-/// What the chain needs to build a [`HookContext`].
+/// What the chain needs to build a [`HookContext`], and where it reports hook timings.
 pub(crate) struct ChainEnv<'a> {
     pub executor_id: &'a ExecutorId,
     pub containerizer: &'a Arc<dyn Containerizer>,
     pub container_id: Option<&'a ContainerId>,
     pub state: &'a mut HookState,
+    pub observer: &'a Observer,
 }
 
 impl HookChain {
@@ -78,9 +82,13 @@ impl HookChain {
             containerizer,
             container_id,
             state,
+            observer,
         } = env;
+        // Hooks are timed only for someone: a metrics registry or an event listener.
+        let timed = observer.watched();
         let mut failures = Vec::new();
         for hook in self.hooks.iter() {
+            let started = timed.then(Instant::now);
             let mut ctx = HookContext {
                 executor_id,
                 containerizer,
@@ -94,7 +102,17 @@ impl HookChain {
                 Phase::PreStop => hook.pre_stop(&mut ctx, task),
                 Phase::PostStop => hook.post_stop(&mut ctx, task),
             };
-            if let Err(e) = self.bounded(&**hook, phase, call).await {
+            let result = self.bounded(&**hook, phase, call).await;
+            if let Some(started) = started {
+                observer.hook_ran(
+                    &task.id,
+                    hook.name(),
+                    phase,
+                    result.is_ok(),
+                    started.elapsed(),
+                );
+            }
+            if let Err(e) = result {
                 if phase.is_setup() {
                     return vec![e];
                 }

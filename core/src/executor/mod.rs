@@ -10,6 +10,7 @@
 mod cell;
 mod chain;
 mod handle;
+mod observer;
 mod supervisor;
 
 use std::collections::HashMap;
@@ -25,12 +26,14 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::health::{HealthChecker, Probe, ProbeTimeoutLayer, checker_for};
 use crate::hook::Hook;
 use crate::layer::{Layer, RetryLayer};
+use crate::observe::{EngineMetrics, EventStream};
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::{ContainerSpec, TaskId, TaskSpec};
 
 use cell::StatusCell;
 use chain::HookChain;
 pub use handle::{StatusStream, TaskHandle};
+use observer::Observer;
 use supervisor::{Control, KillOrder, Supervisor};
 
 /// What [`Executor::recover`] does with containers an earlier executor left behind.
@@ -82,6 +85,7 @@ pub struct ExecutorBuilder {
     layers: Vec<Wrap>,
     keep_containers: bool,
     status_capacity: usize,
+    metrics: Option<EngineMetrics>,
 }
 
 impl std::fmt::Debug for ExecutorBuilder {
@@ -161,8 +165,16 @@ impl ExecutorBuilder {
         self
     }
 
-    /// How many statuses a [`StatusStream`] subscriber may fall behind before it skips the
-    /// oldest (default 1024).
+    /// Registers the engine's metrics ([`EngineMetrics`]: tasks by state, launches, launch
+    /// step and hook durations, health results, terminations) in `registry`. Without a registry
+    /// the engine keeps none and times nothing for them.
+    pub fn metrics(mut self, registry: &mut prometheus_client::registry::Registry) -> Self {
+        self.metrics = Some(EngineMetrics::register(registry));
+        self
+    }
+
+    /// How many statuses (and events) a [`StatusStream`] (an [`EventStream`]) subscriber may
+    /// fall behind before it skips the oldest (default 1024).
     pub fn status_capacity(mut self, capacity: usize) -> Self {
         self.status_capacity = capacity.max(1);
         self
@@ -225,6 +237,7 @@ impl ExecutorBuilder {
             checkers: self.checkers,
             recovery: self.recovery,
             keep_containers: self.keep_containers,
+            observer: Observer::new(self.status_capacity, self.metrics),
             table: Mutex::new(Table::default()),
             statuses,
             tracker: TaskTracker::new(),
@@ -239,6 +252,7 @@ pub(crate) struct Inner {
     pub(crate) chain: HookChain,
     pub(crate) checkers: CheckerFactory,
     pub(crate) keep_containers: bool,
+    pub(crate) observer: Observer,
     recovery: RecoveryMode,
     table: Mutex<Table>,
     statuses: broadcast::Sender<TaskStatus>,
@@ -282,6 +296,16 @@ impl Inner {
         }
     }
 
+    /// Runs a supervisor on the tracker, inside its task's `task` span and event scope.
+    fn spawn(&self, supervisor: supervisor::Run) {
+        let span = tracing::info_span!("task", task = %supervisor.task, executor = %self.id);
+        let scope = self.observer.scope(&supervisor.task);
+        self.tracker.spawn(tracing::Instrument::instrument(
+            scope.run(supervisor.run),
+            span,
+        ));
+    }
+
     /// Sends a status to the task's handles and to every subscriber; a terminal one also drops
     /// the task from the table. Only the table update of a terminal status takes the lock.
     pub(crate) fn emit(&self, reporter: &Reporter, status: TaskStatus) {
@@ -290,7 +314,9 @@ impl Inner {
         }
         tracing::debug!(%status, "task status");
         self.broadcast(&status);
-        reporter.status.set(status);
+        let (to, reason) = (status.state, status.reason);
+        let from = reporter.status.set(status);
+        self.observer.moved(Some(from), to, reason);
     }
 
     /// Sends a status to every subscriber, if any.
@@ -333,7 +359,10 @@ impl Inner {
             },
         );
         drop(table);
-        cell.read(|first| self.broadcast(first));
+        cell.read(|first| {
+            self.observer.moved(None, first.state, first.reason);
+            self.broadcast(first);
+        });
         let handle = TaskHandle::new(id, cell.clone(), control.clone());
         Ok((control, Reporter { status: cell }, handle))
     }
@@ -393,6 +422,7 @@ impl Executor {
             layers: Vec::new(),
             keep_containers: false,
             status_capacity: 1024,
+            metrics: None,
         }
     }
 
@@ -411,6 +441,12 @@ impl Executor {
         StatusStream::new(self.inner.statuses.subscribe())
     }
 
+    /// Every task event (image pulls, hook phases with their durations, failed health probes,
+    /// OOM kills...) from now on, with the same lag policy.
+    pub fn events(&self) -> EventStream {
+        EventStream::new(self.inner.observer.subscribe())
+    }
+
     /// Accepts a task and launches it in the background, returning its handle at once (its
     /// first status is `starting`); everything that then happens to it, including a spec the
     /// backend rejects, arrives through the handle and [`Executor::statuses`]. Fails only when
@@ -418,8 +454,9 @@ impl Executor {
     pub fn launch(&self, spec: TaskSpec) -> Result<TaskHandle> {
         let first = TaskStatus::new(spec.id.clone(), TaskState::Starting);
         let (control, reporter, handle) = self.inner.admit(first)?;
+        self.inner.observer.launched();
         let supervisor = Supervisor::new(self.inner.clone(), spec, control, reporter);
-        self.inner.tracker.spawn(supervisor.run_launch());
+        self.inner.spawn(supervisor.run_launch());
         Ok(handle)
     }
 
@@ -558,7 +595,6 @@ impl Executor {
                     self.inner.record_container(&task_id, &container.id);
                     let supervisor = Supervisor::new(self.inner.clone(), spec, control, reporter);
                     self.inner
-                        .tracker
                         .spawn(supervisor.run_recovered(container.id, started));
                     report.reattached.push(task_id);
                 }

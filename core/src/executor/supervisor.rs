@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::chain::ChainEnv;
@@ -16,8 +17,15 @@ use crate::error::{Error, ErrorKind};
 use crate::health::{HealthEvent, HealthMonitor, ProbeTarget};
 use crate::hook::{HookState, Phase};
 use crate::layer::check_spec;
+use crate::observe::{TaskEvent, TaskEventKind};
 use crate::status::{Reason, TaskState, TaskStatus};
 use crate::task::TaskSpec;
+
+/// A supervisor ready to run, and the task it runs for.
+pub(crate) struct Run {
+    pub(crate) task: crate::task::TaskId,
+    pub(crate) run: BoxFuture<'static, ()>,
+}
 
 /// A kill asked of a supervisor: the grace (or the task's own) and why.
 #[derive(Debug, Clone, Copy)]
@@ -116,8 +124,9 @@ impl Supervisor {
     }
 
     /// Launches the task (whose `starting` status is already out) and supervises it to its end.
-    pub(crate) fn run_launch(mut self) -> BoxFuture<'static, ()> {
-        async move {
+    pub(crate) fn run_launch(mut self) -> Run {
+        let task = self.spec.id.clone();
+        let run = async move {
             let ending = match self.launch().await {
                 Ok(()) => self.watch().await,
                 Err(Abort::Killed(kill)) => self.kill(kill, "killed during launch").await,
@@ -129,20 +138,26 @@ impl Supervisor {
             };
             self.finish(ending);
         }
-        .boxed()
+        .boxed();
+        Run { task, run }
     }
 
     /// Supervises a container an earlier executor started (reported `running` already) or
     /// only created.
-    pub(crate) fn run_recovered(
-        mut self,
-        container: ContainerId,
-        started: bool,
-    ) -> BoxFuture<'static, ()> {
-        async move {
+    pub(crate) fn run_recovered(mut self, container: ContainerId, started: bool) -> Run {
+        let task = self.spec.id.clone();
+        let run = async move {
             self.container = Some(container);
             let ending = if started {
                 self.running_reported = true;
+                let inner = &self.inner;
+                inner.observer.event(|| {
+                    TaskEvent::new(
+                        self.spec.id.clone(),
+                        TaskEventKind::Restarted,
+                        "re-attached to its container after an executor restart",
+                    )
+                });
                 self.watch().await
             } else {
                 let failures = self.teardown(Some(self.spec.kill_policy.grace)).await;
@@ -155,7 +170,8 @@ impl Supervisor {
             };
             self.finish(ending);
         }
-        .boxed()
+        .boxed();
+        Run { task, run }
     }
 
     /// Runs `phase` of the hook chain with disjoint borrows of the supervisor's fields, so the
@@ -167,6 +183,7 @@ impl Supervisor {
             containerizer: &inner.containerizer,
             container_id: self.container.as_ref(),
             state: &mut self.hook_state,
+            observer: &inner.observer,
         };
         let failures = inner.chain.run(phase, env, &mut self.spec).await;
         if failures.is_empty() {
@@ -181,7 +198,17 @@ impl Supervisor {
     async fn launch(&mut self) -> Result<(), Abort> {
         self.check_kill()?;
         let inner = self.inner.clone();
+        // Steps are timed only when someone watches (a metrics registry, an event listener).
+        let watched = inner.observer.watched();
+        let timer = || watched.then(Instant::now);
+        let step_done = |phase: &'static str, started: Option<Instant>| {
+            if let Some(started) = started {
+                inner.observer.step(phase, started.elapsed());
+            }
+        };
+        let started = timer();
         self.setup_phase(Phase::PreCreate).await?;
+        step_done("pre_create", started);
         self.check_kill()?;
 
         if let Err(e) = self.spec.validate() {
@@ -202,6 +229,7 @@ impl Supervisor {
                 e.to_string(),
             )));
         }
+        let started = timer();
         let id = inner
             .containerizer
             .create(&owner, &self.spec.container)
@@ -222,22 +250,45 @@ impl Supervisor {
                     format!("could not create the container: {e}"),
                 ))
             })?;
+        step_done("create", started);
         self.container = Some(id.clone());
         inner.record_container(&self.spec.id, &id);
+        inner.observer.event(|| {
+            TaskEvent::new(
+                self.spec.id.clone(),
+                TaskEventKind::Created,
+                format!("container {id} created"),
+            )
+            .with("container", &id)
+        });
         self.check_kill()?;
 
+        let started = timer();
         self.setup_phase(Phase::PreRun).await?;
+        step_done("pre_run", started);
         self.check_kill()?;
 
+        let started = timer();
         inner.containerizer.start(&id).await.map_err(|e| {
             Abort::failed(
                 Reason::LaunchFailed,
                 format!("could not start the container: {e}"),
             )
         })?;
+        step_done("start", started);
+        inner.observer.event(|| {
+            TaskEvent::new(
+                self.spec.id.clone(),
+                TaskEventKind::Started,
+                format!("container {id} started"),
+            )
+            .with("container", &id)
+        });
         self.check_kill()?;
 
+        let started = timer();
         self.setup_phase(Phase::PostRun).await?;
+        step_done("post_run", started);
         self.check_kill()?;
         Ok(())
     }
@@ -305,9 +356,16 @@ impl Supervisor {
                     return self.kill(KillRequest { grace, reason: order.reason }, why).await;
                 },
                 event = recv_health(&mut health) => match event {
-                    Some(HealthEvent::Healthy) => self.report_health(true, "health check passed".into()),
-                    Some(HealthEvent::Unhealthy { reason, .. }) => self.report_health(false, reason),
+                    Some(HealthEvent::Healthy) => {
+                        self.inner.observer.health(true);
+                        self.report_health(true, "health check passed".into());
+                    }
+                    Some(HealthEvent::Unhealthy { reason, consecutive }) => {
+                        self.probe_failed(&reason, consecutive);
+                        self.report_health(false, reason);
+                    }
                     Some(HealthEvent::Failed { reason, consecutive }) => {
+                        self.probe_failed(&reason, consecutive);
                         if self.healthy != Some(false) {
                             self.report_health(false, reason.clone());
                         }
@@ -374,6 +432,20 @@ impl Supervisor {
         Some(HealthMonitor::new(check, checker, target).spawn(&self.inner.tracker, cancel.clone()))
     }
 
+    /// A failed probe, for metrics and events.
+    fn probe_failed(&self, reason: &str, consecutive: u32) {
+        let observer = &self.inner.observer;
+        observer.health(false);
+        observer.event(|| {
+            TaskEvent::new(
+                self.spec.id.clone(),
+                TaskEventKind::HealthProbeFailed,
+                reason,
+            )
+            .with("consecutive", consecutive)
+        });
+    }
+
     fn report_health(&mut self, healthy: bool, message: String) {
         self.healthy = Some(healthy);
         let mut status = self.status(TaskState::Running);
@@ -389,6 +461,13 @@ impl Supervisor {
         let ending = if exit.success() {
             Ending::new(TaskState::Finished, Reason::CommandExited, exit.to_string())
         } else if exit.oom_killed {
+            self.inner.observer.event(|| {
+                TaskEvent::new(
+                    self.spec.id.clone(),
+                    TaskEventKind::OutOfMemory,
+                    "the kernel killed the container for exceeding its memory limit",
+                )
+            });
             Ending::new(
                 TaskState::Failed,
                 Reason::MemoryLimit,

@@ -1052,3 +1052,134 @@ async fn a_lagging_subscriber_skips_but_handles_see_every_end() {
     // Every task sent at least starting, killing and killed.
     assert!(received as u64 + statuses.missed() >= 20 * 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_arrive_in_order_for_a_launch_with_hooks_and_a_failing_check() {
+    use crate::observe::TaskEventKind as Kind;
+    let log = Log::default();
+    let fake = FakeContainerizer::new();
+    let script = Arc::new(Scripted(Mutex::new(vec![
+        ProbeOutcome::Unhealthy("HTTP 503".into()),
+        ProbeOutcome::Unhealthy("HTTP 503".into()),
+    ])));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let executor = Executor::builder(Arc::new(fake.clone()))
+        .hook(Recorder::new("acl", 1, &log))
+        .health_checkers(move |_| script.clone())
+        .metrics(&mut registry)
+        .build()
+        .unwrap();
+    let mut events = executor.events();
+    let mut spec = task("web");
+    let mut check = HealthCheck::new(crate::health::Probe::Tcp(TcpProbe { port: 80 }));
+    check.delay = Duration::ZERO;
+    check.grace_period = Duration::ZERO;
+    check.consecutive_failures = 2;
+    spec.health_check = Some(check);
+    let end = executor.run(spec).await.unwrap();
+    assert_eq!(end.reason, Some(Reason::HealthCheckFailed));
+
+    let seen: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
+    let kinds: Vec<_> = seen
+        .iter()
+        .map(|e| match e.kind {
+            Kind::HookPhase => format!("hook:{}", e.details["phase"]),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "hook:pre_create",
+            "created",
+            "hook:pre_run",
+            "started",
+            "hook:post_run",
+            "health_probe_failed",
+            "health_probe_failed",
+            "hook:pre_stop",
+            "hook:post_stop",
+        ]
+    );
+    assert!(seen.iter().all(|e| e.task.as_str() == "web"));
+    assert_eq!(seen[5].message, "HTTP 503");
+    assert_eq!(seen[6].details["consecutive"], "2");
+    assert_eq!(seen[0].details["hook"], "acl");
+    assert_eq!(events.missed(), 0);
+
+    let (_, text) = crate::observe::metrics::encode(&registry, None).unwrap();
+    for line in [
+        "hoist_task_launches_total 1\n",
+        "hoist_tasks{state=\"running\"} 0\n",
+        "hoist_task_terminations_total{state=\"killed\",reason=\"health_check_failed\"} 1\n",
+        "hoist_health_checks_total{result=\"unhealthy\"} 2\n",
+        "hoist_task_launch_duration_seconds_count{phase=\"create\"} 1\n",
+        "hoist_hook_duration_seconds_count{hook=\"acl\",phase=\"post_stop\",outcome=\"ok\"} 1\n",
+    ] {
+        assert!(
+            text.contains(line),
+            "`{}` missing from:\n{text}",
+            line.trim()
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_out_of_memory_exit_is_an_event_and_a_backend_emits_in_its_calls() {
+    use crate::layer::{Layer, LayeredContainerizer};
+    use crate::observe::{TaskEventKind, emit};
+    /// A backend that reports a pull from inside `create`.
+    #[derive(Debug)]
+    struct Pulls(FakeContainerizer);
+    #[async_trait]
+    impl LayeredContainerizer for Pulls {
+        type Inner = FakeContainerizer;
+        fn inner(&self) -> &FakeContainerizer {
+            &self.0
+        }
+        async fn create(
+            &self,
+            owner: &crate::Owner,
+            spec: &ContainerSpec,
+        ) -> Result<crate::ContainerId> {
+            emit(
+                TaskEventKind::ImagePullStarted,
+                "pulling busybox",
+                &[("image", "busybox")],
+            );
+            emit(TaskEventKind::ImagePulled, "pulled busybox", &[]);
+            self.0.create(owner, spec).await
+        }
+    }
+    let fake = FakeContainerizer::new();
+    fake.script(
+        "hog",
+        Script {
+            exit_after: Some(Duration::from_secs(1)),
+            exit: ExitStatus {
+                code: Some(137),
+                signal: None,
+                oom_killed: true,
+            },
+            ..Script::default()
+        },
+    );
+    let layered = crate::layer::TracingLayer.layer(Pulls(fake));
+    let executor = Executor::builder(Arc::new(layered)).build().unwrap();
+    let mut events = executor.events();
+    let end = executor.run(task("hog")).await.unwrap();
+    assert_eq!(end.reason, Some(Reason::MemoryLimit));
+    let kinds: Vec<_> = std::iter::from_fn(|| events.try_recv())
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            TaskEventKind::ImagePullStarted,
+            TaskEventKind::ImagePulled,
+            TaskEventKind::Created,
+            TaskEventKind::Started,
+            TaskEventKind::OutOfMemory,
+        ]
+    );
+}

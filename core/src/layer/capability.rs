@@ -7,11 +7,13 @@ use super::{Layer, LayeredContainerizer};
 use crate::container::{ContainerId, ExecOutput, LogOptions, Owner};
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::{Error, Result};
+use crate::observe::UsageStream;
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::ContainerSpec;
 
 /// Refuses, before the backend sees them, a spec the backend cannot honour
-/// ([`Capabilities::check`](crate::Capabilities::check)), and `exec` or `logs` on a backend
-/// without them. The executor runs the same check itself; this layer is for code that calls a
+/// ([`Capabilities::check`](crate::Capabilities::check)), and `exec`, `logs`, `stats`, `signal`
+/// or `exec_stream` (with a terminal) on a backend without them. The executor runs the same check itself; this layer is for code that calls a
 /// containerizer directly (hoist-compute's managers, a program of your own).
 ///
 /// ```
@@ -84,20 +86,44 @@ impl<C: Containerizer> LayeredContainerizer for Checked<C> {
         argv: &[String],
         timeout: std::time::Duration,
     ) -> Result<ExecOutput> {
-        if !self.inner.capabilities().exec {
-            return Err(Error::unsupported(self.inner.name(), "exec")
-                .with_operation("exec")
-                .with_context("container", id));
-        }
+        self.require(self.inner.capabilities().exec, "exec", id)?;
         self.inner.exec(id, argv, timeout).await
     }
 
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
-        if !self.inner.capabilities().logs {
-            return Err(Error::unsupported(self.inner.name(), "logs")
-                .with_operation("logs")
-                .with_context("container", id));
-        }
+        self.require(self.inner.capabilities().logs, "logs", id)?;
         self.inner.logs(id, options).await
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: std::time::Duration) -> Result<UsageStream> {
+        self.require(self.inner.capabilities().stats, "stats", id)?;
+        self.inner.stats(id, interval).await
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        self.require(self.inner.capabilities().signal, "signal", id)?;
+        self.inner.signal(id, signal).await
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        let caps = self.inner.capabilities();
+        self.require(caps.exec_stream, "exec_stream", id)?;
+        if request.tty {
+            self.require(caps.tty, "exec_stream", id)?;
+        }
+        self.inner.exec_stream(id, request).await
+    }
+}
+
+impl<C: Containerizer> Checked<C> {
+    /// An [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error unless `supported`.
+    fn require(&self, supported: bool, what: &'static str, id: &ContainerId) -> Result<()> {
+        if supported {
+            Ok(())
+        } else {
+            Err(Error::unsupported(self.inner.name(), what)
+                .with_operation(what)
+                .with_context("container", id))
+        }
     }
 }

@@ -14,6 +14,8 @@ use crate::container::{
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::{Error, ErrorKind, ErrorStatus, Result};
+use crate::observe::UsageStream;
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::ContainerSpec;
 
 /// What happens to one call.
@@ -238,6 +240,21 @@ impl<C: Containerizer> LayeredContainerizer for Faulty<C> {
 
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         self.call(Method::ListOwned, self.inner.list_owned(executor))
+            .await
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        self.call(Method::Stats, self.inner.stats(id, interval))
+            .await
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        self.call(Method::Signal, self.inner.signal(id, signal))
+            .await
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        self.call(Method::ExecStream, self.inner.exec_stream(id, request))
             .await
     }
 }

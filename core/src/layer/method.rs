@@ -25,11 +25,17 @@ pub enum Method {
     Logs,
     /// `list_owned`.
     ListOwned,
+    /// `stats` (opening the stream).
+    Stats,
+    /// `signal`.
+    Signal,
+    /// `exec_stream` (starting the session).
+    ExecStream,
 }
 
 impl Method {
     /// Every method, in the order of the trait.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 12] = [
         Method::Create,
         Method::Start,
         Method::Wait,
@@ -39,6 +45,9 @@ impl Method {
         Method::Exec,
         Method::Logs,
         Method::ListOwned,
+        Method::Stats,
+        Method::Signal,
+        Method::ExecStream,
     ];
 
     /// The method's name (`"list_owned"`).
@@ -53,13 +62,20 @@ impl Method {
             Method::Exec => "exec",
             Method::Logs => "logs",
             Method::ListOwned => "list_owned",
+            Method::Stats => "stats",
+            Method::Signal => "signal",
+            Method::ExecStream => "exec_stream",
         }
     }
 
     /// Whether calling the method twice has the effect of calling it once, so a retry is safe.
-    /// `create` makes a second container and `exec` runs its command again: they are not.
+    /// `create` makes a second container, `exec` and `exec_stream` run their command again and
+    /// `signal` delivers a second signal: they are not.
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, Method::Create | Method::Exec)
+        !matches!(
+            self,
+            Method::Create | Method::Exec | Method::ExecStream | Method::Signal
+        )
     }
 
     pub(crate) fn index(self) -> usize {
@@ -75,11 +91,11 @@ impl fmt::Display for Method {
 
 /// A value per method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PerMethod<T>([T; 9]);
+pub(crate) struct PerMethod<T>([T; Method::ALL.len()]);
 
 impl<T: Copy> PerMethod<T> {
     pub(crate) fn new(value: T) -> Self {
-        PerMethod([value; 9])
+        PerMethod([value; Method::ALL.len()])
     }
 
     pub(crate) fn get(&self, method: Method) -> T {

@@ -58,6 +58,8 @@ use crate::container::{
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::Result;
+use crate::observe::UsageStream;
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::ContainerSpec;
 
 pub(crate) use capability::check_spec;
@@ -149,6 +151,21 @@ pub trait LayeredContainerizer: Send + Sync + Debug + 'static {
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         self.inner().list_owned(executor).await
     }
+
+    /// See [`Containerizer::stats`].
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        self.inner().stats(id, interval).await
+    }
+
+    /// See [`Containerizer::signal`].
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        self.inner().signal(id, signal).await
+    }
+
+    /// See [`Containerizer::exec_stream`].
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        self.inner().exec_stream(id, request).await
+    }
 }
 
 #[async_trait]
@@ -191,6 +208,15 @@ impl<L: LayeredContainerizer> Containerizer for L {
     }
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         LayeredContainerizer::list_owned(self, executor).await
+    }
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        LayeredContainerizer::stats(self, id, interval).await
+    }
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        LayeredContainerizer::signal(self, id, signal).await
+    }
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        LayeredContainerizer::exec_stream(self, id, request).await
     }
 }
 
@@ -237,6 +263,15 @@ impl<C: Containerizer + ?Sized> Containerizer for Arc<C> {
     }
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         (**self).list_owned(executor).await
+    }
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        (**self).stats(id, interval).await
+    }
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        (**self).signal(id, signal).await
+    }
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        (**self).exec_stream(id, request).await
     }
 }
 
@@ -285,6 +320,15 @@ impl<C: Containerizer + ?Sized> LayeredContainerizer for Box<C> {
     }
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         (**self).list_owned(executor).await
+    }
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        (**self).stats(id, interval).await
+    }
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        (**self).signal(id, signal).await
+    }
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        (**self).exec_stream(id, request).await
     }
 }
 

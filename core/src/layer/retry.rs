@@ -12,6 +12,7 @@ use crate::container::{
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::Result;
+use crate::observe::UsageStream;
 
 /// Retries a call that failed with a [temporary](ErrorStatus::Temporary) error, with
 /// exponential backoff, and only for methods that are safe to repeat
@@ -232,5 +233,10 @@ impl<C: Containerizer> LayeredContainerizer for Retrying<C> {
             self.inner.list_owned(executor)
         })
         .await
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        self.retried(Method::Stats, id, || self.inner.stats(id, interval))
+            .await
     }
 }

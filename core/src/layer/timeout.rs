@@ -13,6 +13,8 @@ use crate::container::{
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::UsageStream;
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::ContainerSpec;
 
 /// Puts a deadline on each containerizer call, configurable per [`Method`]. A call past its
@@ -23,7 +25,8 @@ use crate::task::ContainerSpec;
 /// deadline is that time plus the configured margin. The defaults: `create` 5 min (image pulls),
 /// `start` 2 min, `wait` none (a container runs as long as it runs), `stop` grace + 60 s,
 /// `remove` 60 s, `inspect` 30 s, `exec` timeout + 30 s, `logs` 30 s (to open the stream; the
-/// stream itself is the caller's), `list_owned` 60 s.
+/// stream itself is the caller's), `list_owned` 60 s, `stats` 30 s and `exec_stream` 60 s (to
+/// open them), `signal` 30 s.
 ///
 /// A `create` abandoned at its deadline may still finish in the backend: the container it makes
 /// is owned by the executor and found by `list_owned`, so `Executor::recover` cleans it up.
@@ -61,6 +64,9 @@ impl TimeoutLayer {
         deadlines.set(Method::Exec, secs(30));
         deadlines.set(Method::Logs, secs(30));
         deadlines.set(Method::ListOwned, secs(60));
+        deadlines.set(Method::Stats, secs(30));
+        deadlines.set(Method::Signal, secs(30));
+        deadlines.set(Method::ExecStream, secs(60));
         TimeoutLayer { deadlines }
     }
 
@@ -197,5 +203,23 @@ impl<C: Containerizer> LayeredContainerizer for Timeouts<C> {
             call,
         )
         .await
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        let call = self.inner.stats(id, interval);
+        self.bounded(Method::Stats, Duration::ZERO, ("container", id), call)
+            .await
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        let call = self.inner.signal(id, signal);
+        self.bounded(Method::Signal, Duration::ZERO, ("container", id), call)
+            .await
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        let call = self.inner.exec_stream(id, request);
+        self.bounded(Method::ExecStream, Duration::ZERO, ("container", id), call)
+            .await
     }
 }

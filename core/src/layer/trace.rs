@@ -15,6 +15,8 @@ use crate::container::{
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::Result;
+use crate::observe::UsageStream;
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::{ContainerSpec, TaskId};
 
 /// Wraps every containerizer call in a `containerizer` span (at debug level) with the fields
@@ -175,5 +177,23 @@ impl<C: Containerizer> LayeredContainerizer for Traced<C> {
             tasks.insert(container.id.clone(), container.owner.task_id.clone());
         }
         Ok(owned)
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        let call = self.inner.stats(id, interval);
+        self.traced(Method::Stats, self.task_of(id), Some(id), call)
+            .await
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        let call = self.inner.signal(id, signal);
+        self.traced(Method::Signal, self.task_of(id), Some(id), call)
+            .await
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        let call = self.inner.exec_stream(id, request);
+        self.traced(Method::ExecStream, self.task_of(id), Some(id), call)
+            .await
     }
 }

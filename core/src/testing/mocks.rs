@@ -13,7 +13,9 @@ use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::Result;
 use crate::health::{HealthChecker, ProbeOutcome, ProbeTarget};
 use crate::hook::{Hook, HookContext};
+use crate::observe::UsageStream;
 use crate::scheduler::{Lease, PlacementRequest, Rejection, ReleaseOutcome, Scheduler};
+use crate::session::{ExecRequest, ExecSession};
 use crate::task::{ContainerSpec, TaskSpec};
 
 mockall::mock! {
@@ -34,6 +36,9 @@ mockall::mock! {
         async fn exec(&self, id: &ContainerId, argv: &[String], timeout: Duration) -> Result<ExecOutput>;
         async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks>;
         async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>>;
+        async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream>;
+        async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()>;
+        async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession>;
     }
 }
 

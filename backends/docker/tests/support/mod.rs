@@ -156,3 +156,29 @@ async fn teardown(h: &Harness) -> Result<(), String> {
         Err(problems.join(", "))
     }
 }
+
+/// Waits (up to 20 s) until the container's logs show `marker`.
+pub async fn wait_for_output(h: &Harness, id: &hoist_core::ContainerId, marker: &str) {
+    use futures::StreamExt;
+    use hoist_core::Containerizer;
+    let poll = async {
+        loop {
+            let mut chunks = h
+                .docker
+                .logs(id, hoist_core::LogOptions::default())
+                .await
+                .unwrap();
+            let mut out = Vec::new();
+            while let Some(chunk) = chunks.next().await {
+                out.extend_from_slice(&chunk.unwrap().data);
+            }
+            if String::from_utf8_lossy(&out).contains(marker) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), poll)
+        .await
+        .expect("the container printed its marker");
+}

@@ -20,6 +20,7 @@
 
 mod io;
 mod lifecycle;
+mod observe;
 mod ownership;
 mod scratch;
 
@@ -35,6 +36,7 @@ pub use lifecycle::{
     exit_codes, kill_after_grace, lifecycle, stop_and_remove_are_idempotent, term_is_honoured,
     wait_after_exit_and_concurrent_waits,
 };
+pub use observe::{interactive_sessions, signals_reach_the_process, stats_report_usage};
 pub use ownership::{list_owned, unknown_ids_are_not_found};
 use scratch::Scratch;
 
@@ -71,6 +73,13 @@ pub struct ConformanceTarget {
     pub exec_prints: ExecArgvFn,
     /// An exec argv that does not finish on its own.
     pub exec_hangs: Vec<String>,
+    /// Runs until stopped, prints `ready` once it has set its trap, then `hup` on each SIGHUP.
+    /// `None` leaves out the check that a signal reaches the container's process.
+    pub traps_hup: Option<ContainerSpec>,
+    /// A shell reading commands from its standard input (`["/bin/sh"]`), run by
+    /// `exec_stream` in a [`ConformanceTarget::runs_forever`] container. `None` leaves out the
+    /// interactive session check.
+    pub interactive_shell: Option<Vec<String>>,
     /// Whether `inspect` reports a host pid for a running container.
     pub reports_pid: bool,
     /// The grace the suite gives a TERM-ignoring container before KILL.
@@ -126,6 +135,12 @@ impl ConformanceTarget {
                 s1(format!("echo {}; exit {code}", shell_quote(text)))
             }),
             exec_hangs: script("exec sleep 1000".to_owned()),
+            // `sleep` in the background and `wait`: the shell then runs its trap at once.
+            traps_hup: Some(spec(
+                "trap 'echo hup' HUP; echo ready; while true; do sleep 0.1 & wait $!; done"
+                    .to_owned(),
+            )),
+            interactive_shell: Some((*shell).clone()),
             reports_pid: true,
             grace: Duration::from_millis(500),
             timeout: Duration::from_secs(20),
@@ -137,6 +152,9 @@ impl ConformanceTarget {
         let image = image.into();
         self.runs_forever.image = Some(image.clone());
         self.ignores_term.image = Some(image.clone());
+        if let Some(traps) = &mut self.traps_hup {
+            traps.image = Some(image.clone());
+        }
         let (exits, prints) = (self.exits_with.clone(), self.prints.clone());
         let i1 = image.clone();
         self.exits_with = Arc::new(move |code| ContainerSpec {
@@ -168,5 +186,8 @@ pub async fn run_all(c: &dyn Containerizer, t: &ConformanceTarget) -> Result<()>
     logs(c, t).await?;
     list_owned(c, t).await?;
     unknown_ids_are_not_found(c, t).await?;
+    stats_report_usage(c, t).await?;
+    signals_reach_the_process(c, t).await?;
+    interactive_sessions(c, t).await?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::container::{
 };
 use crate::containerizer::{Containerizer, LogChunks};
 use crate::error::{Error, ErrorKind, Result};
+use crate::observe::{ResourceUsage, UsageStream};
 use crate::task::{ContainerSpec, TaskId};
 use crate::testing::conformance::ConformanceTarget;
 
@@ -32,6 +33,8 @@ struct FakeContainer {
     pid: u32,
     exit: watch::Sender<Option<ExitStatus>>,
     removed: bool,
+    /// Signals other than TERM and KILL sent to it, in order.
+    signals: Vec<i32>,
 }
 
 #[derive(Default)]
@@ -125,6 +128,15 @@ impl FakeContainerizer {
     /// without them gets.
     pub fn set_capabilities(&self, capabilities: Capabilities) {
         self.registry().capabilities = Some(capabilities);
+    }
+
+    /// The signals other than TERM and KILL sent to a container, in order.
+    pub fn signals_of(&self, id: &ContainerId) -> Vec<i32> {
+        self.registry()
+            .containers
+            .get(id)
+            .map(|c| c.signals.clone())
+            .unwrap_or_default()
     }
 
     /// Every call so far, in order.
@@ -247,9 +259,13 @@ impl Containerizer for FakeContainerizer {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.registry()
-            .capabilities
-            .unwrap_or_else(Capabilities::all)
+        self.registry().capabilities.unwrap_or_else(|| {
+            // Everything but interactive sessions, which an in-memory fake has no program for.
+            let mut caps = Capabilities::all();
+            caps.exec_stream = false;
+            caps.tty = false;
+            caps
+        })
     }
 
     async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
@@ -292,6 +308,7 @@ impl Containerizer for FakeContainerizer {
                 pid,
                 exit,
                 removed: false,
+                signals: Vec::new(),
             },
         );
         Ok(id)
@@ -510,6 +527,55 @@ impl Containerizer for FakeContainerizer {
         owned.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(owned)
     }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        let (script, exit) =
+            self.with_container("stats", id, |c| Ok((c.script.clone(), c.exit.subscribe())))?;
+        let sample = script.usage.clone().unwrap_or_else(|| ResourceUsage {
+            pids: Some(1),
+            ..ResourceUsage::default()
+        });
+        // One sample at once, then one per interval, until the container has exited.
+        let samples = futures::stream::unfold((exit, true), move |(mut exit, first)| {
+            let sample = sample.clone();
+            async move {
+                if !first {
+                    tokio::select! {
+                        () = tokio::time::sleep(interval) => {}
+                        _ = exit.wait_for(Option::is_some) => return None,
+                    }
+                }
+                if exit.borrow().is_some() {
+                    return None;
+                }
+                let now = ResourceUsage {
+                    time: Some(std::time::SystemTime::now()),
+                    ..sample
+                };
+                Some((Ok(now), (exit, false)))
+            }
+        });
+        Ok(Box::pin(samples))
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        self.with_container("signal", id, |c| {
+            if c.state != ContainerState::Running {
+                return Err(
+                    Error::new(ErrorKind::InvalidState, "the container is not running")
+                        .with_operation("signal")
+                        .with_context("container", id),
+                );
+            }
+            match signal {
+                SIGKILL => exit_now(c, ExitStatus::signal(SIGKILL)),
+                SIGTERM if !c.script.ignore_term => exit_now(c, ExitStatus::signal(SIGTERM)),
+                SIGTERM => {}
+                other => c.signals.push(other),
+            }
+            Ok(())
+        })
+    }
 }
 
 impl FakeContainerizer {
@@ -573,6 +639,8 @@ impl FakeContainerizer {
                 vec!["print".to_owned(), text.to_owned(), code.to_string()]
             }),
             exec_hangs: vec!["hang".to_owned()],
+            traps_hup: None,
+            interactive_shell: None,
             reports_pid: true,
             grace: Duration::from_millis(100),
             timeout: Duration::from_secs(5),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::container::{ContainerId, ExecOutput, ExitStatus, LogStream};
 use crate::error::{ErrorKind, Result};
+use crate::observe::ResourceUsage;
 use crate::task::{ContainerSpec, TaskId};
 
 /// SIGTERM.
@@ -55,6 +56,8 @@ pub struct Script {
     /// How long an `exec` takes before it answers (default: no time). An exec that would
     /// take longer than its timeout is an [`ErrorKind::Timeout`] error once the timeout passes.
     pub exec_duration: Option<ExecDurationFn>,
+    /// What `stats` reports (default: one process, nothing else measured).
+    pub usage: Option<ResourceUsage>,
 }
 
 impl std::fmt::Debug for Script {
