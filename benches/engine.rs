@@ -2,6 +2,9 @@
 //! hooks on the fake containerizer. Reports lifecycles per second and memory per idle task,
 //! against a baseline of the same containerizer calls made directly, in the same run.
 //!
+//! A third measurement runs the engine with a Prometheus registry and an event subscriber, to
+//! show what metrics and events cost.
+//!
 //! Run with: `cargo bench --bench engine --features testing`
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -70,16 +73,42 @@ struct Round {
     bytes_per_idle_task: f64,
 }
 
-async fn engine_round() -> Round {
+/// What a round adds to the engine.
+#[derive(Clone, Copy, PartialEq)]
+enum Watching {
+    Nothing,
+    /// A Prometheus registry.
+    Metrics,
+    /// A registry and an event subscriber draining every event, as a program serving
+    /// `/metrics` and printing events would.
+    MetricsAndEvents,
+}
+
+async fn engine_round(watching: Watching) -> Round {
     let fake = Arc::new(FakeContainerizer::without_recording());
-    let executor = Executor::builder(fake)
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut builder = Executor::builder(fake)
         .hook(Small("a"))
         .hook(Small("b"))
         .hook(Small("c"))
         .hook(Small("d"))
         .hook(Small("e"))
-        .build()
-        .unwrap();
+        .status_capacity(4 * TASKS);
+    if watching != Watching::Nothing {
+        builder = builder.metrics(&mut registry);
+    }
+    let executor = builder.build().unwrap();
+    let drain = (watching == Watching::MetricsAndEvents).then(|| {
+        let mut events = executor.events();
+        tokio::spawn(async move {
+            let mut seen = 0u64;
+            while events.recv().await.is_some() {
+                seen += 1;
+            }
+            // What a slow subscriber skipped was sent all the same.
+            seen + events.missed()
+        })
+    });
     let before = LIVE.load(Ordering::Relaxed);
     let start = Instant::now();
     let handles: Vec<_> = (0..TASKS)
@@ -99,6 +128,12 @@ async fn engine_round() -> Round {
         assert_eq!(handle.wait().await.state, TaskState::Killed);
     }
     let elapsed = start.elapsed() - Duration::from_millis(50);
+    if let Some(drain) = drain {
+        drop(executor);
+        let seen = drain.await.unwrap();
+        // Every task's hook phases (5 hooks × 5 phases), created and started.
+        assert!(seen >= TASKS as u64 * 27, "only {seen} events were sent");
+    }
     Round {
         lifecycles_per_sec: TASKS as f64 / elapsed.as_secs_f64(),
         bytes_per_idle_task: idle as f64 / TASKS as f64,
@@ -165,21 +200,31 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         // Warm-up.
-        engine_round().await;
+        engine_round(Watching::Nothing).await;
+        engine_round(Watching::MetricsAndEvents).await;
         baseline_round().await;
         let mut engine = Vec::new();
+        let mut metrics = Vec::new();
+        let mut observed = Vec::new();
         let mut memory = Vec::new();
         let mut baseline = Vec::new();
         let mut baseline_memory = Vec::new();
         for _ in 0..ROUNDS {
-            let round = engine_round().await;
+            let round = engine_round(Watching::Nothing).await;
             engine.push(round.lifecycles_per_sec);
             memory.push(round.bytes_per_idle_task);
+            metrics.push(engine_round(Watching::Metrics).await.lifecycles_per_sec);
+            observed.push(
+                engine_round(Watching::MetricsAndEvents)
+                    .await
+                    .lifecycles_per_sec,
+            );
             let (rate, bytes) = baseline_round().await;
             baseline.push(rate);
             baseline_memory.push(bytes);
         }
         let (engine, memory, baseline) = (median(engine), median(memory), median(baseline));
+        let (metrics, observed) = (median(metrics), median(observed));
         let baseline_memory = median(baseline_memory);
         println!(
             "{TASKS} concurrent lifecycles, 5 hooks, fake containerizer, median of {ROUNDS} rounds"
@@ -191,6 +236,15 @@ fn main() {
             "| baseline lifecycles/s (direct create, start, wait, stop, remove) | {baseline:.0} |"
         );
         println!("| engine / baseline | {:.2} |", engine / baseline);
+        println!("| engine with a metrics registry, lifecycles/s | {metrics:.0} |");
+        println!("| with metrics / without | {:.2} |", metrics / engine);
+        println!(
+            "| engine with a registry and an event subscriber, lifecycles/s | {observed:.0} |"
+        );
+        println!(
+            "| with metrics and events / without | {:.2} |",
+            observed / engine
+        );
         println!(
             "| heap per idle running task, engine + fake | {:.0} bytes ({:.2} KiB) |",
             memory,

@@ -31,6 +31,11 @@ pub(crate) struct ChainEnv<'a> {
 }
 
 impl HookChain {
+    /// The hooks' names, in the order they run.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.hooks.iter().map(|h| h.name())
+    }
+
     pub(crate) fn new(mut hooks: Vec<Arc<dyn Hook>>, timeout: Duration) -> Self {
         // `sort_by_key` is stable: ties keep registration order.
         hooks.sort_by_key(|h| std::cmp::Reverse(h.priority()));
@@ -84,11 +89,11 @@ impl HookChain {
             state,
             observer,
         } = env;
-        // Hooks are timed only for someone: a metrics registry or an event listener.
-        let timed = observer.watched();
+        // Hooks are timed only for someone (a metrics registry, an event listener), and the end
+        // of one hook is the start of the next: one clock reading per hook.
+        let mut mark = observer.watched().then(Instant::now);
         let mut failures = Vec::new();
-        for hook in self.hooks.iter() {
-            let started = timed.then(Instant::now);
+        for (index, hook) in self.hooks.iter().enumerate() {
             let mut ctx = HookContext {
                 executor_id,
                 containerizer,
@@ -103,14 +108,11 @@ impl HookChain {
                 Phase::PostStop => hook.post_stop(&mut ctx, task),
             };
             let result = self.bounded(&**hook, phase, call).await;
-            if let Some(started) = started {
-                observer.hook_ran(
-                    &task.id,
-                    hook.name(),
-                    phase,
-                    result.is_ok(),
-                    started.elapsed(),
-                );
+            if let Some(started) = mark {
+                let now = Instant::now();
+                let took = now - started;
+                observer.hook_ran(&task.id, (index, hook.name()), phase, result.is_ok(), took);
+                mark = Some(now);
             }
             if let Err(e) = result {
                 if phase.is_setup() {

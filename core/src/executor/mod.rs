@@ -230,14 +230,16 @@ impl ExecutorBuilder {
             containerizer = wrap(containerizer);
         }
         let (statuses, _) = broadcast::channel(self.status_capacity);
+        let chain = HookChain::new(self.hooks, self.hook_timeout);
+        let observer = Observer::new(self.status_capacity, self.metrics, chain.names());
         let inner = Arc::new(Inner {
             id: self.executor_id,
             containerizer,
-            chain: HookChain::new(self.hooks, self.hook_timeout),
+            chain,
             checkers: self.checkers,
             recovery: self.recovery,
             keep_containers: self.keep_containers,
-            observer: Observer::new(self.status_capacity, self.metrics),
+            observer,
             table: Mutex::new(Table::default()),
             statuses,
             tracker: TaskTracker::new(),

@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
 
 use crate::hook::Phase;
+use crate::observe::metrics::HookSeries;
 use crate::observe::{EngineMetrics, EventScope, TaskEvent, TaskEventKind};
 use crate::status::{Reason, TaskState};
 use crate::task::TaskId;
@@ -12,17 +15,32 @@ use crate::task::TaskId;
 /// The executor's event channel and, when the builder was given a registry, its metrics.
 #[derive(Debug)]
 pub(crate) struct Observer {
-    events: broadcast::Sender<TaskEvent>,
+    events: broadcast::Sender<Arc<TaskEvent>>,
     metrics: Option<EngineMetrics>,
+    /// The metric series of each hook, in the chain's order.
+    hooks: Vec<HookSeries>,
 }
 
 impl Observer {
-    pub(crate) fn new(capacity: usize, metrics: Option<EngineMetrics>) -> Self {
+    /// An observer for hooks named `hooks` (in the chain's order).
+    pub(crate) fn new<'a>(
+        capacity: usize,
+        metrics: Option<EngineMetrics>,
+        hooks: impl Iterator<Item = &'a str>,
+    ) -> Self {
         let (events, _) = broadcast::channel(capacity);
-        Observer { events, metrics }
+        let hooks = match &metrics {
+            Some(metrics) => hooks.map(|name| metrics.hook_series(name)).collect(),
+            None => Vec::new(),
+        };
+        Observer {
+            events,
+            metrics,
+            hooks,
+        }
     }
 
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<TaskEvent> {
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<TaskEvent>> {
         self.events.subscribe()
     }
 
@@ -42,7 +60,7 @@ impl Observer {
     /// Sends an event made only when someone listens.
     pub(crate) fn event(&self, make: impl FnOnce() -> TaskEvent) {
         if self.events.receiver_count() > 0 {
-            let _ = self.events.send(make());
+            let _ = self.events.send(Arc::new(make()));
         }
     }
 
@@ -58,23 +76,24 @@ impl Observer {
         }
     }
 
-    /// A launch step took `took`.
-    pub(crate) fn step(&self, phase: &'static str, took: Duration) {
+    /// Launch step `index` (pre_create, create, pre_run, start, post_run) took `took`.
+    pub(crate) fn step(&self, index: usize, took: Duration) {
         if let Some(metrics) = &self.metrics {
-            metrics.step(phase, took);
+            metrics.step(index, took);
         }
     }
 
+    /// The hook at `index` of the chain, named `hook`, ran `phase`.
     pub(crate) fn hook_ran(
         &self,
         task: &TaskId,
-        hook: &str,
+        (index, hook): (usize, &str),
         phase: Phase,
         ok: bool,
         took: Duration,
     ) {
-        if let Some(metrics) = &self.metrics {
-            metrics.hook(hook, phase.as_str(), ok, took);
+        if let Some(series) = self.hooks.get(index) {
+            series.observe(phase, ok, took);
         }
         self.event(|| {
             let outcome = if ok { "ok" } else { "failed" };

@@ -201,14 +201,14 @@ impl Supervisor {
         // Steps are timed only when someone watches (a metrics registry, an event listener).
         let watched = inner.observer.watched();
         let timer = || watched.then(Instant::now);
-        let step_done = |phase: &'static str, started: Option<Instant>| {
+        let step_done = |step: usize, started: Option<Instant>| {
             if let Some(started) = started {
-                inner.observer.step(phase, started.elapsed());
+                inner.observer.step(step, started.elapsed());
             }
         };
         let started = timer();
         self.setup_phase(Phase::PreCreate).await?;
-        step_done("pre_create", started);
+        step_done(0, started); // pre_create
         self.check_kill()?;
 
         if let Err(e) = self.spec.validate() {
@@ -250,7 +250,7 @@ impl Supervisor {
                     format!("could not create the container: {e}"),
                 ))
             })?;
-        step_done("create", started);
+        step_done(1, started); // create
         self.container = Some(id.clone());
         inner.record_container(&self.spec.id, &id);
         inner.observer.event(|| {
@@ -265,7 +265,7 @@ impl Supervisor {
 
         let started = timer();
         self.setup_phase(Phase::PreRun).await?;
-        step_done("pre_run", started);
+        step_done(2, started); // pre_run
         self.check_kill()?;
 
         let started = timer();
@@ -275,7 +275,7 @@ impl Supervisor {
                 format!("could not start the container: {e}"),
             )
         })?;
-        step_done("start", started);
+        step_done(3, started); // start
         inner.observer.event(|| {
             TaskEvent::new(
                 self.spec.id.clone(),
@@ -288,7 +288,7 @@ impl Supervisor {
 
         let started = timer();
         self.setup_phase(Phase::PostRun).await?;
-        step_done("post_run", started);
+        step_done(4, started); // post_run
         self.check_kill()?;
         Ok(())
     }

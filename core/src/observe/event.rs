@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -106,19 +107,21 @@ impl fmt::Display for TaskEvent {
 /// Every event of every task of an executor from the moment it was made. The lag policy is the
 /// status stream's: a subscriber that falls more than the executor's `status_capacity` behind
 /// skips the oldest events and [`EventStream::missed`] counts them.
+/// Events are shared between subscribers (`Arc`), so each costs one allocation however many
+/// listen.
 #[derive(Debug)]
 pub struct EventStream {
-    rx: broadcast::Receiver<TaskEvent>,
+    rx: broadcast::Receiver<Arc<TaskEvent>>,
     missed: u64,
 }
 
 impl EventStream {
-    pub(crate) fn new(rx: broadcast::Receiver<TaskEvent>) -> Self {
+    pub(crate) fn new(rx: broadcast::Receiver<Arc<TaskEvent>>) -> Self {
         EventStream { rx, missed: 0 }
     }
 
     /// The next event, or `None` once the executor is gone. Cancel-safe.
-    pub async fn recv(&mut self) -> Option<TaskEvent> {
+    pub async fn recv(&mut self) -> Option<Arc<TaskEvent>> {
         loop {
             match self.rx.recv().await {
                 Ok(event) => return Some(event),
@@ -129,7 +132,7 @@ impl EventStream {
     }
 
     /// The next event if one is already waiting.
-    pub fn try_recv(&mut self) -> Option<TaskEvent> {
+    pub fn try_recv(&mut self) -> Option<Arc<TaskEvent>> {
         loop {
             match self.rx.try_recv() {
                 Ok(event) => return Some(event),
@@ -149,7 +152,7 @@ impl EventStream {
 #[derive(Debug, Clone)]
 pub(crate) struct EventScope {
     pub(crate) task: TaskId,
-    pub(crate) sink: broadcast::Sender<TaskEvent>,
+    pub(crate) sink: broadcast::Sender<Arc<TaskEvent>>,
 }
 
 tokio::task_local! {
@@ -160,7 +163,7 @@ impl EventScope {
     /// Sends `event` if anyone listens.
     pub(crate) fn send(&self, event: TaskEvent) {
         if self.sink.receiver_count() > 0 {
-            let _ = self.sink.send(event);
+            let _ = self.sink.send(Arc::new(event));
         }
     }
 

@@ -17,6 +17,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::hook::Phase;
 use crate::status::{Reason, TaskState};
 
 /// The content type of the Prometheus text format.
@@ -183,29 +184,64 @@ fn seconds_histogram() -> Histogram {
 /// | `hoist_hook_duration_seconds` | histogram | `hook`, `phase`, `outcome` (ok, failed) |
 /// | `hoist_health_checks_total` | counter | `result` (healthy, unhealthy) |
 /// | `hoist_task_terminations_total` | counter | `state`, `reason` |
+///
+/// The series the engine updates on every task are made once, when the executor is built, so
+/// recording one is a few atomic operations and never an allocation.
 #[derive(Debug, Clone)]
 pub struct EngineMetrics {
-    tasks: Family<StateLabel, Gauge>,
     launches: Counter,
-    launch_duration: Histograms<PhaseLabel>,
+    starting: Gauge,
+    running: Gauge,
+    killing: Gauge,
+    steps: [Histogram; STEPS.len()],
+    healthy: Counter,
+    unhealthy: Counter,
     hook_duration: Histograms<HookLabels>,
-    health_checks: Family<ResultLabel, Counter>,
     terminations: Family<EndLabels, Counter>,
+}
+
+/// The launch steps, in order.
+const STEPS: [&str; 5] = ["pre_create", "create", "pre_run", "start", "post_run"];
+
+/// The series of one hook: its duration in each phase, succeeded or failed.
+#[derive(Debug, Clone)]
+pub(crate) struct HookSeries {
+    by_phase: Vec<[Histogram; 2]>,
+}
+
+impl HookSeries {
+    pub(crate) fn observe(&self, phase: Phase, ok: bool, took: Duration) {
+        self.by_phase[phase as usize][usize::from(!ok)].observe(took.as_secs_f64());
+    }
 }
 
 impl EngineMetrics {
     /// Makes the engine's metrics and registers them in `registry` under the `hoist` prefix.
     pub fn register(registry: &mut Registry) -> Self {
+        let tasks = Family::<StateLabel, Gauge>::default();
+        let launch_duration: Histograms<PhaseLabel> =
+            Family::new_with_constructor(seconds_histogram);
+        let health_checks = Family::<ResultLabel, Counter>::default();
+        let gauge = |state: TaskState| {
+            tasks.get_or_create_owned(&StateLabel {
+                state: state.as_str(),
+            })
+        };
+        let result =
+            |result: &'static str| health_checks.get_or_create_owned(&ResultLabel { result });
         let metrics = EngineMetrics {
-            tasks: Family::default(),
             launches: Counter::default(),
-            launch_duration: Family::new_with_constructor(seconds_histogram),
+            starting: gauge(TaskState::Starting),
+            running: gauge(TaskState::Running),
+            killing: gauge(TaskState::Killing),
+            steps: STEPS.map(|phase| launch_duration.get_or_create_owned(&PhaseLabel { phase })),
+            healthy: result("healthy"),
+            unhealthy: result("unhealthy"),
             hook_duration: Family::new_with_constructor(seconds_histogram),
-            health_checks: Family::default(),
             terminations: Family::default(),
         };
         let hoist = registry.sub_registry_with_prefix("hoist");
-        hoist.register("tasks", "Live tasks by state", metrics.tasks.clone());
+        hoist.register("tasks", "Live tasks by state", tasks);
         hoist.register(
             "task_launches",
             "Tasks accepted for launch",
@@ -214,7 +250,7 @@ impl EngineMetrics {
         hoist.register(
             "task_launch_duration_seconds",
             "Time each launch step took",
-            metrics.launch_duration.clone(),
+            launch_duration,
         );
         hoist.register(
             "hook_duration_seconds",
@@ -224,7 +260,7 @@ impl EngineMetrics {
         hoist.register(
             "health_checks",
             "Health check results the monitor reported",
-            metrics.health_checks.clone(),
+            health_checks,
         );
         hoist.register(
             "task_terminations",
@@ -234,55 +270,77 @@ impl EngineMetrics {
         metrics
     }
 
+    /// The series of the hook named `hook`, made now so that recording is cheap.
+    pub(crate) fn hook_series(&self, hook: &str) -> HookSeries {
+        let phases = [
+            Phase::PreCreate,
+            Phase::PreRun,
+            Phase::PostRun,
+            Phase::PreStop,
+            Phase::PostStop,
+        ];
+        let by_phase = phases
+            .iter()
+            .map(|phase| {
+                ["ok", "failed"].map(|outcome| {
+                    self.hook_duration.get_or_create_owned(&HookLabels {
+                        hook: hook.to_owned(),
+                        phase: phase.as_str(),
+                        outcome,
+                    })
+                })
+            })
+            .collect();
+        HookSeries { by_phase }
+    }
+
     pub(crate) fn launched(&self) {
         self.launches.inc();
     }
 
+    fn gauge(&self, state: TaskState) -> Option<&Gauge> {
+        match state {
+            TaskState::Starting => Some(&self.starting),
+            TaskState::Running => Some(&self.running),
+            TaskState::Killing => Some(&self.killing),
+            _ => None,
+        }
+    }
+
     /// A task moved from `from` (none for a new task) to `to`.
     pub(crate) fn moved(&self, from: Option<TaskState>, to: TaskState, reason: Option<Reason>) {
-        if let Some(from) = from.filter(|s| !s.is_terminal()) {
-            self.tasks
-                .get_or_create(&StateLabel {
-                    state: from.as_str(),
-                })
-                .dec();
+        if from == Some(to) {
+            return;
         }
-        if to.is_terminal() {
-            self.terminations
-                .get_or_create(&EndLabels {
-                    state: to.as_str(),
-                    reason: reason.map_or("none", Reason::as_str),
-                })
-                .inc();
-        } else {
-            self.tasks
-                .get_or_create(&StateLabel { state: to.as_str() })
-                .inc();
+        if let Some(gauge) = from.and_then(|from| self.gauge(from)) {
+            gauge.dec();
+        }
+        match self.gauge(to) {
+            Some(gauge) => {
+                gauge.inc();
+            }
+            None => {
+                self.terminations
+                    .get_or_create(&EndLabels {
+                        state: to.as_str(),
+                        reason: reason.map_or("none", Reason::as_str),
+                    })
+                    .inc();
+            }
         }
     }
 
-    pub(crate) fn step(&self, phase: &'static str, took: Duration) {
-        self.launch_duration
-            .get_or_create(&PhaseLabel { phase })
-            .observe(took.as_secs_f64());
-    }
-
-    pub(crate) fn hook(&self, hook: &str, phase: &'static str, ok: bool, took: Duration) {
-        self.hook_duration
-            .get_or_create(&HookLabels {
-                hook: hook.to_owned(),
-                phase,
-                outcome: if ok { "ok" } else { "failed" },
-            })
-            .observe(took.as_secs_f64());
+    /// Launch step `index` of [`STEPS`] took `took`.
+    pub(crate) fn step(&self, index: usize, took: Duration) {
+        self.steps[index].observe(took.as_secs_f64());
     }
 
     pub(crate) fn health(&self, healthy: bool) {
-        self.health_checks
-            .get_or_create(&ResultLabel {
-                result: if healthy { "healthy" } else { "unhealthy" },
-            })
-            .inc();
+        if healthy {
+            self.healthy.inc();
+        } else {
+            self.unhealthy.inc();
+        }
     }
 }
 
@@ -311,8 +369,10 @@ mod tests {
             TaskState::Finished,
             Some(Reason::CommandExited),
         );
-        metrics.step("create", Duration::from_millis(3));
-        metrics.hook("acl", "pre_run", true, Duration::from_micros(40));
+        metrics.step(1, Duration::from_millis(3));
+        metrics
+            .hook_series("acl")
+            .observe(Phase::PreRun, true, Duration::from_micros(40));
         metrics.health(false);
         let (kind, text) = encode(&registry, Some("text/plain")).unwrap();
         assert_eq!(kind, TEXT_CONTENT_TYPE);
