@@ -101,15 +101,15 @@ pub fn max_len(value: &str, member: &str, max: usize) -> Result<(), AwsError> {
     Ok(())
 }
 
-/// Checks the environment: names as the model's `EnvironmentVariableName` pattern
-/// (`[a-zA-Z]([a-zA-Z0-9_])+`), and the whole map, as compact JSON, within the limit (4 KB by
+/// Checks the environment: names of letters, digits and `_` starting with a letter (the
+/// model's `EnvironmentVariableName` pattern, `[a-zA-Z]([a-zA-Z0-9_])+`, read as a search, so
+/// one-letter names such as `A` pass as they do on AWS), and the whole map, as compact JSON, within the limit (4 KB by
 /// default), with AWS's message (as LocalStack measures it: `provider.py`,
 /// `_verify_env_variables`).
 pub fn environment(vars: &BTreeMap<String, String>, limits: &Limits) -> Result<(), AwsError> {
     for name in vars.keys() {
         let mut bytes = name.bytes();
-        let ok = name.len() >= 2
-            && bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        let ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
             && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !ok {
             return Err(errors::validation(
