@@ -187,6 +187,7 @@ impl MesosDriver {
             shutdown: None,
             connected: false,
             subscribed_once: false,
+            carried: HashSet::new(),
             held_messages: Vec::new(),
             inbox: self.inbox,
         };
@@ -308,6 +309,8 @@ struct State {
     shutdown: Option<Shutdown>,
     connected: bool,
     subscribed_once: bool,
+    /// The UUIDs of the updates the last SUBSCRIBE carried.
+    carried: HashSet<Vec<u8>>,
     /// Framework messages waiting for a subscription.
     held_messages: Vec<Vec<u8>>,
     /// Where MESSAGE events go, when someone asked for them.
@@ -402,14 +405,19 @@ impl State {
     }
 
     fn subscribe(
-        &self,
+        &mut self,
         client: &std::sync::Arc<AgentClient>,
     ) -> BoxFuture<'static, Result<EventStream>> {
+        let updates = self.ledger.unacknowledged_updates();
+        self.carried = updates
+            .iter()
+            .filter_map(|u| u.status.uuid.as_ref().map(|u| u.0.clone()))
+            .collect();
         let call = Call::subscribe(
             self.env.executor_id.clone(),
             self.env.framework_id.clone(),
             self.ledger.unacknowledged_tasks(),
-            self.ledger.unacknowledged_updates(),
+            updates,
         );
         let client = client.clone();
         async move { client.subscribe(&call).await }.boxed()
@@ -514,8 +522,10 @@ impl State {
                     self.env.shutdown_grace_period = grace.to_duration();
                 }
                 self.framework = Some(subscribed.framework_info);
-                // The agent replays the updates the SUBSCRIBE carried.
-                self.ledger.mark_all_sent(Instant::now());
+                // The agent replays the updates the SUBSCRIBE carried; the ones made since it
+                // was built go out now.
+                self.ledger.mark_sent(&self.carried, Instant::now());
+                self.resend_due();
                 for data in std::mem::take(&mut self.held_messages) {
                     self.send_message(data);
                 }

@@ -21,6 +21,7 @@ async fn running_task(
 ) -> (
     AgentSimulator,
     tokio::task::JoinHandle<hoist_core::Result<Exit>>,
+    Executor,
 ) {
     let agent = AgentSimulator::start(SimulatorOptions::default())
         .await
@@ -33,7 +34,7 @@ async fn running_task(
     agent_env.subscription_backoff_max = Duration::from_secs(2);
     agent_env.shutdown_grace_period = Duration::from_secs(5);
     env(&mut agent_env);
-    let run = tokio::spawn(MesosDriver::new(agent_env, executor, statuses).run());
+    let run = tokio::spawn(MesosDriver::new(agent_env, executor.clone(), statuses).run());
     agent
         .wait_for("a SUBSCRIBE", WAIT, |s| s.connected)
         .await
@@ -50,13 +51,13 @@ async fn running_task(
         })
         .await
         .unwrap();
-    (agent, run)
+    (agent, run, executor)
 }
 
 #[tokio::test(start_paused = true)]
 async fn resubscription_gives_up_exactly_at_the_recovery_timeout() {
     let fake = FakeContainerizer::new();
-    let (agent, run) = running_task(&fake, |_| {}).await;
+    let (agent, run, _) = running_task(&fake, |_| {}).await;
     let lost = Instant::now();
     agent.restart(Duration::from_secs(24 * 3600));
     let exit = run.await.unwrap().unwrap();
@@ -79,7 +80,7 @@ async fn shutdown_ends_within_the_grace_period_even_when_tasks_ignore_term() {
         ignore_term: true,
         ..Script::default()
     });
-    let (agent, run) = running_task(&fake, |_| {}).await;
+    let (agent, run, _) = running_task(&fake, |_| {}).await;
     let asked = Instant::now();
     agent.shutdown();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Shutdown);
@@ -96,7 +97,7 @@ async fn shutdown_ends_within_the_grace_period_even_when_tasks_ignore_term() {
 #[tokio::test(start_paused = true)]
 async fn without_checkpointing_the_executor_does_not_wait_for_the_agent() {
     let fake = FakeContainerizer::new();
-    let (agent, run) = running_task(&fake, |env| env.checkpoint = false).await;
+    let (agent, run, _) = running_task(&fake, |env| env.checkpoint = false).await;
     let lost = Instant::now();
     agent.restart(Duration::from_secs(10));
     assert_eq!(run.await.unwrap().unwrap(), Exit::AgentLost);
@@ -106,4 +107,44 @@ async fn without_checkpointing_the_executor_does_not_wait_for_the_agent() {
         lost.elapsed()
     );
     assert_eq!(agent.snapshot().unavailable, 0, "no resubscription");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_made_during_resubscription_is_sent_once_subscribed() {
+    let fake = FakeContainerizer::new();
+    let (agent, run, executor) = running_task(&fake, |_| {}).await;
+    agent.hold_subscribed();
+    agent.drop_stream();
+    agent
+        .wait_for("the second SUBSCRIBE", WAIT, |s| s.subscriptions.len() == 2)
+        .await
+        .unwrap();
+    // The task ends while the SUBSCRIBE is on its way: the SUBSCRIBE did not carry it.
+    executor
+        .kill(&hoist_core::TaskId::new("t"), Some(Duration::ZERO))
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.calls_to("stop"), 1);
+    let carried = &agent.snapshot().subscriptions[1].unacknowledged_updates;
+    assert!(
+        carried.iter().all(|u| u.status.state != TaskState::Killed),
+        "{carried:?}"
+    );
+    assert!(!agent.snapshot().states("t").contains(&TaskState::Killed));
+    let subscribed = Instant::now();
+    assert!(agent.release_subscribed());
+    agent
+        .wait_for("TASK_KILLED", WAIT, |s| {
+            s.states("t").contains(&TaskState::Killed)
+        })
+        .await
+        .unwrap();
+    let took = subscribed.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "sent {took:?} after SUBSCRIBED"
+    );
+    agent.shutdown();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Shutdown);
+    assert_eq!(agent.snapshot().terminal("t").len(), 1);
 }

@@ -140,6 +140,11 @@ struct SimState {
     ack_mode: AckMode,
     stream: Option<mpsc::UnboundedSender<Bytes>>,
     down_until: Option<Instant>,
+    /// Whether SUBSCRIBED waits for [`AgentSimulator::release_subscribed`].
+    hold_subscribed: bool,
+    /// The SUBSCRIBED event held back, and the updates its SUBSCRIBE carried (replayed, and
+    /// so acknowledged, only after SUBSCRIBED).
+    held_subscribed: Option<(Bytes, Vec<TaskStatus>)>,
 }
 
 struct Shared {
@@ -207,6 +212,8 @@ impl AgentSimulator {
                 ack_mode: AckMode::Normal,
                 stream: None,
                 down_until: None,
+                hold_subscribed: false,
+                held_subscribed: None,
             }),
             changed: Notify::new(),
         });
@@ -329,6 +336,34 @@ impl AgentSimulator {
         state.down_until = Some(Instant::now() + downtime);
         drop(state);
         self.shared.changed.notify_waiters();
+    }
+
+    /// From now on, answers a SUBSCRIBE with its event stream but holds the SUBSCRIBED event
+    /// back until [`AgentSimulator::release_subscribed`], so that a test can act while a
+    /// subscription is on its way (an agent sends SUBSCRIBED only after it has processed the
+    /// call: apache/mesos `src/slave/slave.cpp`, `Slave::subscribe`).
+    pub fn hold_subscribed(&self) {
+        self.shared.state().hold_subscribed = true;
+    }
+
+    /// Sends the held SUBSCRIBED event (if a SUBSCRIBE came) and stops holding; `false` when
+    /// none was held.
+    pub fn release_subscribed(&self) -> bool {
+        let mut state = self.shared.state();
+        state.hold_subscribed = false;
+        let Some((event, replayed)) = state.held_subscribed.take() else {
+            return false;
+        };
+        let sent = state
+            .stream
+            .as_ref()
+            .is_some_and(|tx| tx.send(event).is_ok());
+        for status in replayed {
+            accept(&mut state, status);
+        }
+        drop(state);
+        self.shared.changed.notify_waiters();
+        sent
     }
 
     /// Closes the event stream without refusing the next SUBSCRIBE.
@@ -487,19 +522,27 @@ async fn handle_call(
                     .map_err(|e| (StatusCode::BAD_REQUEST, e))?;
             }
             let (tx, rx) = mpsc::unbounded_channel();
-            let subscribed = subscribed_event(o);
-            tx.send(recordio::encode(
-                &serde_json::to_vec(&subscribed).expect("events serialize"),
-            ))
-            .expect("receiver held");
+            let subscribed = recordio::encode(
+                &serde_json::to_vec(&subscribed_event(o)).expect("events serialize"),
+            );
             {
                 let mut state = shared.state();
-                state.stream = Some(tx);
+                state.stream = Some(tx.clone());
                 state.seen.connected = true;
                 state.seen.subscriptions.push(subscribe.clone());
                 // The agent replays the updates the executor did not see acknowledged.
-                for update in subscribe.unacknowledged_updates {
-                    accept(&mut state, update.status);
+                let replayed = subscribe
+                    .unacknowledged_updates
+                    .into_iter()
+                    .map(|u| u.status)
+                    .collect();
+                if state.hold_subscribed {
+                    state.held_subscribed = Some((subscribed, replayed));
+                } else {
+                    tx.send(subscribed).expect("receiver held");
+                    for status in replayed {
+                        accept(&mut state, status);
+                    }
                 }
             }
             shared.changed.notify_waiters();
