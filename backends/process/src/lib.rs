@@ -16,7 +16,8 @@
 //! | `working_dir` | absolute, or relative to the image directory (or the sandbox); default the image directory (or the sandbox). |
 //! | `network` | host only (`None` means host). `bridge`, `none` and user networks are refused. |
 //! | `ports` | accepted when the host port is unset or equal to the container port (the process binds it itself), and reported by `inspect`; any other mapping is refused. |
-//! | `resources`, `volumes`, `dns`, `user` | refused. |
+//! | `resources` | as the [`ResourcePolicy`] says: refused (the default), accepted and recorded but not enforced (advisory), or enforced with cgroups v1 or v2 (an OOM kill is reported as `oom_killed`). |
+//! | `volumes`, `dns`, `user` | refused. |
 //! | `labels` | kept in the record. |
 //!
 //! Refused means [`ErrorKind::Unsupported`](hoist_core::ErrorKind::Unsupported) from `create`,
@@ -59,10 +60,12 @@ mod logs;
 mod plan;
 mod procfs;
 mod record;
+mod resources;
 mod signal;
 
 pub use containerizer::ProcessContainerizer;
 pub use plan::DEFAULT_PATH;
+pub use resources::{Cgroups, ResourcePolicy};
 
 /// The backend's name in messages and errors.
 const BACKEND: &str = "process";
