@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hoist_core::observe::UsageStream;
+use hoist_core::session::{ExecRequest, ExecSession};
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
     ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
@@ -18,6 +20,7 @@ use nix::sys::signal::Signal;
 
 use crate::BACKEND;
 use crate::entry::{Entry, Phase};
+use crate::observe;
 use crate::plan::{self, Plan};
 use crate::procfs::{Liveness, ProcessIdentity};
 use crate::record::{ContainerDir, Record, io_error};
@@ -128,6 +131,25 @@ impl ProcessContainerizer {
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+
+    /// The running container `id`, its record and its pid, or [`ErrorKind::InvalidState`]
+    /// naming `operation`.
+    fn running(
+        &self,
+        id: &ContainerId,
+        operation: &'static str,
+    ) -> Result<(Arc<Entry>, Record, u32)> {
+        let entry = self.entry(id, operation)?;
+        let record = entry.snapshot();
+        match (record.state, record.pid) {
+            (ContainerState::Running, Some(pid)) => Ok((entry, record, pid)),
+            _ => Err(
+                Error::new(ErrorKind::InvalidState, "the container is not running")
+                    .with_operation(operation)
+                    .with_context("container", id),
+            ),
+        }
     }
 
     /// The known container `id`, or [`ErrorKind::NotFound`] naming `operation`.
@@ -274,7 +296,7 @@ fn new_id(owner: &Owner) -> ContainerId {
 }
 
 /// The exit of a reaped child: its code, or the signal that ended it.
-fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+pub(crate) fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (_, Some(signal)) => ExitStatus::signal(signal),
@@ -537,20 +559,40 @@ impl Containerizer for ProcessContainerizer {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        let entry = self.entry(id, "exec")?;
-        let record = entry.snapshot();
+        let (entry, record, _) = self.running(id, "exec")?;
         let fail = |e: Error| e.with_operation("exec").with_context("container", id);
-        if record.state != ContainerState::Running {
-            return Err(fail(Error::new(
-                ErrorKind::InvalidState,
-                "the container is not running",
-            )));
-        }
         if argv.is_empty() {
             return Err(fail(Error::invalid("exec needs a command")));
         }
         let plan = Plan::new(&record.spec, &entry.dir.sandbox(), argv);
         crate::exec::run(&plan, timeout).await.map_err(fail)
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        let (entry, record, pid) = self.running(id, "stats")?;
+        let cgroup = self
+            .cgroups(&record.spec)
+            .map(|cgroups| (cgroups.clone(), id.clone()));
+        Ok(observe::stats(entry, pid, cgroup, interval))
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        let (_, _, pid) = self.running(id, "signal")?;
+        observe::signal(pid, signal)
+            .map_err(|e| e.with_operation("signal").with_context("container", id))
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        let (entry, record, _) = self.running(id, "exec_stream")?;
+        let fail = |e: Error| {
+            e.with_operation("exec_stream")
+                .with_context("container", id)
+        };
+        if request.argv.is_empty() {
+            return Err(fail(Error::invalid("exec_stream needs a command")));
+        }
+        let plan = Plan::new(&record.spec, &entry.dir.sandbox(), &request.argv);
+        observe::session(&plan, &request).map_err(fail)
     }
 
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {

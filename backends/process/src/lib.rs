@@ -40,6 +40,15 @@
 //! - `inspect` reports the pid while running and the loopback address (the process shares the
 //!   host network).
 //! - `remove` deletes the folder; removing a removed container succeeds.
+//! - `stats` samples the container's process group from `/proc` (CPU user and system time
+//!   and its percentage, resident memory, processes and threads, storage I/O) and, when the
+//!   [`ResourcePolicy`] enforces its limits, its cgroup (memory usage and peak, cache, swap,
+//!   CPU time and throttling), until the container exits. There is no network figure: the
+//!   process shares the host's network.
+//! - `signal` sends any signal to the main process.
+//! - `exec_stream` runs a command beside the container, like `exec`, with a standard input
+//!   and on pipes or on a pseudo-terminal that can be resized; its processes are KILLed if the
+//!   session is dropped before they end.
 //!
 //! # After a restart
 //!
@@ -57,6 +66,7 @@ mod containerizer;
 mod entry;
 mod exec;
 mod logs;
+mod observe;
 mod plan;
 mod procfs;
 mod record;

@@ -25,6 +25,10 @@ pub(crate) fn capabilities(limits: Limit) -> Capabilities {
     caps.network_host = true;
     caps.ports = Ports::SamePort;
     caps.recovery = true;
+    caps.stats = true;
+    caps.signal = true;
+    caps.exec_stream = true;
+    caps.tty = true;
     caps
 }
 

@@ -13,11 +13,14 @@
 //! `memory.events`) is reported as `oom_killed`, which the engine turns into the reason
 //! `memory_limit`.
 
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hoist_core::capabilities::Limit;
+use hoist_core::observe::ResourceUsage;
 use hoist_core::{ContainerId, Error, ErrorKind, Resources, Result};
 
 use crate::record::io_error;
@@ -250,6 +253,55 @@ impl Cgroups {
         })
     }
 
+    /// Fills `usage` with what `id`'s cgroup counts: memory usage, its peak, rss, cache and
+    /// swap, CPU time and throttling, and (v2) processes. A file the kernel does not offer
+    /// (`memory.peak` before Linux 5.19) leaves its figure unset.
+    pub(crate) fn read_usage(&self, id: &ContainerId, usage: &mut ResourceUsage) {
+        let number = |path: PathBuf| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| t.trim().parse::<u64>().ok())
+        };
+        match &self.hierarchy {
+            Hierarchy::V1 { .. } => {
+                let dirs = self.dirs(id);
+                let (memory, cpu) = (&dirs[0], &dirs[1]);
+                usage.memory.usage = number(memory.join("memory.usage_in_bytes"));
+                usage.memory.max_usage = number(memory.join("memory.max_usage_in_bytes"));
+                let stat = keyed(&memory.join("memory.stat"));
+                usage.memory.rss = stat.get("total_rss").or(stat.get("rss")).copied();
+                usage.memory.cache = stat.get("total_cache").or(stat.get("cache")).copied();
+                usage.memory.swap = stat.get("total_swap").or(stat.get("swap")).copied();
+                // cpuacct shares the CPU controller's directory where they are mounted together.
+                if let Some(ns) = number(cpu.join("cpuacct.usage")) {
+                    usage.cpu.total = Some(Duration::from_nanos(ns));
+                }
+                let throttling = keyed(&cpu.join("cpu.stat"));
+                usage.cpu.throttled_periods = throttling.get("nr_throttled").copied();
+                usage.cpu.throttled_time = throttling
+                    .get("throttled_time")
+                    .map(|ns| Duration::from_nanos(*ns));
+            }
+            Hierarchy::V2 { root } => {
+                let dir = root.join(id.as_str());
+                usage.memory.usage = number(dir.join("memory.current"));
+                usage.memory.max_usage = number(dir.join("memory.peak"));
+                usage.memory.swap = number(dir.join("memory.swap.current"));
+                let stat = keyed(&dir.join("memory.stat"));
+                usage.memory.rss = stat.get("anon").copied();
+                usage.memory.cache = stat.get("file").copied();
+                let cpu = keyed(&dir.join("cpu.stat"));
+                let micros = |key: &str| cpu.get(key).map(|us| Duration::from_micros(*us));
+                usage.cpu.total = micros("usage_usec");
+                usage.cpu.user = micros("user_usec");
+                usage.cpu.system = micros("system_usec");
+                usage.cpu.throttled_periods = cpu.get("nr_throttled").copied();
+                usage.cpu.throttled_time = micros("throttled_usec");
+                usage.pids = number(dir.join("pids.current")).or(usage.pids);
+            }
+        }
+    }
+
     /// Removes `id`'s cgroup (a cgroup that is not there is fine). A cgroup still holding a
     /// process cannot be removed; that is logged.
     pub(crate) fn remove(&self, id: &ContainerId) {
@@ -263,6 +315,20 @@ impl Cgroups {
             }
         }
     }
+}
+
+/// A cgroup file of `key value` lines (`memory.stat`, `cpu.stat`); an unreadable file is empty.
+fn keyed(path: &Path) -> HashMap<String, u64> {
+    std::fs::read_to_string(path)
+        .map(|text| {
+            text.lines()
+                .filter_map(|line| {
+                    let (key, value) = line.split_once(' ')?;
+                    Some((key.to_owned(), value.trim().parse().ok()?))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A cgroup's limits as `inspect` reports them.
@@ -368,6 +434,34 @@ mod tests {
         )
         .unwrap();
         assert!(cgroups.oom_killed(&id));
+
+        // Usage as the v2 files give it (cgroup-v2.rst: memory.current, memory.peak,
+        // memory.stat's anon and file, cpu.stat in microseconds, pids.current).
+        for (file, text) in [
+            ("memory.current", "3145728\n"),
+            ("memory.peak", "4194304\n"),
+            ("memory.stat", "anon 2097152\nfile 1048576\nkernel 8192\n"),
+            (
+                "cpu.stat",
+                "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\nnr_periods 9\nnr_throttled 4\nthrottled_usec 250000\n",
+            ),
+            ("pids.current", "2\n"),
+        ] {
+            std::fs::write(dir.join(file), text).unwrap();
+        }
+        let mut usage = ResourceUsage::now();
+        cgroups.read_usage(&id, &mut usage);
+        assert_eq!(usage.memory.usage, Some(3 << 20));
+        assert_eq!(usage.memory.max_usage, Some(4 << 20));
+        assert_eq!(usage.memory.rss, Some(2 << 20));
+        assert_eq!(usage.memory.cache, Some(1 << 20));
+        assert_eq!(usage.cpu.total, Some(Duration::from_millis(1500)));
+        assert_eq!(usage.cpu.user, Some(Duration::from_secs(1)));
+        assert_eq!(usage.cpu.system, Some(Duration::from_millis(500)));
+        assert_eq!(usage.cpu.throttled_periods, Some(4));
+        assert_eq!(usage.cpu.throttled_time, Some(Duration::from_millis(250)));
+        assert_eq!(usage.pids, Some(2));
+        assert_eq!(usage.memory.swap, None, "no memory.swap.current, no figure");
     }
 
     #[test]
