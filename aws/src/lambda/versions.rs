@@ -14,28 +14,6 @@ use super::names::parse_target;
 use super::{LambdaService, document, errors, validate};
 use crate::protocol::{AwsError, json_response};
 
-/// The members that make two versions the same function: publishing when none changed since
-/// the last version returns that version (AWS; localstack `provider.py`,
-/// `_create_version_model`).
-const ESSENTIAL: &[&str] = &[
-    "Runtime",
-    "Handler",
-    "Role",
-    "Timeout",
-    "MemorySize",
-    "Environment",
-    "PackageType",
-    "Architectures",
-    "EphemeralStorage",
-    "TracingConfig",
-    "ImageConfigResponse",
-    document::IMAGE_URI,
-];
-
-fn essential(configuration: &Value) -> Vec<Option<&Value>> {
-    ESSENTIAL.iter().map(|k| configuration.get(*k)).collect()
-}
-
 /// Picks the version an alias routes one invocation to: one of its `AdditionalVersionWeights`
 /// with that probability, else its `FunctionVersion`.
 pub(super) fn pick_version(alias: &Value) -> String {
@@ -86,9 +64,12 @@ pub(super) async fn publish_version(
     }
     if function.last_version > 0 {
         let last = service.db(|s| s.read(|tx| tx.version(name, function.last_version)))?;
+        // Nothing changed since the last version (every change to $LATEST sets its
+        // LastModified, which a version keeps): AWS returns that version (localstack
+        // `provider.py`, `_create_version_model`, compares the internal revision the same way).
         if let Some(last) = last
             && last.code == function.code
-            && essential(&last.configuration) == essential(&function.configuration)
+            && last.configuration.get("LastModified") == function.configuration.get("LastModified")
         {
             return Ok(document::render_version(&last, None));
         }
