@@ -531,15 +531,21 @@ async fn delete_function(
                     using.join(", ")
                 )));
             }
-            service
-                .db(|s| s.write(|tx| tx.delete_version(&name, n)))
-                .map_err(|_| service.not_found(&name, Some(&n.to_string())))?;
+            service.db(|s| {
+                s.write(|tx| match tx.version(&name, n)? {
+                    Some(_) => tx.delete_version(&name, n).map(|_| Ok(())),
+                    None => Ok(Err(service.not_found(&name, Some(&number)))),
+                })
+            })??;
             service.host().remove(&name, Some(&n.to_string())).await?;
         }
         None => {
-            service
-                .db(|s| s.write(|tx| tx.delete_function(&name)))
-                .map_err(|_| service.not_found(&name, None))?;
+            service.db(|s| {
+                s.write(|tx| match tx.function(&name)? {
+                    Some(_) => tx.delete_function(&name).map(|_| Ok(())),
+                    None => Ok(Err(service.not_found(&name, None))),
+                })
+            })??;
             service.host().remove(&name, None).await?;
         }
     }
