@@ -177,6 +177,32 @@ impl Txn<'_> {
             .transpose()
     }
 
+    /// The state of function `name`'s `$LATEST`, if it exists, read without its
+    /// configuration (the invocation path asks only this).
+    pub fn function_state(&self, name: &str) -> Result<Option<State>> {
+        let text: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM functions WHERE name = ?1")
+            .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)).optional())
+            .map_err(StoreError::db("read a function's state"))?;
+        text.map(|t| state_of("function", name, &t)).transpose()
+    }
+
+    /// The state of version `version` of `function`, if it exists, read without its
+    /// configuration.
+    pub fn version_state(&self, function: &str, version: u64) -> Result<Option<State>> {
+        let text: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM versions WHERE function = ?1 AND version = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![function, version as i64], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(StoreError::db("read a version's state"))?;
+        text.map(|t| state_of("version", &format!("{function}:{version}"), &t))
+            .transpose()
+    }
+
     /// Up to `limit` functions in name order, starting after `after` (pagination).
     pub fn functions(&self, after: Option<&str>, limit: usize) -> Result<Vec<FunctionRecord>> {
         let mut stmt = self
@@ -378,13 +404,11 @@ impl Txn<'_> {
     /// The alias `name` of `function`, if it exists.
     pub fn alias(&self, function: &str, name: &str) -> Result<Option<AliasRecord>> {
         self.tx
-            .query_row(
+            .prepare_cached(
                 "SELECT function, name, configuration, revision_id FROM aliases
                  WHERE function = ?1 AND name = ?2",
-                params![function, name],
-                alias_of,
             )
-            .optional()
+            .and_then(|mut stmt| stmt.query_row(params![function, name], alias_of).optional())
             .map_err(StoreError::db("read an alias"))?
             .map(check_alias)
             .transpose()

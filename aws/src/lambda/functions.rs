@@ -71,13 +71,6 @@ pub(super) struct Resolved {
 }
 
 impl Resolved {
-    /// `$LATEST` or the version number.
-    pub(super) fn version_name(&self) -> String {
-        self.version
-            .as_ref()
-            .map_or_else(|| "$LATEST".to_owned(), |v| v.version.to_string())
-    }
-
     pub(super) fn configuration(&self, service: &LambdaService) -> Value {
         let arn = self
             .qualifier
