@@ -30,10 +30,10 @@ fn create_body(name: &str) -> String {
     .to_string()
 }
 
-/// Polls `GetFunctionConfiguration` until `done` holds (at most 5 s).
+/// Polls `GetFunctionConfiguration` until `done` holds (at most 50 s of tokio time).
 async fn wait_for(router: &axum::Router, name: &str, done: impl Fn(&Value) -> bool) -> Value {
     let uri = format!("/2015-03-31/functions/{name}/configuration");
-    for _ in 0..500 {
+    for _ in 0..5000 {
         let (_, _, conf) = call(router, "GET", &uri, "").await;
         if done(&conf) {
             return conf;
@@ -269,5 +269,35 @@ async fn aliases_route_by_weight_and_versions_publish_only_changes() {
             "{answer}"
         );
     }
+    service.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_past_its_deadline_fails_the_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hoist_store::Store::open(dir.path()).unwrap();
+    let config = LambdaConfig {
+        deploy_timeout: Duration::from_secs(30),
+        ..LambdaConfig::default()
+    };
+    // `slow-*` deployments never finish on this host.
+    let service = LambdaService::start(store, Arc::new(TestHost::default()), config).await;
+    let router = service.router();
+    let (status, _, _) = call(
+        &router,
+        "POST",
+        "/2015-03-31/functions",
+        create_body("slow-stuck"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let started = tokio::time::Instant::now();
+    let conf = wait_for(&router, "slow-stuck", |c| c["State"] != "Pending").await;
+    assert_eq!(conf["State"], "Failed");
+    assert_eq!(
+        conf["StateReason"],
+        "the function host did not finish deploying slow-stuck:$LATEST within 30 s"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(30));
     service.shutdown().await;
 }
