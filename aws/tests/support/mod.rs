@@ -239,7 +239,7 @@ pub fn client_command(program: &Path) -> tokio::process::Command {
 
 /// Runs one phase of `tests/python/lambda_boto3.py` against `endpoint`; returns what it
 /// printed, failing with its output when it fails.
-pub async fn boto3(endpoint: &str, phase: &str) -> Value {
+pub async fn boto3(endpoint: &str, phase: &str, args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("python")
@@ -250,6 +250,7 @@ pub async fn boto3(endpoint: &str, phase: &str) -> Value {
             .arg(script)
             .arg(endpoint)
             .arg(phase)
+            .args(args)
             .output(),
     )
     .await
