@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hoist_store::State as FnState;
 
-use super::functions::{query, respond};
+use super::functions::query;
 use super::names::{Qualifier, Target, parse_target};
 use super::versions::pick_version;
 use super::{InvocationType, InvokeRequest, LambdaService, errors};
@@ -24,8 +24,8 @@ pub(super) async fn invoke(
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    respond(run(service, raw_name, raw, request_id, headers, body).await)
+) -> Result<Response, AwsError> {
+    run(service, raw_name, raw, request_id, headers, body).await
 }
 
 async fn run(
