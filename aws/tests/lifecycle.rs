@@ -20,11 +20,15 @@ async fn start(dir: &std::path::Path, host: Arc<TestHost>) -> (LambdaService, ax
 }
 
 fn create_body(name: &str) -> String {
+    create_with_handler(name, "app.handler")
+}
+
+fn create_with_handler(name: &str, handler: &str) -> String {
     json!({
         "FunctionName": name,
         "Runtime": "python3.12",
         "Role": "arn:aws:iam::000000000000:role/r",
-        "Handler": "app.handler",
+        "Handler": handler,
         "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip_of("app.py", "x = 1\n"))},
     })
     .to_string()
@@ -299,5 +303,37 @@ async fn a_deployment_past_its_deadline_fails_the_function() {
         "the function host did not finish deploying slow-stuck:$LATEST within 30 s"
     );
     assert!(started.elapsed() >= Duration::from_secs(30));
+    service.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_deleted_and_created_again_mid_deployment_ends_with_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(TestHost::default());
+    let (service, router) = start(dir.path(), host.clone()).await;
+    let create = |handler: &str| {
+        call(
+            &router,
+            "POST",
+            "/2015-03-31/functions",
+            create_with_handler("slow-again", handler),
+        )
+    };
+    assert_eq!(create("old.handler").await.0, StatusCode::CREATED);
+    // Let the first deployment reach the host, where it waits.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (status, _, _) = call(&router, "DELETE", "/2015-03-31/functions/slow-again", "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(create("new.handler").await.0, StatusCode::CREATED);
+    host.release();
+    let conf = wait_for(&router, "slow-again", |c| c["State"] != "Pending").await;
+    assert_eq!(conf["State"], "Active");
+    assert_eq!(conf["Handler"], "new.handler");
+    let deploys = host.deploys.lock().unwrap().clone();
+    let last = deploys
+        .iter()
+        .rfind(|d| d.function == "slow-again")
+        .unwrap();
+    assert_eq!(last.handler.as_deref(), Some("new.handler"), "{deploys:?}");
     service.shutdown().await;
 }

@@ -372,6 +372,10 @@ impl LambdaService {
     /// Deploys `$LATEST` of `name` as of `revision`, then records `Active`/`Successful` or
     /// `Failed`; a function deleted or changed meanwhile is left to its newer state.
     async fn deploy_latest(&self, name: &str, revision: &str) {
+        // One deployment of a function's $LATEST at a time, each checked against the newest
+        // revision under this lock: the host never ends up with an older revision deployed
+        // after a newer one. (Function names hold no `:`, so these keys are their own.)
+        let _deploying = self.lock(&format!("deploy:{name}")).await;
         let Ok(Some(function)) = self.db(|s| s.read(|tx| tx.function(name))) else {
             return;
         };
