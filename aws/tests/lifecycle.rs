@@ -337,3 +337,93 @@ async fn a_function_deleted_and_created_again_mid_deployment_ends_with_the_new_o
     assert_eq!(last.handler.as_deref(), Some("new.handler"), "{deploys:?}");
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_on_create_and_on_update_and_paging_versions_and_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(TestHost::default());
+    let (service, router) = start(dir.path(), host.clone()).await;
+    let mut body: Value = serde_json::from_str(&create_body("p")).unwrap();
+    body["Publish"] = json!(true);
+    let (status, _, created) =
+        call(&router, "POST", "/2015-03-31/functions", body.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["Version"], "1");
+    assert_eq!(created["State"], "Active");
+    assert_eq!(host.deployed("p"), ["$LATEST", "1"]);
+
+    let zip = |text: &str| base64::engine::general_purpose::STANDARD.encode(zip_of("app.py", text));
+    // A dry run checks and changes nothing.
+    let (status, _, dry) = call(
+        &router,
+        "PUT",
+        "/2015-03-31/functions/p/code",
+        json!({"ZipFile": zip("y = 2\n"), "DryRun": true}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{dry}");
+    assert_eq!(host.deployed("p").len(), 2);
+    let (status, _, published) = call(
+        &router,
+        "PUT",
+        "/2015-03-31/functions/p/code",
+        json!({"ZipFile": zip("y = 2\n"), "Publish": true}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{published}");
+    assert_eq!(published["Version"], "2");
+    assert_eq!(host.deployed("p"), ["$LATEST", "1", "$LATEST", "2"]);
+
+    for (name, version) in [("a", "1"), ("b", "2"), ("c", "2")] {
+        let (status, _, alias) = call(
+            &router,
+            "POST",
+            "/2015-03-31/functions/p/aliases",
+            json!({"Name": name, "FunctionVersion": version}).to_string(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{alias}");
+    }
+    let (_, _, on_two) = call(
+        &router,
+        "GET",
+        "/2015-03-31/functions/p/aliases?FunctionVersion=2",
+        "",
+    )
+    .await;
+    let names: Vec<&str> = on_two["Aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    let (_, _, first) = call(
+        &router,
+        "GET",
+        "/2015-03-31/functions/p/versions?MaxItems=2",
+        "",
+    )
+    .await;
+    assert_eq!(first["Versions"].as_array().unwrap().len(), 2);
+    let marker = first["NextMarker"].as_str().unwrap();
+    let (_, _, rest) = call(
+        &router,
+        "GET",
+        &format!("/2015-03-31/functions/p/versions?MaxItems=2&Marker={marker}"),
+        "",
+    )
+    .await;
+    assert_eq!(rest["Versions"][0]["Version"], "2");
+    assert!(rest.get("NextMarker").is_none(), "{rest}");
+    let (status, headers, _) = call(
+        &router,
+        "GET",
+        "/2015-03-31/functions/p/versions?MaxItems=0",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(headers["x-amzn-errortype"], "ValidationException");
+    service.shutdown().await;
+}
