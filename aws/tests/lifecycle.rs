@@ -427,3 +427,72 @@ async fn publishing_on_create_and_on_update_and_paging_versions_and_aliases() {
     assert_eq!(headers["x-amzn-errortype"], "ValidationException");
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_and_environment_limits_answer_as_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hoist_store::Store::open(dir.path()).unwrap();
+    let mut config = LambdaConfig::default();
+    config.limits.code_size_unzipped = 64;
+    config.limits.env_size = 32;
+    let small_zip = zip_of("app.py", "x = 1\n").len() as u64;
+    let service = LambdaService::start(store, Arc::new(TestHost::default()), config).await;
+    let router = service.router();
+    let big = json!({
+        "FunctionName": "big",
+        "Runtime": "python3.12",
+        "Role": "arn:aws:iam::000000000000:role/r",
+        "Handler": "app.handler",
+        "Code": {"ZipFile": base64::engine::general_purpose::STANDARD.encode(zip_of("app.py", &"#".repeat(100)))},
+    });
+    let (status, headers, body) =
+        call(&router, "POST", "/2015-03-31/functions", big.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(
+        headers["x-amzn-errortype"],
+        "InvalidParameterValueException"
+    );
+    assert_eq!(
+        body["message"],
+        "Unzipped size must be smaller than 64 bytes"
+    );
+    let mut env = serde_json::from_str::<Value>(&create_body("env")).unwrap();
+    env["Environment"] = json!({"Variables": {"KEY": "a value longer than the limit"}});
+    let (status, _, body) = call(&router, "POST", "/2015-03-31/functions", env.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(r#"String measured: {"KEY":"a value longer than the limit"}"#),
+        "{body}"
+    );
+    service.shutdown().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = hoist_store::Store::open(dir.path()).unwrap();
+    let mut config = LambdaConfig::default();
+    config.limits.code_size_zipped = small_zip - 1;
+    let service = LambdaService::start(store, Arc::new(TestHost::default()), config).await;
+    let router = service.router();
+    let (status, headers, body) = call(
+        &router,
+        "POST",
+        "/2015-03-31/functions",
+        create_body("zipped"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        headers["x-amzn-errortype"],
+        "RequestEntityTooLargeException"
+    );
+    assert_eq!(
+        body["message"],
+        format!("Zipped size must be smaller than {} bytes", small_zip - 1)
+    );
+    // Nothing was stored for either.
+    let (_, _, listed) = call(&router, "GET", "/2015-03-31/functions", "").await;
+    assert_eq!(listed["Functions"], json!([]));
+    service.shutdown().await;
+}
