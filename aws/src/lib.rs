@@ -7,8 +7,8 @@
 //!   router over a [`hoist_store::Store`] and a [`lambda::FunctionHost`] that runs the
 //!   functions.
 //!
-//! Unmodified AWS clients (boto3, the AWS CLI, Terraform) talk to it with an endpoint URL and
-//! any credentials.
+//! Unmodified AWS clients (boto3 and the AWS CLI are tested) talk to it with an endpoint URL
+//! and any credentials.
 
 pub mod lambda;
 pub mod protocol;

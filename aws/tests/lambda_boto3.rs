@@ -10,7 +10,8 @@ use support::{Server, boto3};
 async fn boto3_drives_every_operation_and_a_restart_keeps_the_functions() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
-    boto3(&server.endpoint, "full").await;
+    let seen = boto3(&server.endpoint, "full", &[]).await;
+    let revision = seen["revision"].as_str().unwrap().to_owned();
     let host = server.host.clone();
     // $LATEST was deployed on create, after the configuration update and the code update;
     // version 1 once; the second function once.
@@ -45,7 +46,7 @@ async fn boto3_drives_every_operation_and_a_restart_keeps_the_functions() {
     let server = Server::start(dir.path()).await;
     assert_eq!(server.host.deployed("hello"), ["$LATEST"]);
     assert_eq!(server.host.deployed("second"), ["$LATEST"]);
-    let seen = boto3(&server.endpoint, "after-restart").await;
+    let seen = boto3(&server.endpoint, "after-restart", &[&revision]).await;
     assert_eq!(seen["remaining"], serde_json::json!(["second"]));
     assert_eq!(server.host.deployed("hello"), ["$LATEST", "2"]);
     assert!(
@@ -63,10 +64,10 @@ async fn boto3_drives_every_operation_and_a_restart_keeps_the_functions() {
 async fn calls_on_a_function_being_deployed_conflict_and_concurrent_updates_serialise() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path()).await;
-    boto3(&server.endpoint, "pending").await;
+    boto3(&server.endpoint, "pending", &[]).await;
     assert!(server.host.deployed("slow-fn").is_empty());
     server.host.release();
-    let seen = boto3(&server.endpoint, "released").await;
+    let seen = boto3(&server.endpoint, "released", &[]).await;
     let served = seen["served"].as_u64().unwrap() as usize;
     // One deployment for the creation and one per update served; a refused update deployed
     // nothing.

@@ -4,46 +4,12 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use support::call;
+
+use axum::http::StatusCode;
 use hoist_aws::lambda::model::OPERATIONS;
 use hoist_aws::lambda::{LambdaConfig, LambdaService};
-use http_body_util::BodyExt;
 use serde_json::Value;
-use tower::ServiceExt;
-
-async fn call(
-    router: &axum::Router,
-    method: &str,
-    uri: &str,
-    body: &'static str,
-) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = router
-        .clone()
-        .oneshot(
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Body::from(body))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            panic!(
-                "{method} {uri}: the answer is not JSON: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
-    };
-    (status, headers, value)
-}
 
 async fn start(dir: &std::path::Path) -> (LambdaService, axum::Router) {
     let host = std::sync::Arc::new(support::TestHost::default());

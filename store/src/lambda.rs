@@ -1,10 +1,5 @@
-//! The Lambda records: functions (their `$LATEST`), published versions, aliases, reserved
-//! concurrency and tags.
-//!
-//! A record's `configuration` is the JSON document AWS returns for it (`FunctionConfiguration`
-//! or `AliasConfiguration`); the store keeps it as given. The fields the store indexes — the
-//! code, the state, the revision id — live in columns of their own and are the authority for
-//! those values.
+//! Reading and writing the Lambda records ([`crate::records`]): functions, published versions,
+//! aliases, reserved concurrency and tags, as methods of [`Txn`].
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -14,143 +9,7 @@ use serde_json::Value;
 use crate::Txn;
 use crate::code::CodeRef;
 use crate::error::{Result, StoreError};
-
-/// A function's (or version's) state (`State` in AWS's `FunctionConfiguration`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum State {
-    /// Being created: not yet invocable.
-    Pending,
-    /// Ready for invocations.
-    Active,
-    /// Idle long enough that its resources were reclaimed.
-    Inactive,
-    /// Creating it failed.
-    Failed,
-}
-
-impl State {
-    /// The name AWS uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Pending => "Pending",
-            State::Active => "Active",
-            State::Inactive => "Inactive",
-            State::Failed => "Failed",
-        }
-    }
-
-    /// Parses the name AWS uses.
-    pub fn parse(text: &str) -> Option<State> {
-        Some(match text {
-            "Pending" => State::Pending,
-            "Active" => State::Active,
-            "Inactive" => State::Inactive,
-            "Failed" => State::Failed,
-            _ => return None,
-        })
-    }
-}
-
-/// The status of a function's last update (`LastUpdateStatus`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum UpdateStatus {
-    /// The update finished.
-    Successful,
-    /// The update failed.
-    Failed,
-    /// The update is still being applied.
-    InProgress,
-}
-
-impl UpdateStatus {
-    /// The name AWS uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UpdateStatus::Successful => "Successful",
-            UpdateStatus::Failed => "Failed",
-            UpdateStatus::InProgress => "InProgress",
-        }
-    }
-
-    /// Parses the name AWS uses.
-    pub fn parse(text: &str) -> Option<UpdateStatus> {
-        Some(match text {
-            "Successful" => UpdateStatus::Successful,
-            "Failed" => UpdateStatus::Failed,
-            "InProgress" => UpdateStatus::InProgress,
-            _ => return None,
-        })
-    }
-}
-
-/// A function: its unpublished version (`$LATEST`) and what belongs to the function as a whole.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FunctionRecord {
-    /// The function's name.
-    pub name: String,
-    /// `$LATEST`'s `FunctionConfiguration`, as AWS returns it.
-    pub configuration: Value,
-    /// Its code archive (`None` for a container image function).
-    pub code: Option<CodeRef>,
-    /// `$LATEST`'s state.
-    pub state: State,
-    /// The status of `$LATEST`'s last update.
-    pub last_update_status: UpdateStatus,
-    /// Changes with every change to the function.
-    pub revision_id: String,
-    /// The reserved concurrency (`PutFunctionConcurrency`), if any.
-    pub reserved_concurrency: Option<u32>,
-    /// The number of the last published version (0 before any).
-    pub last_version: u64,
-}
-
-impl FunctionRecord {
-    /// A new function in the `Pending` state, with no code, no versions and an empty revision.
-    pub fn new(name: impl Into<String>, configuration: Value) -> Self {
-        FunctionRecord {
-            name: name.into(),
-            configuration,
-            code: None,
-            state: State::Pending,
-            last_update_status: UpdateStatus::Successful,
-            revision_id: String::new(),
-            reserved_concurrency: None,
-            last_version: 0,
-        }
-    }
-}
-
-/// A published, immutable version of a function.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VersionRecord {
-    /// The function's name.
-    pub function: String,
-    /// The version number (1, 2, ...).
-    pub version: u64,
-    /// Its `FunctionConfiguration`, as AWS returns it.
-    pub configuration: Value,
-    /// Its code archive (`None` for a container image function).
-    pub code: Option<CodeRef>,
-    /// Its state.
-    pub state: State,
-    /// Changes with every change to the version (its state).
-    pub revision_id: String,
-}
-
-/// An alias: a name for a version of a function.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AliasRecord {
-    /// The function's name.
-    pub function: String,
-    /// The alias's name.
-    pub name: String,
-    /// Its `AliasConfiguration`, as AWS returns it.
-    pub configuration: Value,
-    /// Changes with every change to the alias.
-    pub revision_id: String,
-}
+use crate::records::{AliasRecord, FunctionRecord, State, UpdateStatus, VersionRecord};
 
 fn parse_json(what: &'static str, name: &str, text: &str) -> Result<Value> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
@@ -315,6 +174,32 @@ impl Txn<'_> {
             .optional()
             .map_err(StoreError::db("read a function"))?
             .map(FunctionRow::check)
+            .transpose()
+    }
+
+    /// The state of function `name`'s `$LATEST`, if it exists, read without its
+    /// configuration (the invocation path asks only this).
+    pub fn function_state(&self, name: &str) -> Result<Option<State>> {
+        let text: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM functions WHERE name = ?1")
+            .and_then(|mut stmt| stmt.query_row([name], |row| row.get(0)).optional())
+            .map_err(StoreError::db("read a function's state"))?;
+        text.map(|t| state_of("function", name, &t)).transpose()
+    }
+
+    /// The state of version `version` of `function`, if it exists, read without its
+    /// configuration.
+    pub fn version_state(&self, function: &str, version: u64) -> Result<Option<State>> {
+        let text: Option<String> = self
+            .tx
+            .prepare_cached("SELECT state FROM versions WHERE function = ?1 AND version = ?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![function, version as i64], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(StoreError::db("read a version's state"))?;
+        text.map(|t| state_of("version", &format!("{function}:{version}"), &t))
             .transpose()
     }
 
@@ -519,13 +404,11 @@ impl Txn<'_> {
     /// The alias `name` of `function`, if it exists.
     pub fn alias(&self, function: &str, name: &str) -> Result<Option<AliasRecord>> {
         self.tx
-            .query_row(
+            .prepare_cached(
                 "SELECT function, name, configuration, revision_id FROM aliases
                  WHERE function = ?1 AND name = ?2",
-                params![function, name],
-                alias_of,
             )
-            .optional()
+            .and_then(|mut stmt| stmt.query_row(params![function, name], alias_of).optional())
             .map_err(StoreError::db("read an alias"))?
             .map(check_alias)
             .transpose()

@@ -29,6 +29,7 @@
 mod code;
 mod error;
 mod lambda;
+mod records;
 mod schema;
 
 use std::collections::HashSet;
@@ -40,7 +41,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use code::CodeRef;
 pub use error::{Result, StoreError};
-pub use lambda::{AliasRecord, FunctionRecord, State, UpdateStatus, VersionRecord};
+pub use records::{AliasRecord, FunctionRecord, State, UpdateStatus, VersionRecord};
 pub use schema::SCHEMA_VERSION;
 
 use code::CodeDir;
@@ -205,7 +206,7 @@ impl Store {
 }
 
 /// A transaction on the store, handed to the closures of [`Store::read`] and
-/// [`Store::write`]. The Lambda records' methods are in [`FunctionRecord`]'s module.
+/// [`Store::write`]: code (`put_code`) and the Lambda records (`function`, `versions`, `aliases`, `tags`...).
 pub struct Txn<'a> {
     tx: rusqlite::Transaction<'a>,
     code: &'a CodeDir,

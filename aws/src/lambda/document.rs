@@ -163,8 +163,10 @@ fn clear(map: &mut serde_json::Map<String, Value>, keys: &[&str]) {
 }
 
 /// Records how deploying `$LATEST` ended: `Active`/`Successful`, or `Failed` with the host's
-/// reason.
+/// reason. The revision changes only when this changed something (a redeployment after a
+/// restart keeps it).
 pub(super) fn settle_latest(f: &mut FunctionRecord, failure: Option<&AwsError>) {
+    let before = f.clone();
     let pending = f.state == State::Pending;
     let Some(map) = f.configuration.as_object_mut() else {
         return;
@@ -194,11 +196,15 @@ pub(super) fn settle_latest(f: &mut FunctionRecord, failure: Option<&AwsError>) 
             map.insert("LastUpdateStatusReasonCode".into(), json!("InternalError"));
         }
     }
-    f.revision_id = revision();
+    if *f != before {
+        f.revision_id = revision();
+    }
 }
 
-/// Records how deploying a published version ended.
+/// Records how deploying a published version ended (a new revision only when that changed
+/// something).
 pub(super) fn settle_version(v: &mut VersionRecord, failure: Option<&AwsError>) {
+    let before = v.clone();
     if let Some(map) = v.configuration.as_object_mut() {
         clear(map, &["StateReason", "StateReasonCode"]);
         if let Some(err) = failure {
@@ -211,7 +217,9 @@ pub(super) fn settle_version(v: &mut VersionRecord, failure: Option<&AwsError>) 
     } else {
         State::Active
     };
-    v.revision_id = revision();
+    if *v != before {
+        v.revision_id = revision();
+    }
 }
 
 /// What the host gets for one version of a function.

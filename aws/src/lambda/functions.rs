@@ -15,10 +15,6 @@ use super::names::{Qualifier, parse_target, valid_name};
 use super::{LambdaService, document, errors, validate, versions};
 use crate::protocol::{AwsError, json_response, query_pairs};
 
-pub(super) fn respond(result: Result<Response, AwsError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
 /// The value of query parameter `key`.
 pub(super) fn query(raw: &Option<String>, key: &str) -> Option<String> {
     query_pairs(raw.as_deref())
@@ -71,13 +67,6 @@ pub(super) struct Resolved {
 }
 
 impl Resolved {
-    /// `$LATEST` or the version number.
-    pub(super) fn version_name(&self) -> String {
-        self.version
-            .as_ref()
-            .map_or_else(|| "$LATEST".to_owned(), |v| v.version.to_string())
-    }
-
     pub(super) fn configuration(&self, service: &LambdaService) -> Value {
         let arn = self
             .qualifier
@@ -137,92 +126,86 @@ pub(super) async fn get(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
-) -> Response {
-    respond((|| {
-        let resolved = resolve(&service, &name, query(&raw, "Qualifier").as_deref())?;
-        let f = &resolved.function;
-        let code_ref = resolved
-            .version
-            .as_ref()
-            .map_or(f.code.as_ref(), |v| v.code.as_ref());
-        let code = match (code_ref, document::image_uri(&f.configuration)) {
-            (Some(code), _) => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("localhost");
-                let path = document::CODE_ROUTE.replace("{sha256}", &code.sha256);
-                json!({"RepositoryType": "S3", "Location": format!("http://{host}{path}")})
-            }
-            (None, uri) => json!({
-                "RepositoryType": "ECR",
-                "ImageUri": uri.unwrap_or_default(),
-                "ResolvedImageUri": uri.unwrap_or_default(),
-            }),
-        };
-        let tags = service.db(|s| s.read(|tx| tx.tags(&f.name)))?;
-        let mut body = json!({
-            "Configuration": resolved.configuration(&service),
-            "Code": code,
-        });
-        if !tags.is_empty() {
-            body["Tags"] = json!(tags);
+) -> Result<Response, AwsError> {
+    let resolved = resolve(&service, &name, query(&raw, "Qualifier").as_deref())?;
+    let f = &resolved.function;
+    let code_ref = resolved
+        .version
+        .as_ref()
+        .map_or(f.code.as_ref(), |v| v.code.as_ref());
+    let code = match (code_ref, document::image_uri(&f.configuration)) {
+        (Some(code), _) => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let path = document::CODE_ROUTE.replace("{sha256}", &code.sha256);
+            json!({"RepositoryType": "S3", "Location": format!("http://{host}{path}")})
         }
-        if let Some(n) = f.reserved_concurrency {
-            body["Concurrency"] = json!({ "ReservedConcurrentExecutions": n });
-        }
-        Ok(json_response(StatusCode::OK, &body))
-    })())
+        (None, uri) => json!({
+            "RepositoryType": "ECR",
+            "ImageUri": uri.unwrap_or_default(),
+            "ResolvedImageUri": uri.unwrap_or_default(),
+        }),
+    };
+    let tags = service.db(|s| s.read(|tx| tx.tags(&f.name)))?;
+    let mut body = json!({
+        "Configuration": resolved.configuration(&service),
+        "Code": code,
+    });
+    if !tags.is_empty() {
+        body["Tags"] = json!(tags);
+    }
+    if let Some(n) = f.reserved_concurrency {
+        body["Concurrency"] = json!({ "ReservedConcurrentExecutions": n });
+    }
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 pub(super) async fn get_configuration(
     State(service): State<LambdaService>,
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    respond(
-        resolve(&service, &name, query(&raw, "Qualifier").as_deref())
-            .map(|r| json_response(StatusCode::OK, &r.configuration(&service))),
-    )
+) -> Result<Response, AwsError> {
+    resolve(&service, &name, query(&raw, "Qualifier").as_deref())
+        .map(|r| json_response(StatusCode::OK, &r.configuration(&service)))
 }
 
 pub(super) async fn list(
     State(service): State<LambdaService>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    respond((|| {
-        let limit = max_items(&raw)?;
-        let marker = query(&raw, "Marker");
-        let all_versions = match query(&raw, "FunctionVersion").as_deref() {
-            None => false,
-            Some("ALL") => true,
-            Some(other) => {
-                return Err(errors::validation(
-                    other,
-                    "functionVersion",
-                    "Member must satisfy enum value set: [ALL]",
-                ));
-            }
-        };
-        let page = service.db(|s| {
-            s.read(|tx| {
-                let functions = tx.functions(marker.as_deref(), limit + 1)?;
-                let mut out = Vec::new();
-                for f in functions.iter().take(limit) {
-                    out.push(document::render_function(f, None));
-                    if all_versions {
-                        for v in tx.versions(&f.name)? {
-                            let arn = service.arns().qualified(&f.name, &v.version.to_string());
-                            out.push(document::render_version(&v, Some(arn)));
-                        }
+) -> Result<Response, AwsError> {
+    let limit = max_items(&raw)?;
+    let marker = query(&raw, "Marker");
+    let all_versions = match query(&raw, "FunctionVersion").as_deref() {
+        None => false,
+        Some("ALL") => true,
+        Some(other) => {
+            return Err(errors::validation(
+                other,
+                "functionVersion",
+                "Member must satisfy enum value set: [ALL]",
+            ));
+        }
+    };
+    let page = service.db(|s| {
+        s.read(|tx| {
+            let functions = tx.functions(marker.as_deref(), limit + 1)?;
+            let mut out = Vec::new();
+            for f in functions.iter().take(limit) {
+                out.push(document::render_function(f, None));
+                if all_versions {
+                    for v in tx.versions(&f.name)? {
+                        let arn = service.arns().qualified(&f.name, &v.version.to_string());
+                        out.push(document::render_version(&v, Some(arn)));
                     }
                 }
-                let next = (functions.len() > limit).then(|| functions[limit - 1].name.clone());
-                Ok((out, next))
-            })
-        })?;
-        Ok(listing("Functions", page.0, page.1))
-    })())
+            }
+            let next = (functions.len() > limit).then(|| functions[limit - 1].name.clone());
+            Ok((out, next))
+        })
+    })?;
+    Ok(listing("Functions", page.0, page.1))
 }
 
 /// Decodes `ZipFile` (base64, as the REST-JSON protocol sends blobs) and checks it.
@@ -244,8 +227,11 @@ fn image_hosted(service: &LambdaService) -> Result<(), AwsError> {
     }
 }
 
-pub(super) async fn create(State(service): State<LambdaService>, body: Body) -> Response {
-    respond(create_function(service, body).await)
+pub(super) async fn create(
+    State(service): State<LambdaService>,
+    body: Body,
+) -> Result<Response, AwsError> {
+    create_function(service, body).await
 }
 
 async fn create_function(service: LambdaService, body: Body) -> Result<Response, AwsError> {
@@ -386,16 +372,16 @@ pub(super) async fn update_code(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     body: Body,
-) -> Response {
-    respond(update(service, raw_name, body, true).await)
+) -> Result<Response, AwsError> {
+    update(service, raw_name, body, true).await
 }
 
 pub(super) async fn update_configuration(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     body: Body,
-) -> Response {
-    respond(update(service, raw_name, body, false).await)
+) -> Result<Response, AwsError> {
+    update(service, raw_name, body, false).await
 }
 
 /// `UpdateFunctionCode` (`code`) or `UpdateFunctionConfiguration`: `$LATEST` changes and goes
@@ -492,8 +478,8 @@ pub(super) async fn delete(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    respond(delete_function(service, raw_name, raw).await)
+) -> Result<Response, AwsError> {
+    delete_function(service, raw_name, raw).await
 }
 
 async fn delete_function(
@@ -531,15 +517,21 @@ async fn delete_function(
                     using.join(", ")
                 )));
             }
-            service
-                .db(|s| s.write(|tx| tx.delete_version(&name, n)))
-                .map_err(|_| service.not_found(&name, Some(&n.to_string())))?;
+            service.db(|s| {
+                s.write(|tx| match tx.version(&name, n)? {
+                    Some(_) => tx.delete_version(&name, n).map(|_| Ok(())),
+                    None => Ok(Err(service.not_found(&name, Some(&number)))),
+                })
+            })??;
             service.host().remove(&name, Some(&n.to_string())).await?;
         }
         None => {
-            service
-                .db(|s| s.write(|tx| tx.delete_function(&name)))
-                .map_err(|_| service.not_found(&name, None))?;
+            service.db(|s| {
+                s.write(|tx| match tx.function(&name)? {
+                    Some(_) => tx.delete_function(&name).map(|_| Ok(())),
+                    None => Ok(Err(service.not_found(&name, None))),
+                })
+            })??;
             service.host().remove(&name, None).await?;
         }
     }

@@ -7,7 +7,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use hoist_store::State as FnState;
 
-use super::functions::{query, resolve, respond};
+use super::functions::query;
+use super::names::{Qualifier, Target, parse_target};
+use super::versions::pick_version;
 use super::{InvocationType, InvokeRequest, LambdaService, errors};
 use crate::protocol::{AwsError, RequestId, read_body};
 
@@ -22,8 +24,8 @@ pub(super) async fn invoke(
     RequestId(request_id): RequestId,
     headers: HeaderMap,
     body: Body,
-) -> Response {
-    respond(run(service, raw_name, raw, request_id, headers, body).await)
+) -> Result<Response, AwsError> {
+    run(service, raw_name, raw, request_id, headers, body).await
 }
 
 async fn run(
@@ -89,11 +91,8 @@ async fn run(
         }
         payload
     };
-    let resolved = resolve(&service, &raw_name, query(&raw, "Qualifier").as_deref())?;
-    let state = resolved
-        .version
-        .as_ref()
-        .map_or(resolved.function.state, |v| v.state);
+    let target = parse_target(&raw_name, query(&raw, "Qualifier").as_deref())?;
+    let (version, state) = route(&service, &target)?;
     if state != FnState::Active {
         // As localstack `lambda_service.py` answers an invocation of a version not Active.
         return Err(errors::conflict(format!(
@@ -101,11 +100,12 @@ async fn run(
             state.as_str()
         )));
     }
-    let version = resolved.version_name();
-    let name = resolved.function.name.clone();
-    let invoked_arn = match &resolved.qualifier {
-        Some(q) => service.arns().qualified(&name, q),
+    let name = target.name;
+    let invoked_arn = match &target.qualifier {
         None => service.arns().function(&name),
+        Some(Qualifier::Latest) => service.arns().qualified(&name, "$LATEST"),
+        Some(Qualifier::Version(n)) => service.arns().qualified(&name, &n.to_string()),
+        Some(Qualifier::Alias(alias)) => service.arns().qualified(&name, alias),
     };
     let output = service
         .host()
@@ -149,4 +149,37 @@ async fn run(
         out.insert(HeaderName::from_static("x-amz-log-result"), value);
     }
     Ok(response)
+}
+
+/// The version an invocation of `target` runs, and its state: read from the store's state
+/// columns in one transaction, without reading configurations (this is on every invocation's
+/// path).
+fn route(service: &LambdaService, target: &Target) -> Result<(String, FnState), AwsError> {
+    let name = target.name.as_str();
+    let found = service.db(|s| {
+        s.read(|tx| {
+            let Some(latest) = tx.function_state(name)? else {
+                return Ok(Err(None));
+            };
+            let version = match &target.qualifier {
+                None | Some(Qualifier::Latest) => return Ok(Ok(("$LATEST".to_owned(), latest))),
+                Some(Qualifier::Version(n)) => n.to_string(),
+                Some(Qualifier::Alias(alias)) => match tx.alias(name, alias)? {
+                    Some(record) => pick_version(&record.configuration),
+                    None => return Ok(Err(Some(alias.clone()))),
+                },
+            };
+            if version == "$LATEST" {
+                return Ok(Ok((version, latest)));
+            }
+            let state = match version.parse::<u64>() {
+                Ok(n) => tx.version_state(name, n)?,
+                Err(_) => None,
+            };
+            Ok(state
+                .map(|state| (version.clone(), state))
+                .ok_or(Some(version)))
+        })
+    })?;
+    found.map_err(|missing| service.not_found(name, missing.as_deref()))
 }

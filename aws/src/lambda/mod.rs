@@ -96,6 +96,8 @@ pub struct LambdaConfig {
     pub limits: Limits,
     /// How long [`LambdaService::shutdown`] waits for deployments in flight.
     pub shutdown_grace: Duration,
+    /// How long the host may take to deploy a version; one that takes longer is `Failed`.
+    pub deploy_timeout: Duration,
 }
 
 impl Default for LambdaConfig {
@@ -105,6 +107,7 @@ impl Default for LambdaConfig {
             account_id: "000000000000".into(),
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(10),
+            deploy_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -352,9 +355,27 @@ impl LambdaService {
         }
     }
 
+    /// The host's deployment, within the configured deadline.
+    async fn deploy(&self, deployment: Deployment) -> Result<(), AwsError> {
+        let limit = self.config().deploy_timeout;
+        let what = format!("{}:{}", deployment.function, deployment.version);
+        tokio::time::timeout(limit, self.host().deploy(deployment))
+            .await
+            .unwrap_or_else(|_| {
+                Err(errors::service(format!(
+                    "the function host did not finish deploying {what} within {} s",
+                    limit.as_secs_f64()
+                )))
+            })
+    }
+
     /// Deploys `$LATEST` of `name` as of `revision`, then records `Active`/`Successful` or
     /// `Failed`; a function deleted or changed meanwhile is left to its newer state.
     async fn deploy_latest(&self, name: &str, revision: &str) {
+        // One deployment of a function's $LATEST at a time, each checked against the newest
+        // revision under this lock: the host never ends up with an older revision deployed
+        // after a newer one. (Function names hold no `:`, so these keys are their own.)
+        let _deploying = self.lock(&format!("deploy:{name}")).await;
         let Ok(Some(function)) = self.db(|s| s.read(|tx| tx.function(name))) else {
             return;
         };
@@ -370,7 +391,7 @@ impl LambdaService {
             function.reserved_concurrency,
         );
         let outcome = tokio::select! {
-            outcome = self.host().deploy(deployment) => outcome,
+            outcome = self.deploy(deployment) => outcome,
             () = self.shared.cancel.cancelled() => return,
         };
         let _guard = self.lock(name).await;
@@ -411,7 +432,7 @@ impl LambdaService {
             version.code.as_ref(),
             None,
         );
-        let outcome = self.host().deploy(deployment).await;
+        let outcome = self.deploy(deployment).await;
         let mut settled = version;
         document::settle_version(&mut settled, outcome.as_ref().err());
         self.db(|s| s.write(|tx| tx.update_version(&settled)))?;
@@ -433,5 +454,31 @@ async fn unserved(request: Request) -> Response {
     match model::operation_for(&method, &path, query) {
         Some(operation) => errors::not_implemented(operation).into_response(),
         None => errors::unknown_operation(&method, &path).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localstack_limits_are_read_from_variables() {
+        let config = LambdaConfig::from_vars([
+            ("LAMBDA_LIMITS_CODE_SIZE_ZIPPED", "1000"),
+            ("LAMBDA_LIMITS_MAX_FUNCTION_ENVVAR_SIZE_BYTES", "8192"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("UNRELATED", "x"),
+        ])
+        .unwrap();
+        assert_eq!(config.limits.code_size_zipped, 1000);
+        assert_eq!(config.limits.env_size, 8192);
+        assert_eq!(config.limits.code_size_unzipped, 262_144_000);
+        assert_eq!(config.region, "eu-west-1");
+        let err =
+            LambdaConfig::from_vars([("LAMBDA_LIMITS_CONCURRENT_EXECUTIONS", "many")]).unwrap_err();
+        assert_eq!(
+            err.context_value("field"),
+            Some("LAMBDA_LIMITS_CONCURRENT_EXECUTIONS")
+        );
     }
 }

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::functions::respond;
 use super::input::Members;
 use super::names::parse_target;
 use super::{LambdaService, errors, validate};
@@ -43,102 +42,99 @@ pub(super) async fn put_concurrency(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     body: Body,
-) -> Response {
-    respond(
-        async {
-            let mut input = Members::read(&service, body, "PutFunctionConcurrency").await?;
-            let name = parse_target(&raw_name, None)?.name;
-            let wanted = input.integer("ReservedConcurrentExecutions")?.ok_or_else(|| {
-                errors::validation("null", "reservedConcurrentExecutions", "Member must not be null")
-            })?;
-            input.finish("PutFunctionConcurrency")?;
-            validate::bounded(wanted, "reservedConcurrentExecutions", 0, i64::from(u32::MAX))?;
-            let _guard = service.lock(&name).await;
-            let mut function = service.function_record(&name)?;
-            let limits = &service.config().limits;
-            let (reserved, _, _) = usage(&service)?;
-            let others = reserved - u64::from(function.reserved_concurrency.unwrap_or(0));
-            let unreserved = u64::from(limits.concurrent_executions)
-                .saturating_sub(others)
-                .saturating_sub(wanted as u64);
-            // The check and message as localstack `provider.py`, `put_function_concurrency`.
-            if (unreserved as i64) < i64::from(limits.minimum_unreserved)
-                || others + wanted as u64 > u64::from(limits.concurrent_executions)
-            {
-                return Err(errors::invalid_parameter(format!(
-                    "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{}].",
-                    limits.minimum_unreserved
-                )));
-            }
-            let wanted = wanted as u32;
-            service
-                .host()
-                .set_reserved_concurrency(&name, Some(wanted))
-                .await?;
-            function.reserved_concurrency = Some(wanted);
-            service.db(|s| s.write(|tx| tx.update_function(&function)))?;
-            Ok(json_response(
-                StatusCode::OK,
-                &json!({ "ReservedConcurrentExecutions": wanted }),
-            ))
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let mut input = Members::read(&service, body, "PutFunctionConcurrency").await?;
+    let name = parse_target(&raw_name, None)?.name;
+    let wanted = input
+        .integer("ReservedConcurrentExecutions")?
+        .ok_or_else(|| {
+            errors::validation(
+                "null",
+                "reservedConcurrentExecutions",
+                "Member must not be null",
+            )
+        })?;
+    input.finish("PutFunctionConcurrency")?;
+    validate::bounded(
+        wanted,
+        "reservedConcurrentExecutions",
+        0,
+        i64::from(u32::MAX),
+    )?;
+    let _guard = service.lock(&name).await;
+    let mut function = service.function_record(&name)?;
+    let limits = &service.config().limits;
+    let (reserved, _, _) = usage(&service)?;
+    let others = reserved - u64::from(function.reserved_concurrency.unwrap_or(0));
+    let unreserved = u64::from(limits.concurrent_executions)
+        .saturating_sub(others)
+        .saturating_sub(wanted as u64);
+    // The check and message as localstack `provider.py`, `put_function_concurrency`.
+    if (unreserved as i64) < i64::from(limits.minimum_unreserved)
+        || others + wanted as u64 > u64::from(limits.concurrent_executions)
+    {
+        return Err(errors::invalid_parameter(format!(
+            "Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [{}].",
+            limits.minimum_unreserved
+        )));
+    }
+    let wanted = wanted as u32;
+    service
+        .host()
+        .set_reserved_concurrency(&name, Some(wanted))
+        .await?;
+    function.reserved_concurrency = Some(wanted);
+    service.db(|s| s.write(|tx| tx.update_function(&function)))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({ "ReservedConcurrentExecutions": wanted }),
+    ))
 }
 
 pub(super) async fn get_concurrency(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
-) -> Response {
-    respond((|| {
-        let name = parse_target(&raw_name, None)?.name;
-        let function = service.function_record(&name)?;
-        let body = match function.reserved_concurrency {
-            Some(n) => json!({ "ReservedConcurrentExecutions": n }),
-            None => json!({}),
-        };
-        Ok(json_response(StatusCode::OK, &body))
-    })())
+) -> Result<Response, AwsError> {
+    let name = parse_target(&raw_name, None)?.name;
+    let function = service.function_record(&name)?;
+    let body = match function.reserved_concurrency {
+        Some(n) => json!({ "ReservedConcurrentExecutions": n }),
+        None => json!({}),
+    };
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 pub(super) async fn delete_concurrency(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
-) -> Response {
-    respond(
-        async {
-            let name = parse_target(&raw_name, None)?.name;
-            let _guard = service.lock(&name).await;
-            let mut function = service.function_record(&name)?;
-            service.host().set_reserved_concurrency(&name, None).await?;
-            function.reserved_concurrency = None;
-            service.db(|s| s.write(|tx| tx.update_function(&function)))?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let name = parse_target(&raw_name, None)?.name;
+    let _guard = service.lock(&name).await;
+    let mut function = service.function_record(&name)?;
+    service.host().set_reserved_concurrency(&name, None).await?;
+    function.reserved_concurrency = None;
+    service.db(|s| s.write(|tx| tx.update_function(&function)))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GetAccountSettings`, computed as LocalStack does (`provider.py`, `get_account_settings`).
-pub(super) async fn account(State(service): State<LambdaService>) -> Response {
-    respond((|| {
-        let limits = &service.config().limits;
-        let (reserved, code, count) = usage(&service)?;
-        Ok(json_response(
-            StatusCode::OK,
-            &json!({
-                "AccountLimit": {
-                    "TotalCodeSize": limits.total_code_size,
-                    "CodeSizeUnzipped": limits.code_size_unzipped,
-                    "CodeSizeZipped": limits.code_size_zipped,
-                    "ConcurrentExecutions": limits.concurrent_executions,
-                    "UnreservedConcurrentExecutions":
-                        u64::from(limits.concurrent_executions).saturating_sub(reserved),
-                },
-                "AccountUsage": {"TotalCodeSize": code, "FunctionCount": count},
-            }),
-        ))
-    })())
+pub(super) async fn account(State(service): State<LambdaService>) -> Result<Response, AwsError> {
+    let limits = &service.config().limits;
+    let (reserved, code, count) = usage(&service)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "AccountLimit": {
+                "TotalCodeSize": limits.total_code_size,
+                "CodeSizeUnzipped": limits.code_size_unzipped,
+                "CodeSizeZipped": limits.code_size_zipped,
+                "ConcurrentExecutions": limits.concurrent_executions,
+                "UnreservedConcurrentExecutions":
+                    u64::from(limits.concurrent_executions).saturating_sub(reserved),
+            },
+            "AccountUsage": {"TotalCodeSize": code, "FunctionCount": count},
+        }),
+    ))
 }
 
 fn tagged(service: &LambdaService, resource: &str) -> Result<String, AwsError> {
@@ -150,63 +146,51 @@ fn tagged(service: &LambdaService, resource: &str) -> Result<String, AwsError> {
 pub(super) async fn list_tags(
     State(service): State<LambdaService>,
     Path(resource): Path<String>,
-) -> Response {
-    respond((|| {
-        let name = tagged(&service, &resource)?;
-        let tags = service.db(|s| s.read(|tx| tx.tags(&name)))?;
-        Ok(json_response(StatusCode::OK, &json!({ "Tags": tags })))
-    })())
+) -> Result<Response, AwsError> {
+    let name = tagged(&service, &resource)?;
+    let tags = service.db(|s| s.read(|tx| tx.tags(&name)))?;
+    Ok(json_response(StatusCode::OK, &json!({ "Tags": tags })))
 }
 
 pub(super) async fn tag(
     State(service): State<LambdaService>,
     Path(resource): Path<String>,
     body: Body,
-) -> Response {
-    respond(
-        async {
-            let mut input = Members::read(&service, body, "TagResource").await?;
-            let tags = input
-                .string_map("Tags")?
-                .ok_or_else(|| errors::validation("null", "tags", "Member must not be null"))?;
-            input.finish("TagResource")?;
-            for (key, value) in &tags {
-                validate::max_len(key, "tags.key", 128)?;
-                validate::max_len(value, "tags.value", 256)?;
-            }
-            let name = tagged(&service, &resource)?;
-            let _guard = service.lock(&name).await;
-            service.db(|s| s.write(|tx| tx.set_tags(&name, &tags)))?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let mut input = Members::read(&service, body, "TagResource").await?;
+    let tags = input
+        .string_map("Tags")?
+        .ok_or_else(|| errors::validation("null", "tags", "Member must not be null"))?;
+    input.finish("TagResource")?;
+    for (key, value) in &tags {
+        validate::max_len(key, "tags.key", 128)?;
+        validate::max_len(value, "tags.value", 256)?;
+    }
+    let name = tagged(&service, &resource)?;
+    let _guard = service.lock(&name).await;
+    service.db(|s| s.write(|tx| tx.set_tags(&name, &tags)))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn untag(
     State(service): State<LambdaService>,
     Path(resource): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    respond(
-        async {
-            let keys: Vec<String> = query_pairs(raw.as_deref())
-                .into_iter()
-                .filter(|(k, _)| k == "tagKeys")
-                .map(|(_, v)| v)
-                .collect();
-            if keys.is_empty() {
-                return Err(errors::validation(
-                    "null",
-                    "tagKeys",
-                    "Member must not be null",
-                ));
-            }
-            let name = tagged(&service, &resource)?;
-            let _guard = service.lock(&name).await;
-            service.db(|s| s.write(|tx| tx.remove_tags(&name, &keys)))?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let keys: Vec<String> = query_pairs(raw.as_deref())
+        .into_iter()
+        .filter(|(k, _)| k == "tagKeys")
+        .map(|(_, v)| v)
+        .collect();
+    if keys.is_empty() {
+        return Err(errors::validation(
+            "null",
+            "tagKeys",
+            "Member must not be null",
+        ));
+    }
+    let name = tagged(&service, &resource)?;
+    let _guard = service.lock(&name).await;
+    service.db(|s| s.write(|tx| tx.remove_tags(&name, &keys)))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

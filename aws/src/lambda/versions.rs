@@ -8,33 +8,11 @@ use axum::response::{IntoResponse, Response};
 use hoist_store::{AliasRecord, State as FnState, VersionRecord};
 use serde_json::{Map, Value, json};
 
-use super::functions::{check_idle, max_items, query, respond};
+use super::functions::{check_idle, max_items, query};
 use super::input::{Members, listing};
 use super::names::parse_target;
 use super::{LambdaService, document, errors, validate};
 use crate::protocol::{AwsError, json_response};
-
-/// The members that make two versions the same function: publishing when none changed since
-/// the last version returns that version (AWS; localstack `provider.py`,
-/// `_create_version_model`).
-const ESSENTIAL: &[&str] = &[
-    "Runtime",
-    "Handler",
-    "Role",
-    "Timeout",
-    "MemorySize",
-    "Environment",
-    "PackageType",
-    "Architectures",
-    "EphemeralStorage",
-    "TracingConfig",
-    "ImageConfigResponse",
-    document::IMAGE_URI,
-];
-
-fn essential(configuration: &Value) -> Vec<Option<&Value>> {
-    ESSENTIAL.iter().map(|k| configuration.get(*k)).collect()
-}
 
 /// Picks the version an alias routes one invocation to: one of its `AdditionalVersionWeights`
 /// with that probability, else its `FunctionVersion`.
@@ -86,9 +64,12 @@ pub(super) async fn publish_version(
     }
     if function.last_version > 0 {
         let last = service.db(|s| s.read(|tx| tx.version(name, function.last_version)))?;
+        // Nothing changed since the last version (every change to $LATEST sets its
+        // LastModified, which a version keeps): AWS returns that version (localstack
+        // `provider.py`, `_create_version_model`, compares the internal revision the same way).
         if let Some(last) = last
             && last.code == function.code
-            && essential(&last.configuration) == essential(&function.configuration)
+            && last.configuration.get("LastModified") == function.configuration.get("LastModified")
         {
             return Ok(document::render_version(&last, None));
         }
@@ -144,21 +125,15 @@ pub(super) async fn publish(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     body: Body,
-) -> Response {
-    respond(
-        async {
-            let mut input = Members::read(&service, body, "PublishVersion").await?;
-            let name = parse_target(&raw_name, None)?.name;
-            let code_sha256 = input.string("CodeSha256")?;
-            let description = input.string("Description")?;
-            let revision_id = input.string("RevisionId")?;
-            input.finish("PublishVersion")?;
-            let version =
-                publish_version(&service, &name, description, revision_id, code_sha256).await?;
-            Ok(json_response(StatusCode::CREATED, &version))
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let mut input = Members::read(&service, body, "PublishVersion").await?;
+    let name = parse_target(&raw_name, None)?.name;
+    let code_sha256 = input.string("CodeSha256")?;
+    let description = input.string("Description")?;
+    let revision_id = input.string("RevisionId")?;
+    input.finish("PublishVersion")?;
+    let version = publish_version(&service, &name, description, revision_id, code_sha256).await?;
+    Ok(json_response(StatusCode::CREATED, &version))
 }
 
 /// A page of `items` after the index `Marker` names, and the next marker.
@@ -180,19 +155,17 @@ pub(super) async fn list(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    respond((|| {
-        let name = parse_target(&raw_name, None)?.name;
-        let function = service.function_record(&name)?;
-        let versions = service.db(|s| s.read(|tx| tx.versions(&name)))?;
-        let mut all = vec![document::render_function(
-            &function,
-            Some(service.arns().qualified(&name, "$LATEST")),
-        )];
-        all.extend(versions.iter().map(|v| document::render_version(v, None)));
-        let (versions, next) = page(all, &raw)?;
-        Ok(listing("Versions", versions, next))
-    })())
+) -> Result<Response, AwsError> {
+    let name = parse_target(&raw_name, None)?.name;
+    let function = service.function_record(&name)?;
+    let versions = service.db(|s| s.read(|tx| tx.versions(&name)))?;
+    let mut all = vec![document::render_function(
+        &function,
+        Some(service.arns().qualified(&name, "$LATEST")),
+    )];
+    all.extend(versions.iter().map(|v| document::render_version(v, None)));
+    let (versions, next) = page(all, &raw)?;
+    Ok(listing("Versions", versions, next))
 }
 
 /// Checks an alias name against the model's `Alias` shape, with AWS's message.
@@ -280,57 +253,52 @@ pub(super) async fn create_alias(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     body: Body,
-) -> Response {
-    respond(
-        async {
-            let mut input = Members::read(&service, body, "CreateAlias").await?;
-            let function = parse_target(&raw_name, None)?.name;
-            let name = input
-                .string("Name")?
-                .ok_or_else(|| errors::validation("null", "name", "Member must not be null"))?;
-            let version = input.string("FunctionVersion")?.ok_or_else(|| {
-                errors::validation("null", "functionVersion", "Member must not be null")
-            })?;
-            let description = input.string("Description")?.unwrap_or_default();
-            let routing = input.raw("RoutingConfig");
-            input.finish("CreateAlias")?;
-            alias_name(&name)?;
-            validate::max_len(&description, "description", 256)?;
-            let _guard = service.lock(&function).await;
-            service.function_record(&function)?;
-            check_target(&service, &function, &version, routing.as_ref())?;
-            let arn = service.arns().qualified(&function, &name);
-            let record = AliasRecord {
-                function: function.clone(),
-                name: name.clone(),
-                configuration: document::alias_document(
-                    arn.clone(),
-                    &name,
-                    &version,
-                    &description,
-                    routing.as_ref(),
-                    "",
-                ),
-                revision_id: document::revision(),
-            };
-            service.db(|s| {
-                s.write(|tx| {
-                    if tx.alias(&function, &name)?.is_some() {
-                        return Ok(Err(errors::conflict(format!(
-                            "Alias already exists: {arn}"
-                        ))));
-                    }
-                    tx.put_alias(&record)?;
-                    Ok(Ok(()))
-                })
-            })??;
-            Ok(json_response(
-                StatusCode::CREATED,
-                &render_alias(&service, &record),
-            ))
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let mut input = Members::read(&service, body, "CreateAlias").await?;
+    let function = parse_target(&raw_name, None)?.name;
+    let name = input
+        .string("Name")?
+        .ok_or_else(|| errors::validation("null", "name", "Member must not be null"))?;
+    let version = input
+        .string("FunctionVersion")?
+        .ok_or_else(|| errors::validation("null", "functionVersion", "Member must not be null"))?;
+    let description = input.string("Description")?.unwrap_or_default();
+    let routing = input.raw("RoutingConfig");
+    input.finish("CreateAlias")?;
+    alias_name(&name)?;
+    validate::max_len(&description, "description", 256)?;
+    let _guard = service.lock(&function).await;
+    service.function_record(&function)?;
+    check_target(&service, &function, &version, routing.as_ref())?;
+    let arn = service.arns().qualified(&function, &name);
+    let record = AliasRecord {
+        function: function.clone(),
+        name: name.clone(),
+        configuration: document::alias_document(
+            arn.clone(),
+            &name,
+            &version,
+            &description,
+            routing.as_ref(),
+            "",
+        ),
+        revision_id: document::revision(),
+    };
+    service.db(|s| {
+        s.write(|tx| {
+            if tx.alias(&function, &name)?.is_some() {
+                return Ok(Err(errors::conflict(format!(
+                    "Alias already exists: {arn}"
+                ))));
+            }
+            tx.put_alias(&record)?;
+            Ok(Ok(()))
+        })
+    })??;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &render_alias(&service, &record),
+    ))
 }
 
 fn find_alias(
@@ -353,101 +321,87 @@ fn find_alias(
 pub(super) async fn get_alias(
     State(service): State<LambdaService>,
     Path((raw_name, name)): Path<(String, String)>,
-) -> Response {
-    respond((|| {
-        let function = parse_target(&raw_name, None)?.name;
-        let alias = find_alias(&service, &function, &name, "Cannot find alias arn")?;
-        Ok(json_response(
-            StatusCode::OK,
-            &render_alias(&service, &alias),
-        ))
-    })())
+) -> Result<Response, AwsError> {
+    let function = parse_target(&raw_name, None)?.name;
+    let alias = find_alias(&service, &function, &name, "Cannot find alias arn")?;
+    Ok(json_response(
+        StatusCode::OK,
+        &render_alias(&service, &alias),
+    ))
 }
 
 pub(super) async fn update_alias(
     State(service): State<LambdaService>,
     Path((raw_name, name)): Path<(String, String)>,
     body: Body,
-) -> Response {
-    respond(
-        async {
-            let mut input = Members::read(&service, body, "UpdateAlias").await?;
-            let function = parse_target(&raw_name, None)?.name;
-            let version = input.string("FunctionVersion")?;
-            let description = input.string("Description")?;
-            let routing = input.raw("RoutingConfig");
-            let revision = input.string("RevisionId")?;
-            input.finish("UpdateAlias")?;
-            let _guard = service.lock(&function).await;
-            let mut alias = find_alias(&service, &function, &name, "Alias not found")?;
-            if revision.is_some_and(|r| r != alias.revision_id) {
-                return Err(errors::revision_mismatch("GetFunction/GetAlias"));
-            }
-            let doc: &mut Map<String, Value> = alias
-                .configuration
-                .as_object_mut()
-                .ok_or_else(|| errors::service("the stored alias is not an object"))?;
-            if let Some(version) = version {
-                doc.insert("FunctionVersion".into(), json!(version));
-            }
-            if let Some(description) = description {
-                validate::max_len(&description, "description", 256)?;
-                doc.insert("Description".into(), json!(description));
-            }
-            if let Some(routing) = routing {
-                doc.insert("RoutingConfig".into(), routing);
-            }
-            let target = doc["FunctionVersion"]
-                .as_str()
-                .unwrap_or("$LATEST")
-                .to_owned();
-            check_target(&service, &function, &target, doc.get("RoutingConfig"))?;
-            alias.revision_id = document::revision();
-            service.db(|s| s.write(|tx| tx.put_alias(&alias)))?;
-            Ok(json_response(
-                StatusCode::OK,
-                &render_alias(&service, &alias),
-            ))
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let mut input = Members::read(&service, body, "UpdateAlias").await?;
+    let function = parse_target(&raw_name, None)?.name;
+    let version = input.string("FunctionVersion")?;
+    let description = input.string("Description")?;
+    let routing = input.raw("RoutingConfig");
+    let revision = input.string("RevisionId")?;
+    input.finish("UpdateAlias")?;
+    let _guard = service.lock(&function).await;
+    let mut alias = find_alias(&service, &function, &name, "Alias not found")?;
+    if revision.is_some_and(|r| r != alias.revision_id) {
+        return Err(errors::revision_mismatch("GetFunction/GetAlias"));
+    }
+    let doc: &mut Map<String, Value> = alias
+        .configuration
+        .as_object_mut()
+        .ok_or_else(|| errors::service("the stored alias is not an object"))?;
+    if let Some(version) = version {
+        doc.insert("FunctionVersion".into(), json!(version));
+    }
+    if let Some(description) = description {
+        validate::max_len(&description, "description", 256)?;
+        doc.insert("Description".into(), json!(description));
+    }
+    if let Some(routing) = routing {
+        doc.insert("RoutingConfig".into(), routing);
+    }
+    let target = doc["FunctionVersion"]
+        .as_str()
+        .unwrap_or("$LATEST")
+        .to_owned();
+    check_target(&service, &function, &target, doc.get("RoutingConfig"))?;
+    alias.revision_id = document::revision();
+    service.db(|s| s.write(|tx| tx.put_alias(&alias)))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &render_alias(&service, &alias),
+    ))
 }
 
 pub(super) async fn delete_alias(
     State(service): State<LambdaService>,
     Path((raw_name, name)): Path<(String, String)>,
-) -> Response {
-    respond(
-        async {
-            let function = parse_target(&raw_name, None)?.name;
-            let _guard = service.lock(&function).await;
-            find_alias(&service, &function, &name, "Alias not found")?;
-            service.db(|s| s.write(|tx| tx.delete_alias(&function, &name)))?;
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        .await,
-    )
+) -> Result<Response, AwsError> {
+    let function = parse_target(&raw_name, None)?.name;
+    let _guard = service.lock(&function).await;
+    find_alias(&service, &function, &name, "Alias not found")?;
+    service.db(|s| s.write(|tx| tx.delete_alias(&function, &name)))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn list_aliases(
     State(service): State<LambdaService>,
     Path(raw_name): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Response {
-    respond((|| {
-        let function = parse_target(&raw_name, None)?.name;
-        service.function_record(&function)?;
-        let only = query(&raw, "FunctionVersion");
-        let aliases: Vec<Value> = service
-            .db(|s| s.read(|tx| tx.aliases(&function)))?
-            .iter()
-            .filter(|a| {
-                only.as_deref()
-                    .is_none_or(|v| a.configuration["FunctionVersion"] == v)
-            })
-            .map(|a| render_alias(&service, a))
-            .collect();
-        let (aliases, next) = page(aliases, &raw)?;
-        Ok(listing("Aliases", aliases, next))
-    })())
+) -> Result<Response, AwsError> {
+    let function = parse_target(&raw_name, None)?.name;
+    service.function_record(&function)?;
+    let only = query(&raw, "FunctionVersion");
+    let aliases: Vec<Value> = service
+        .db(|s| s.read(|tx| tx.aliases(&function)))?
+        .iter()
+        .filter(|a| {
+            only.as_deref()
+                .is_none_or(|v| a.configuration["FunctionVersion"] == v)
+        })
+        .map(|a| render_alias(&service, a))
+        .collect();
+    let (aliases, next) = page(aliases, &raw)?;
+    Ok(listing("Aliases", aliases, next))
 }

@@ -83,7 +83,6 @@ def invoke(name, payload=None, **extra):
 
 
 def full():
-    seen = {}
     created = create("hello", Environment={"Variables": {"A": "1"}}, Tags={"team": "core"})
     assert created["State"] == "Pending", created
     assert created["StateReasonCode"] == "Creating", created
@@ -235,11 +234,10 @@ def full():
     error("ResourceNotFoundException", 404, client.get_function, FunctionName="hello", Qualifier="1")
     msg = error("InvalidParameterValueException", 400, client.delete_function, FunctionName="hello", Qualifier="$LATEST")
     assert "cannot be deleted" in msg, msg
-    seen["revision"] = client.get_function(FunctionName="hello")["Configuration"]["RevisionId"]
-    return seen
+    return {"revision": client.get_function(FunctionName="hello")["Configuration"]["RevisionId"]}
 
 
-def after_restart():
+def after_restart(revision):
     names = [f["FunctionName"] for f in client.list_functions()["Functions"]]
     assert names == ["hello", "second"], names
     got = client.get_function(FunctionName="hello")
@@ -247,6 +245,7 @@ def after_restart():
     assert conf["State"] == "Active" and conf["CodeSha256"] == sha(CODE2), conf
     assert conf["Timeout"] == 10 and conf["Environment"]["Variables"] == {"A": "2"}, conf
     assert got["Tags"] == {"env": "test"}, got
+    assert conf["RevisionId"] == revision, "deploying it again after the restart changed nothing"
     with urllib.request.urlopen(got["Code"]["Location"]) as r:
         assert r.read() == CODE2
     r, body = invoke("hello", b'{"again": true}')
@@ -294,4 +293,4 @@ def released():
     return {"served": len(served)}
 
 
-print(json.dumps(globals()[PHASE.replace("-", "_")]()))
+print(json.dumps(globals()[PHASE.replace("-", "_")](*sys.argv[3:])))

@@ -17,14 +17,16 @@ use hoist_aws::lambda::{
 use serde_json::{Value, json};
 
 /// Records deploys, removals and reservations; echoes invocations. Deploys of functions named
-/// `slow-*` wait until [`TestHost::release`].
+/// `slow-*` wait until [`TestHost::release`]; deploys of `broken-*` fail.
 #[derive(Default)]
 pub struct TestHost {
+    /// Whether it declares that it runs images.
+    pub images: bool,
     pub deploys: Mutex<Vec<Deployment>>,
     pub removed: Mutex<Vec<(String, Option<String>)>>,
     pub reserved: Mutex<HashMap<String, Option<u32>>>,
-    released: AtomicBool,
-    gate: tokio::sync::Notify,
+    pub released: AtomicBool,
+    pub gate: tokio::sync::Notify,
 }
 
 impl TestHost {
@@ -57,8 +59,20 @@ impl FunctionHost for TestHost {
                 let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
             }
         }
+        if deployment.function.starts_with("broken-") {
+            return Err(errors::service(format!(
+                "no interpreter for {}",
+                deployment.runtime.as_deref().unwrap_or("the image")
+            )));
+        }
         self.deploys.lock().unwrap().push(deployment);
         Ok(())
+    }
+
+    fn capabilities(&self) -> hoist_aws::lambda::HostCapabilities {
+        let mut capabilities = hoist_aws::lambda::HostCapabilities::default();
+        capabilities.images = self.images;
+        capabilities
     }
 
     async fn remove(&self, function: &str, version: Option<&str>) -> Result<(), AwsError> {
@@ -143,7 +157,10 @@ pub struct Server {
 
 impl Server {
     pub async fn start(state_dir: &Path) -> Server {
-        let host = Arc::new(TestHost::default());
+        Server::start_with(state_dir, Arc::new(TestHost::default())).await
+    }
+
+    pub async fn start_with(state_dir: &Path, host: Arc<TestHost>) -> Server {
         let store = hoist_store::Store::open(state_dir).unwrap();
         let service = LambdaService::start(store, host.clone(), LambdaConfig::default()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -222,7 +239,7 @@ pub fn client_command(program: &Path) -> tokio::process::Command {
 
 /// Runs one phase of `tests/python/lambda_boto3.py` against `endpoint`; returns what it
 /// printed, failing with its output when it fails.
-pub async fn boto3(endpoint: &str, phase: &str) -> Value {
+pub async fn boto3(endpoint: &str, phase: &str, args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("python")
@@ -233,6 +250,7 @@ pub async fn boto3(endpoint: &str, phase: &str) -> Value {
             .arg(script)
             .arg(endpoint)
             .arg(phase)
+            .args(args)
             .output(),
     )
     .await
@@ -246,4 +264,51 @@ pub async fn boto3(endpoint: &str, phase: &str) -> Value {
     );
     serde_json::from_str(stdout.lines().last().unwrap_or("null"))
         .unwrap_or_else(|e| panic!("phase {phase} printed no JSON ({e}):\n{stdout}"))
+}
+
+/// Sends one request to `router`; returns the status, the headers and the JSON body (`null`
+/// for none).
+pub async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+    body: impl Into<axum::body::Body>,
+) -> (axum::http::StatusCode, axum::http::HeaderMap, Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let response = router
+        .clone()
+        .oneshot(
+            axum::http::Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(body.into())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+            panic!(
+                "{method} {uri}: the answer is not JSON: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+        })
+    };
+    (status, headers, value)
+}
+
+/// A zip archive holding one file.
+pub fn zip_of(name: &str, text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file(name, zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(text.as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
 }
