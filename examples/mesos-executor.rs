@@ -15,7 +15,9 @@ use hoist::process::{ProcessContainerizer, ResourcePolicy};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     match serve().await {
         Ok(Exit::Shutdown | Exit::Stopped) => ExitCode::SUCCESS,
         Ok(other) => {

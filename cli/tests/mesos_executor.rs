@@ -1,6 +1,8 @@
 //! `hoist-mesos-executor` as a Mesos agent runs it: a separate process, started with the
 //! agent's whole Docker-executor argv and `MESOS_*` environment, serving the agent simulator.
 //!
+//! `HOIST_MESOS_EXECUTOR=<path>` tests another copy of the program (an installed one).
+//!
 //! The Docker test builds a `FROM scratch` busybox image through the Engine API (no registry);
 //! without a reachable Engine it returns early with a note, unless `HOIST_REQUIRE_DOCKER=1`.
 
@@ -19,7 +21,13 @@ use hoist_mesos::wire::{
 };
 
 const WAIT: Duration = Duration::from_secs(60);
-const BINARY: &str = env!("CARGO_BIN_EXE_hoist-mesos-executor");
+
+/// The program under test: the one this package built, or the one `HOIST_MESOS_EXECUTOR`
+/// names (an installed copy, say).
+fn binary() -> String {
+    std::env::var("HOIST_MESOS_EXECUTOR")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hoist-mesos-executor").to_owned())
+}
 
 /// The argv a Mesos 1.x agent gives the Docker executor (apache/mesos
 /// `src/slave/containerizer/docker.cpp`), with the optional flags some versions add.
@@ -48,7 +56,7 @@ fn agent_argv(container: &str, sandbox: &Path) -> Vec<String> {
 fn start(agent: &AgentSimulator, container: &str, sandbox: &Path) -> tokio::process::Child {
     let env = agent.env();
     let stderr = std::fs::File::create(sandbox.join("stderr")).unwrap();
-    tokio::process::Command::new(BINARY)
+    tokio::process::Command::new(binary())
         .args(agent_argv(container, sandbox))
         .current_dir(sandbox)
         .env_clear()
@@ -223,7 +231,7 @@ async fn a_docker_task_with_cpus_and_mem_runs_and_is_killed_once() {
 
 /// The executor run in `dir` with `args` and no environment at all.
 fn without_agent(dir: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BINARY)
+    std::process::Command::new(binary())
         .args(args)
         .current_dir(dir)
         .env_clear()
@@ -233,7 +241,7 @@ fn without_agent(dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn help_false_is_ignored_and_help_prints_usage() {
-    let out = std::process::Command::new(BINARY)
+    let out = std::process::Command::new(binary())
         .arg("--help")
         .output()
         .unwrap();
@@ -247,7 +255,7 @@ fn help_false_is_ignored_and_help_prints_usage() {
     ] {
         assert!(usage.contains(flag), "{usage}");
     }
-    let out = std::process::Command::new(BINARY)
+    let out = std::process::Command::new(binary())
         .arg("--version")
         .output()
         .unwrap();
@@ -260,7 +268,7 @@ fn help_false_is_ignored_and_help_prints_usage() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("MESOS_"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    let out = std::process::Command::new(BINARY)
+    let out = std::process::Command::new(binary())
         .arg("--teleport")
         .output()
         .unwrap();
@@ -276,7 +284,7 @@ fn a_bad_value_is_one_error_naming_the_key_as_written() {
         "[NetNS]\nProc_Path = 3\npath = \"relative\"\n",
     )
     .unwrap();
-    let out = std::process::Command::new(BINARY)
+    let out = std::process::Command::new(binary())
         .current_dir(dir.path())
         .env_clear()
         .output()
