@@ -484,6 +484,44 @@ mod tests {
         assert_eq!(configs[2], *c);
     }
 
+    /// The keys and values of go-mesos-executor's sample `config.yaml` (HEAD 28e5ed5).
+    const GO_MESOS_EXECUTOR_SAMPLE: &str = r#"debug: true
+hooks:
+  - removeContainer
+  - netns
+  - network
+  - iptables
+  - acl
+proc_path: /mnt/proc
+registering_retry: 100ms
+iptables:
+  chains:
+    prerouting: EXECUTOR-PREROUTING
+    forward: EXECUTOR-FORWARD
+    postrouting: EXECUTOR-POSTROUTING
+  container_bridge_interface: docker0
+  ip_forwarding: true
+  ip_masquerading: true
+acl:
+  chain: MYCHAIN
+  default_allowed_cidr:
+    - 172.17.0.1/32
+netns:
+  path: /var/run/netns
+"#;
+
+    /// go-mesos-executor's sample loads without an error or a warning and builds its hooks.
+    #[test]
+    fn go_mesos_executor_sample_starts_hoist() {
+        let loaded = from("config.yaml", GO_MESOS_EXECUTOR_SAMPLE).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = &loaded.config;
+        assert_eq!(c.iptables_chains[0].as_deref(), Some("EXECUTOR-PREROUTING"));
+        assert_eq!(c.acl_default_allowed_cidr, ["172.17.0.1/32"]);
+        let hooks = crate::hooks::build(c).unwrap();
+        assert_eq!(hooks.len(), 5);
+    }
+
     #[test]
     fn etc_comes_before_the_working_directory_and_json_before_yaml() {
         let etc = tempfile::tempdir().unwrap();
