@@ -1,0 +1,626 @@
+//! go-mesos-executor's configuration file, read as viper reads it: `config.json`,
+//! `config.toml`, `config.yaml` or `config.yml` (viper's extension order), in
+//! `/etc/mesos-executor`, else in the working directory (`main.go`'s `AddConfigPath` order);
+//! keys are case-insensitive and nest by section (`iptables.chains.forward`).
+//!
+//! An unknown key is one warning naming it as written, so a file that worked with
+//! go-mesos-executor starts this program; a bad value is an error naming the key as written.
+//! The flags of go-mesos-executor override the keys of the same name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::flags::{CONFIG_FLAGS, parse_bool};
+use super::hooks::HookName;
+
+/// Where the configuration is looked for, in order.
+pub fn search_dirs() -> Vec<PathBuf> {
+    vec![PathBuf::from("/etc/mesos-executor"), PathBuf::from(".")]
+}
+
+/// The file names tried in each folder, in order (viper's `SupportedExts` order).
+const NAMES: &[&str] = &["config.json", "config.toml", "config.yaml", "config.yml"];
+
+/// Where tasks run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    #[default]
+    Docker,
+    Process,
+}
+
+/// What the process backend does with `cpus` and `mem` (`process.resources`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum ResourcesChoice {
+    /// Enforce where the cgroup tree can be written, else advisory (the default).
+    #[default]
+    Auto,
+    Enforce,
+    Advisory,
+    Refuse,
+}
+
+/// The configuration, key for key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub debug: bool,
+    pub hooks: Vec<String>,
+    pub proc_path: PathBuf,
+    pub registering_retry: Option<Duration>,
+    pub docker_exec_poll_interval: Option<Duration>,
+    pub containerizer: Backend,
+    pub process_resources: ResourcesChoice,
+    pub netns_path: PathBuf,
+    pub acl_chain: Option<String>,
+    pub acl_external_interface: Option<String>,
+    pub acl_default_allowed_cidr: Vec<String>,
+    pub iptables_container_bridge_interface: Option<String>,
+    pub iptables_ip_forwarding: Option<bool>,
+    pub iptables_ip_masquerading: Option<bool>,
+    pub iptables_chains: [Option<String>; 3],
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            debug: true,
+            hooks: vec![],
+            proc_path: PathBuf::from("/proc"),
+            registering_retry: None,
+            docker_exec_poll_interval: None,
+            containerizer: Backend::Docker,
+            process_resources: ResourcesChoice::Auto,
+            netns_path: PathBuf::from("/var/run/netns"),
+            acl_chain: None,
+            acl_external_interface: None,
+            acl_default_allowed_cidr: vec![],
+            iptables_container_bridge_interface: None,
+            iptables_ip_forwarding: None,
+            iptables_ip_masquerading: None,
+            iptables_chains: [None, None, None],
+        }
+    }
+}
+
+/// Every key in a section, lower case; the top-level keys are the flags that override them
+/// ([`CONFIG_FLAGS`]).
+const SECTION_KEYS: &[&str] = &[
+    "process.resources",
+    "netns.path",
+    "acl.chain",
+    "acl.external_interface",
+    "acl.default_allowed_cidr",
+    "iptables.container_bridge_interface",
+    "iptables.ip_forwarding",
+    "iptables.ip_masquerading",
+    "iptables.chains.prerouting",
+    "iptables.chains.forward",
+    "iptables.chains.postrouting",
+];
+
+fn is_key(key: &str) -> bool {
+    CONFIG_FLAGS.contains(&key) || SECTION_KEYS.contains(&key)
+}
+
+/// The sections keys nest in.
+const SECTIONS: &[&str] = &["process", "netns", "acl", "iptables", "iptables.chains"];
+
+/// The configuration read, where from, and the warnings to log once logging is up.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub path: Option<PathBuf>,
+    pub warnings: Vec<String>,
+}
+
+/// The first configuration file in `dirs`, read, with the flags' `overrides` applied. The
+/// error is one line, naming the file and the key as written.
+pub fn load(
+    dirs: &[PathBuf],
+    overrides: &BTreeMap<&'static str, String>,
+) -> Result<Loaded, String> {
+    let found = dirs
+        .iter()
+        .flat_map(|dir| NAMES.iter().map(move |name| dir.join(name)))
+        .find(|path| path.is_file());
+    let (tree, label) = match &found {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            (parse_tree(&text, path)?, path.display().to_string())
+        }
+        None => (Value::Object(Default::default()), "the defaults".to_owned()),
+    };
+    let (config, warnings) = read(&tree, overrides).map_err(|e| format!("{label}: {e}"))?;
+    let warnings = warnings
+        .into_iter()
+        .map(|w| format!("{label}: {w}"))
+        .collect();
+    Ok(Loaded {
+        config,
+        path: found,
+        warnings,
+    })
+}
+
+/// The file's text as a tree, in the format its extension names.
+fn parse_tree(text: &str, path: &Path) -> Result<Value, String> {
+    let one_line = |e: String| format!("{}: {}", path.display(), e.replace('\n', " "));
+    let tree = match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => {
+            serde_json::from_str(text).map_err(|e| one_line(format!("not valid JSON: {e}")))?
+        }
+        Some("toml") => {
+            toml::from_str(text).map_err(|e| one_line(format!("not valid TOML: {e}")))?
+        }
+        _ => hoist::input::parse_yaml::<Value>(text, "the file")
+            .map_err(|e| one_line(e.message().to_owned()))?,
+    };
+    match tree {
+        Value::Object(_) => Ok(tree),
+        // An empty YAML file.
+        Value::Null => Ok(Value::Object(Default::default())),
+        _ => Err(one_line("expected keys at the top level".into())),
+    }
+}
+
+/// One value and the key it was written under.
+type Entries = BTreeMap<String, (String, Value)>;
+
+/// Flattens `tree` into dotted lower-case keys, warning about unknown ones.
+fn flatten(
+    tree: &Value,
+    prefix: &str,
+    written: &str,
+    out: &mut Entries,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let Value::Object(map) = tree else {
+        return Ok(());
+    };
+    for (key, value) in map {
+        let full = format!("{prefix}{}", key.to_lowercase());
+        let as_written = format!("{written}{key}");
+        if is_key(&full) {
+            out.insert(full, (as_written, value.clone()));
+        } else if SECTIONS.contains(&full.as_str()) {
+            match value {
+                Value::Object(_) => flatten(
+                    value,
+                    &format!("{full}."),
+                    &format!("{as_written}."),
+                    out,
+                    warnings,
+                )?,
+                Value::Null => {}
+                _ => return Err(format!("`{as_written}` must be a section of keys")),
+            }
+        } else {
+            warnings.push(format!("unknown key `{as_written}` ignored"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the configuration from a tree and the flags' overrides.
+fn read(
+    tree: &Value,
+    overrides: &BTreeMap<&'static str, String>,
+) -> Result<(Config, Vec<String>), String> {
+    let mut entries = Entries::new();
+    let mut warnings = vec![];
+    flatten(tree, "", "", &mut entries, &mut warnings)?;
+    for (name, value) in overrides {
+        entries.insert(
+            (*name).to_owned(),
+            (format!("--{name}"), Value::String(value.clone())),
+        );
+    }
+    let mut config = Config::default();
+    let get = |key: &str| entries.get(key).filter(|(_, v)| !v.is_null());
+    if let Some((k, v)) = get("debug") {
+        config.debug = boolean(k, v)?;
+    }
+    if let Some((k, v)) = get("hooks") {
+        config.hooks = list(k, v)?;
+    }
+    if let Some((k, v)) = get("proc_path") {
+        config.proc_path = absolute(k, v)?;
+    }
+    if let Some((k, v)) = get("registering_retry") {
+        config.registering_retry = Some(duration(k, v)?);
+    }
+    if let Some((k, v)) = get("docker_exec_poll_interval") {
+        config.docker_exec_poll_interval = Some(duration(k, v)?);
+    }
+    if let Some((k, v)) = get("containerizer") {
+        config.containerizer = match string(k, v)?.to_lowercase().as_str() {
+            "docker" => Backend::Docker,
+            "process" => Backend::Process,
+            other => return Err(format!("`{k}` is `{other}`; expected docker or process")),
+        };
+    }
+    if let Some((k, v)) = get("process.resources") {
+        config.process_resources = match string(k, v)?.to_lowercase().as_str() {
+            "enforce" => ResourcesChoice::Enforce,
+            "advisory" => ResourcesChoice::Advisory,
+            "refuse" => ResourcesChoice::Refuse,
+            other => {
+                return Err(format!(
+                    "`{k}` is `{other}`; expected enforce, advisory or refuse"
+                ));
+            }
+        };
+    }
+    if let Some((k, v)) = get("netns.path") {
+        config.netns_path = absolute(k, v)?;
+    }
+    let name = |key: &str| -> Result<Option<String>, String> {
+        get(key).map(|(k, v)| interface_or_chain(k, v)).transpose()
+    };
+    config.acl_chain = name("acl.chain")?;
+    config.acl_external_interface = name("acl.external_interface")?;
+    config.iptables_container_bridge_interface = name("iptables.container_bridge_interface")?;
+    config.iptables_chains = [
+        name("iptables.chains.prerouting")?,
+        name("iptables.chains.forward")?,
+        name("iptables.chains.postrouting")?,
+    ];
+    if let Some((k, v)) = get("acl.default_allowed_cidr") {
+        config.acl_default_allowed_cidr = list(k, v)?;
+        for (i, cidr) in config.acl_default_allowed_cidr.iter().enumerate() {
+            if !is_cidr(cidr) {
+                return Err(format!("`{k}[{i}]`: `{cidr}` is not an IP or CIDR"));
+            }
+        }
+    }
+    if let Some((k, v)) = get("iptables.ip_forwarding") {
+        config.iptables_ip_forwarding = Some(boolean(k, v)?);
+    }
+    if let Some((k, v)) = get("iptables.ip_masquerading") {
+        config.iptables_ip_masquerading = Some(boolean(k, v)?);
+    }
+    check_hooks(&config, |key| {
+        get(key).map_or(key.to_owned(), |(k, _)| k.clone())
+    })?;
+    Ok((config, warnings))
+}
+
+/// Checks the hooks and the keys each needs; `written` gives a key as the user wrote it.
+fn check_hooks(config: &Config, written: impl Fn(&str) -> String) -> Result<(), String> {
+    let hooks_key = written("hooks");
+    let mut seen = std::collections::HashSet::new();
+    for (i, name) in config.hooks.iter().enumerate() {
+        let hook = HookName::parse(name).ok_or_else(|| {
+            format!(
+                "`{hooks_key}[{i}]` names an unknown hook `{name}` (known: {})",
+                HookName::ALL.join(", ")
+            )
+        })?;
+        if !seen.insert(hook) {
+            return Err(format!("`{hooks_key}[{i}]` lists `{name}` twice"));
+        }
+        match hook {
+            HookName::Acl => match config.acl_chain.as_deref() {
+                None => {
+                    return Err(format!(
+                        "`{}` is required by the acl hook",
+                        written("acl.chain")
+                    ));
+                }
+                Some(chain @ ("FORWARD" | "OUTPUT")) => {
+                    return Err(format!(
+                        "`{}` must not be {chain}: the acl hook filters input",
+                        written("acl.chain")
+                    ));
+                }
+                Some(_) => {}
+            },
+            HookName::Iptables if config.iptables_container_bridge_interface.is_none() => {
+                return Err(format!(
+                    "`{}` is required by the iptables hook",
+                    written("iptables.container_bridge_interface")
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn shown(value: &Value) -> String {
+    value.to_string()
+}
+
+fn boolean(key: &str, value: &Value) -> Result<bool, String> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => parse_bool(s),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{key}` must be true or false, not {}", shown(value)))
+}
+
+fn string(key: &str, value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        _ => Err(format!("`{key}` must be a string, not {}", shown(value))),
+    }
+}
+
+fn list(key: &str, value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        // A flag's value, or a string where a list is expected: split as pflag (commas) and
+        // viper (spaces) do.
+        Value::String(s) => Ok(s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "`{key}[{i}]` must be a string, not {}",
+                    shown(other)
+                )),
+            })
+            .collect(),
+        _ => Err(format!(
+            "`{key}` must be a list of strings, not {}",
+            shown(value)
+        )),
+    }
+}
+
+fn absolute(key: &str, value: &Value) -> Result<PathBuf, String> {
+    let path = PathBuf::from(string(key, value)?);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "`{key}` must be an absolute path, not `{}`",
+            path.display()
+        ))
+    }
+}
+
+fn duration(key: &str, value: &Value) -> Result<Duration, String> {
+    match value {
+        // viper reads a bare number as nanoseconds.
+        Value::Number(n) => n
+            .as_u64()
+            .map(Duration::from_nanos)
+            .ok_or_else(|| format!("`{key}` must be a duration such as `100ms`, not {n}")),
+        Value::String(s) => hoist::units::parse_duration(s).map_err(|e| format!("`{key}`: {e}")),
+        _ => Err(format!(
+            "`{key}` must be a duration such as `100ms`, not {}",
+            shown(value)
+        )),
+    }
+}
+
+fn interface_or_chain(key: &str, value: &Value) -> Result<String, String> {
+    let name = string(key, value)?;
+    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+        return Err(format!(
+            "`{key}` must be a name without spaces, not `{name}`"
+        ));
+    }
+    Ok(name)
+}
+
+fn is_cidr(text: &str) -> bool {
+    let (ip, prefix) = match text.split_once('/') {
+        Some((ip, prefix)) => (ip, Some(prefix)),
+        None => (text, None),
+    };
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(name: &str, text: &str) -> Result<Loaded, String> {
+        from_with(name, text, &BTreeMap::new())
+    }
+
+    fn from_with(
+        name: &str,
+        text: &str,
+        overrides: &BTreeMap<&'static str, String>,
+    ) -> Result<Loaded, String> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), text).unwrap();
+        load(&[dir.path().to_path_buf()], overrides)
+    }
+
+    #[test]
+    fn go_mesos_executor_files_in_every_format_read_alike() {
+        let yaml = "Debug: false\nhooks: [removeContainer, netns]\nProc_Path: /mnt/proc\n\
+                    registering_retry: 100ms\nNetNS: { Path: /var/run/netns }\n\
+                    acl: { chain: MYCHAIN, default_allowed_cidr: [10.0.0.0/8] }\n\
+                    IPTables: { container_bridge_interface: docker0, ip_forwarding: false, \
+                    Chains: { forward: F } }\nprocess: { resources: advisory }\n";
+        let json = r#"{"DEBUG": false, "hooks": ["removeContainer", "netns"], "proc_path": "/mnt/proc",
+            "registering_retry": "100ms", "netns": {"path": "/var/run/netns"},
+            "acl": {"Chain": "MYCHAIN", "default_allowed_cidr": ["10.0.0.0/8"]},
+            "iptables": {"container_bridge_interface": "docker0", "ip_forwarding": false,
+            "chains": {"FORWARD": "F"}}, "process": {"resources": "advisory"}}"#;
+        let toml = "debug = false\nhooks = [\"removeContainer\", \"netns\"]\nproc_path = \"/mnt/proc\"\n\
+                    registering_retry = \"100ms\"\n[netns]\npath = \"/var/run/netns\"\n\
+                    [acl]\nchain = \"MYCHAIN\"\ndefault_allowed_cidr = [\"10.0.0.0/8\"]\n\
+                    [iptables]\ncontainer_bridge_interface = \"docker0\"\nip_forwarding = false\n\
+                    [iptables.chains]\nforward = \"F\"\n[process]\nresources = \"advisory\"\n";
+        let configs: Vec<Config> = [
+            ("config.yaml", yaml),
+            ("config.json", json),
+            ("config.toml", toml),
+        ]
+        .iter()
+        .map(|(name, text)| {
+            let loaded = from(name, text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(loaded.warnings.is_empty(), "{name}: {:?}", loaded.warnings);
+            loaded.config
+        })
+        .collect();
+        let c = &configs[0];
+        assert!(!c.debug);
+        assert_eq!(c.proc_path, Path::new("/mnt/proc"));
+        assert_eq!(c.registering_retry, Some(Duration::from_millis(100)));
+        assert_eq!(c.iptables_chains[1].as_deref(), Some("F"));
+        assert_eq!(c.iptables_ip_forwarding, Some(false));
+        assert_eq!(c.process_resources, ResourcesChoice::Advisory);
+        assert_eq!(configs[1], *c);
+        assert_eq!(configs[2], *c);
+    }
+
+    /// The keys and values of go-mesos-executor's sample `config.yaml` (HEAD 28e5ed5).
+    const GO_MESOS_EXECUTOR_SAMPLE: &str = r#"debug: true
+hooks:
+  - removeContainer
+  - netns
+  - network
+  - iptables
+  - acl
+proc_path: /mnt/proc
+registering_retry: 100ms
+iptables:
+  chains:
+    prerouting: EXECUTOR-PREROUTING
+    forward: EXECUTOR-FORWARD
+    postrouting: EXECUTOR-POSTROUTING
+  container_bridge_interface: docker0
+  ip_forwarding: true
+  ip_masquerading: true
+acl:
+  chain: MYCHAIN
+  default_allowed_cidr:
+    - 172.17.0.1/32
+netns:
+  path: /var/run/netns
+"#;
+
+    /// go-mesos-executor's sample loads without an error or a warning and builds its hooks.
+    #[test]
+    fn go_mesos_executor_sample_starts_hoist() {
+        let loaded = from("config.yaml", GO_MESOS_EXECUTOR_SAMPLE).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = &loaded.config;
+        assert_eq!(c.iptables_chains[0].as_deref(), Some("EXECUTOR-PREROUTING"));
+        assert_eq!(c.acl_default_allowed_cidr, ["172.17.0.1/32"]);
+        let hooks = crate::hooks::build(c).unwrap();
+        assert_eq!(hooks.len(), 5);
+    }
+
+    #[test]
+    fn etc_comes_before_the_working_directory_and_json_before_yaml() {
+        let etc = tempfile::tempdir().unwrap();
+        let here = tempfile::tempdir().unwrap();
+        std::fs::write(here.path().join("config.yaml"), "debug: true").unwrap();
+        let dirs = [etc.path().to_path_buf(), here.path().to_path_buf()];
+        let loaded = load(&dirs, &BTreeMap::new()).unwrap();
+        assert_eq!(loaded.path, Some(here.path().join("config.yaml")));
+        std::fs::write(etc.path().join("config.yaml"), "debug: false").unwrap();
+        std::fs::write(
+            etc.path().join("config.json"),
+            r#"{"debug": true, "proc_path": "/x"}"#,
+        )
+        .unwrap();
+        let loaded = load(&dirs, &BTreeMap::new()).unwrap();
+        assert_eq!(loaded.path, Some(etc.path().join("config.json")));
+        assert_eq!(loaded.config.proc_path, Path::new("/x"));
+        let none = tempfile::tempdir().unwrap();
+        let loaded = load(&[none.path().to_path_buf()], &BTreeMap::new()).unwrap();
+        assert_eq!((loaded.path, loaded.config), (None, Config::default()));
+    }
+
+    #[test]
+    fn unknown_keys_are_one_warning_each_naming_the_key() {
+        let loaded = from(
+            "config.yaml",
+            "debug: false\nColour: blue\niptables: { chain: x, Chains: { sideways: y } }\nextra: { a: 1, b: 2 }\n",
+        )
+        .unwrap();
+        let w = &loaded.warnings;
+        // A whole unknown section is one warning.
+        assert_eq!(w.len(), 4, "{w:?}");
+        assert!(w[0].ends_with("unknown key `Colour` ignored"), "{w:?}");
+        assert!(w.iter().any(|w| w.ends_with("`extra` ignored")), "{w:?}");
+        assert!(
+            w.iter().any(|w| w.ends_with("`iptables.chain` ignored")),
+            "{w:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|w| w.ends_with("`iptables.Chains.sideways` ignored")),
+            "{w:?}"
+        );
+        assert!(!loaded.config.debug);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_as_written_once() {
+        for (text, key) in [
+            ("Proc_Path: proc", "`Proc_Path` must be an absolute path"),
+            (
+                "netns: { Path: here }",
+                "`netns.Path` must be an absolute path",
+            ),
+            ("DEBUG: maybe", "`DEBUG` must be true or false"),
+            ("hooks: [teleport]", "`hooks[0]` names an unknown hook"),
+            ("Hooks: [acl]", "`acl.chain` is required"),
+            (
+                "hooks: [acl]\nACL: { Chain: OUTPUT }",
+                "`ACL.Chain` must not be OUTPUT",
+            ),
+            (
+                "hooks: [iptables]",
+                "`iptables.container_bridge_interface` is required",
+            ),
+            (
+                "acl: { default_allowed_cidr: [10.0.0.0/99] }",
+                "`acl.default_allowed_cidr[0]`",
+            ),
+            ("registering_retry: soon", "`registering_retry`"),
+            (
+                "process: { resources: sometimes }",
+                "`process.resources` is `sometimes`",
+            ),
+            ("iptables: 3", "`iptables` must be a section"),
+        ] {
+            let err = from("config.yaml", text).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+            assert_eq!(err.matches(key).count(), 1, "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let err = from("config.json", "{nope").unwrap_err();
+        assert!(err.contains("config.json: not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn flags_override_the_file_and_are_named_as_flags() {
+        let overrides = BTreeMap::from([
+            ("debug", "false".to_owned()),
+            ("hooks", "removeContainer,netns".to_owned()),
+        ]);
+        let loaded = from_with("config.yaml", "debug: true\nhooks: [acl]", &overrides).unwrap();
+        assert!(!loaded.config.debug);
+        assert_eq!(loaded.config.hooks, ["removeContainer", "netns"]);
+        let overrides = BTreeMap::from([("proc_path", "proc".to_owned())]);
+        let err = from_with("config.yaml", "", &overrides).unwrap_err();
+        assert!(
+            err.contains("`--proc_path` must be an absolute path"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! `hoist-mesos-executor` as a Mesos agent runs it: a separate process, started with the
+//! agent's whole Docker-executor argv and `MESOS_*` environment, serving the agent simulator.
+//!
+//! `HOIST_MESOS_EXECUTOR=<path>` tests another copy of the program (an installed one).
+//!
+//! The Docker test builds a `FROM scratch` busybox image through the Engine API (no registry);
+//! without a reachable Engine it returns early with a note, unless `HOIST_REQUIRE_DOCKER=1`.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use hoist_core::{Containerizer, ExecutorId};
+use hoist_docker::testing::{
+    DEBIAN_STATIC_BUSYBOX, build_busybox_image, engine_for_test, remove_image,
+};
+use hoist_mesos::testing::{AgentSimulator, SimulatorOptions};
+use hoist_mesos::wire::{
+    CommandInfo, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, Resource, TaskInfo,
+    TaskInfoFields, TaskState,
+};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The program under test: the one this package built, or the one `HOIST_MESOS_EXECUTOR`
+/// names (an installed copy, say).
+fn binary() -> String {
+    std::env::var("HOIST_MESOS_EXECUTOR")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_hoist-mesos-executor").to_owned())
+}
+
+/// The argv a Mesos 1.x agent gives the Docker executor (apache/mesos
+/// `src/slave/containerizer/docker.cpp`), with the optional flags some versions add.
+fn agent_argv(container: &str, sandbox: &Path) -> Vec<String> {
+    [
+        format!("--container={container}"),
+        "--docker=docker".into(),
+        "--docker_socket=/var/run/docker.sock".into(),
+        "--help=false".into(),
+        "--initialize_driver_logging=true".into(),
+        "--launcher_dir=/usr/libexec/mesos".into(),
+        "--logbufsecs=0".into(),
+        "--logging_level=INFO".into(),
+        "--mapped_directory=/mnt/mesos/sandbox".into(),
+        "--quiet=false".into(),
+        format!("--sandbox_directory={}", sandbox.display()),
+        "--stop_timeout=0ns".into(),
+        "--task_environment={\"FROM_AGENT\":\"1\"}".into(),
+        "--cgroups_enable_cfs=false".into(),
+    ]
+    .into()
+}
+
+/// The executor started as the agent starts it: the argv, the agent's environment and the
+/// sandbox as working directory; its standard error goes to `stderr` in the sandbox.
+fn start(agent: &AgentSimulator, container: &str, sandbox: &Path) -> tokio::process::Child {
+    let env = agent.env();
+    let stderr = std::fs::File::create(sandbox.join("stderr")).unwrap();
+    tokio::process::Command::new(binary())
+        .args(agent_argv(container, sandbox))
+        .current_dir(sandbox)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("LIBPROCESS_IP", "127.0.0.1")
+        .env("MESOS_AGENT_ENDPOINT", &env.agent_endpoint)
+        .env("MESOS_FRAMEWORK_ID", &env.framework_id.value)
+        .env("MESOS_EXECUTOR_ID", &env.executor_id.value)
+        .env("MESOS_DIRECTORY", sandbox)
+        .env("MESOS_SANDBOX", sandbox)
+        .env("MESOS_CHECKPOINT", "1")
+        .env("MESOS_RECOVERY_TIMEOUT", "15mins")
+        .env("MESOS_SUBSCRIPTION_BACKOFF_MAX", "2secs")
+        .env("MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD", "10secs")
+        .env("MESOS_HTTP_COMMAND_EXECUTOR", "0")
+        .env("MESOS_SLAVE_ID", "agent-1")
+        .env("MESOS_SLAVE_PID", "slave(1)@127.0.0.1:5051")
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the executor starts")
+}
+
+/// An ordinary Mesos task: `cpus: 0.1`, `mem: 32`.
+fn task(id: &str, shell: &str) -> TaskInfoFields {
+    let mut info = TaskInfoFields::new(id, "agent-1");
+    info.command = Some(CommandInfo::shell(shell));
+    info.resources = vec![Resource::scalar("cpus", 0.1), Resource::scalar("mem", 32.0)];
+    info
+}
+
+/// Launches `info`, waits for TASK_RUNNING, kills it, then shuts the executor down; checks
+/// that the task ended with exactly one TASK_KILLED and the executor exited 0. Returns the
+/// executor's standard error.
+async fn run_then_kill(
+    agent: &AgentSimulator,
+    sandbox: &Path,
+    container: &str,
+    info: TaskInfoFields,
+) -> String {
+    let mut child = start(agent, container, sandbox);
+    let id = info.task_id.value.clone();
+    let stderr = || std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
+    let result = async {
+        agent.wait_for("a SUBSCRIBE", WAIT, |s| s.connected).await?;
+        agent.launch(TaskInfo::from_fields(&info));
+        agent
+            .wait_for("TASK_RUNNING", WAIT, |s| {
+                s.states(&id).contains(&TaskState::Running)
+            })
+            .await?;
+        agent.kill(&id, None);
+        agent
+            .wait_for("TASK_KILLED", WAIT, |s| {
+                s.states(&id).contains(&TaskState::Killed)
+            })
+            .await?;
+        agent.shutdown();
+        Ok::<(), hoist_core::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = child.start_kill();
+        panic!("{e}\nexecutor's stderr:\n{}", stderr());
+    }
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the executor exits after SHUTDOWN")
+        .unwrap();
+    assert!(status.success(), "exit status {status}\n{}", stderr());
+    let s = agent.snapshot();
+    assert!(s.rejected.is_empty(), "{:?}", s.rejected);
+    let terminal = s.terminal(&id);
+    assert_eq!(terminal.len(), 1, "{:?}", s.states(&id));
+    assert_eq!(terminal[0].state, TaskState::Killed);
+    assert_eq!(
+        s.states(&id)
+            .iter()
+            .filter(|s| **s == TaskState::Killed)
+            .count(),
+        1
+    );
+    stderr()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_task_with_cpus_and_mem_runs_and_is_killed_once() {
+    let sandbox = tempfile::tempdir().unwrap();
+    // The configuration in the working directory (the sandbox), as go-mesos-executor reads it;
+    // an unknown key is a warning, not a refusal.
+    std::fs::write(
+        sandbox.path().join("config.yaml"),
+        "Containerizer: process\ndebug: false\nhooks: []\nsomething_else: 1\n",
+    )
+    .unwrap();
+    let agent = AgentSimulator::start(SimulatorOptions::default())
+        .await
+        .unwrap();
+    let container = format!("mesos-process-{}", std::process::id());
+    let stderr = run_then_kill(
+        &agent,
+        sandbox.path(),
+        &container,
+        task("sleeper", "sleep 300"),
+    )
+    .await;
+    assert!(
+        stderr.contains("unknown key `something_else` ignored"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("process.resources: enforce")
+            || stderr.contains("process.resources: advisory"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("something_else").count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_task_with_cpus_and_mem_runs_and_is_killed_once() {
+    let Some(docker) = engine_for_test("the drop-in's Docker run").await else {
+        return;
+    };
+    let image = format!("hoist-cli-mesos-e2e:{}", std::process::id());
+    build_busybox_image(
+        docker.client(),
+        DEBIAN_STATIC_BUSYBOX.as_ref(),
+        &image,
+        &[],
+        WAIT,
+    )
+    .await
+    .unwrap();
+    let sandbox = tempfile::tempdir().unwrap();
+    let agent = AgentSimulator::start(SimulatorOptions::default())
+        .await
+        .unwrap();
+    let container = format!("mesos-docker-{}", std::process::id());
+    let mut info = task(
+        "web",
+        "test \"$FROM_AGENT\" = 1 && test -d /mnt/mesos/sandbox && sleep 300",
+    );
+    info.container = Some(ContainerInfo {
+        kind: ContainerType::Docker,
+        volumes: vec![],
+        hostname: None,
+        docker: Some(DockerInfo {
+            image: image.clone(),
+            network: Some(DockerNetwork::None),
+            port_mappings: vec![],
+            privileged: None,
+            parameters: vec![],
+            force_pull_image: None,
+        }),
+        mesos: None,
+        network_infos: vec![],
+    });
+    run_then_kill(&agent, sandbox.path(), &container, info).await;
+    // Nothing the test made stays behind.
+    for c in docker
+        .list_owned(&ExecutorId::new(container.as_str()))
+        .await
+        .unwrap()
+    {
+        docker.remove(&c.id, true).await.unwrap();
+    }
+    remove_image(docker.client(), &image).await.unwrap();
+}
+
+/// The executor run in `dir` with `args` and no environment at all.
+fn without_agent(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(binary())
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_false_is_ignored_and_help_prints_usage() {
+    let out = std::process::Command::new(binary())
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--docker_socket",
+        "--proc_path",
+        "--registering_retry",
+        "Exit codes",
+    ] {
+        assert!(usage.contains(flag), "{usage}");
+    }
+    let out = std::process::Command::new(binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hoist-mesos-executor "));
+    // Without an agent environment: past the flags, a one-line error about the variable.
+    let dir = tempfile::tempdir().unwrap();
+    let out = without_agent(dir.path(), &["--help=false", "--quiet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MESOS_"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let out = std::process::Command::new(binary())
+        .arg("--teleport")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown flag `--teleport`"));
+}
+
+#[test]
+fn a_bad_value_is_one_error_naming_the_key_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[NetNS]\nProc_Path = 3\npath = \"relative\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(
+        err.matches("`NetNS.path` must be an absolute path").count(),
+        1,
+        "{err}"
+    );
+}
