@@ -18,11 +18,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::executor::FunctionExecutor;
-use crate::function::FunctionSpec;
 use crate::invoke::{
     Completion, Invocation, InvocationType, InvokeError, InvokeResponse, MAX_SYNC_PAYLOAD,
 };
 use crate::registry::FunctionVersion;
+use hoist_runtimes::function::FunctionSpec;
 
 /// The router of every front door, served by the caller (`axum::serve`).
 ///

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use hoist_core::{Error, ErrorKind};
 
-use crate::function::FunctionSpec;
+use hoist_runtimes::function::FunctionSpec;
 
 /// One version of a function, as the registry hands it out.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -29,7 +30,6 @@ mod endpoints;
 mod events;
 mod logs;
 
-use crate::function::FunctionSpec;
 use crate::invoke::{
     Completion, Invocation, InvocationType, InvokeError, InvokeResponse, MAX_EVENT_PAYLOAD,
     MAX_SYNC_PAYLOAD, new_request_id,
@@ -40,6 +40,7 @@ use crate::registry::{FunctionVersion, Registry};
 use crate::runtime_api::{RuntimeApi, RuntimeInvocation, RuntimeReply};
 use endpoints::EndpointLauncher;
 use events::Background;
+use hoist_runtimes::function::FunctionSpec;
 
 struct Shared {
     config: FunctionsConfig,
@@ -99,9 +100,20 @@ impl std::fmt::Debug for FunctionExecutor {
     }
 }
 
-fn substitute(arg: &str, spec: &FunctionSpec) -> String {
+fn substitute(arg: &str, spec: &FunctionSpec, code: &Path) -> String {
     arg.replace("{handler}", &spec.handler)
-        .replace("{code}", &spec.code.to_string_lossy())
+        .replace("{code}", &code.to_string_lossy())
+}
+
+/// The directory the function's code is served from; the executor does not provision sources.
+fn code_dir(spec: &FunctionSpec) -> hoist_core::Result<&Path> {
+    spec.code.directory().ok_or_else(|| {
+        Error::invalid_field(
+            "code",
+            "must be a directory for the function executor (unpack a source into one first)",
+        )
+        .with_context("function", &spec.name)
+    })
 }
 
 impl Shared {
@@ -159,6 +171,7 @@ impl Shared {
         attachment: Attachment,
     ) -> hoist_core::Result<TaskSpec> {
         let spec = &version.spec;
+        let code = code_dir(spec)?.to_path_buf();
         let runtime = self
             .config
             .runtimes
@@ -169,9 +182,9 @@ impl Shared {
             command: runtime
                 .command
                 .iter()
-                .map(|a| substitute(a, spec))
+                .map(|a| substitute(a, spec, &code))
                 .collect(),
-            working_dir: Some(spec.code.clone()),
+            working_dir: Some(code.clone()),
             dns: self.config.dns.clone(),
             ..ContainerSpec::default()
         };
@@ -183,14 +196,14 @@ impl Shared {
                 container.network = Some(NetworkMode::Host);
             }
             container.volumes.push(Volume {
-                host_path: spec.code.clone(),
-                container_path: spec.code.clone(),
+                host_path: code.clone(),
+                container_path: code.clone(),
                 read_only: true,
             });
             container.volumes.extend(runtime.volumes.iter().cloned());
         }
         if self.memory_limits {
-            container.resources.memory = Some(u64::from(spec.memory) * 1024 * 1024);
+            container.resources.memory = Some(spec.memory_bytes());
         }
         let env = &mut container.env;
         let mut set = |k: &str, v: String| {
@@ -206,10 +219,7 @@ impl Shared {
                 set("FUNC_HANDLER", function.to_owned());
                 set("FUNC_TIMEOUT", spec.timeout.as_secs().to_string());
                 set("FUNC_RUNTIME", spec.runtime.clone());
-                set(
-                    "FUNC_MEMORY_LIMIT",
-                    (u64::from(spec.memory) * 1024 * 1024).to_string(),
-                );
+                set("FUNC_MEMORY_LIMIT", spec.memory_bytes().to_string());
             }
         }
         set("_HANDLER", spec.handler.clone());
@@ -228,7 +238,7 @@ impl Shared {
         set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
         set("AWS_REGION", self.region().to_owned());
         set("AWS_DEFAULT_REGION", self.region().to_owned());
-        set("LAMBDA_TASK_ROOT", spec.code.to_string_lossy().into_owned());
+        set("LAMBDA_TASK_ROOT", code.to_string_lossy().into_owned());
         set("TZ", ":UTC".into());
         if spec.per_environment_concurrency > 1 {
             set(
@@ -351,6 +361,7 @@ impl FunctionExecutor {
     }
 
     fn check_runtime(&self, spec: &FunctionSpec) -> hoist_core::Result<()> {
+        code_dir(spec)?;
         if self.shared.config.runtimes.contains_key(&spec.runtime) {
             Ok(())
         } else {
