@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hoist_core::ErrorKind;
+use hoist_core::scheduler::ThrottleReason;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -232,6 +233,16 @@ fn invoke_error_status(err: &InvokeError) -> (StatusCode, &'static str) {
     }
 }
 
+/// The `Reason` AWS Lambda gives a `TooManyRequestsException` for a scheduler's throttle.
+pub fn lambda_throttle_reason(reason: ThrottleReason) -> &'static str {
+    match reason {
+        ThrottleReason::ReservedConcurrency => "ReservedFunctionConcurrentInvocationLimitExceeded",
+        // The queue of asynchronous invocations: Lambda's rate limit on them.
+        ThrottleReason::QueueFull => "FunctionInvocationRateLimitExceeded",
+        _ => "ConcurrentInvocationLimitExceeded",
+    }
+}
+
 fn aws_error(status: StatusCode, code: &str, mut body: Value) -> Response {
     body["Type"] = json!("User");
     let mut response = (status, axum::Json(body)).into_response();
@@ -345,7 +356,7 @@ async fn invoke_lambda(
             } = &e
             {
                 let seconds = retry_after.as_secs().max(1);
-                body = json!({ "message": "Rate Exceeded.", "Reason": reason, "retryAfterSeconds": seconds.to_string() });
+                body = json!({ "message": "Rate Exceeded.", "Reason": lambda_throttle_reason(*reason), "retryAfterSeconds": seconds.to_string() });
                 let mut response = aws_error(status, code, body);
                 put_retry_after(response.headers_mut(), seconds);
                 return response;

@@ -113,8 +113,9 @@ pub enum InvokeError {
     /// A concurrency limit was reached.
     #[error("Rate Exceeded. ({reason})")]
     Throttled {
-        /// `ReservedFunctionConcurrentInvocationLimitExceeded` or `ConcurrentInvocationLimitExceeded`.
-        reason: String,
+        /// Which limit; the Lambda front door names it in Lambda's words
+        /// ([`lambda_throttle_reason`](crate::http::lambda_throttle_reason)).
+        reason: hoist_core::scheduler::ThrottleReason,
         /// When a retry may succeed.
         retry_after: Duration,
     },

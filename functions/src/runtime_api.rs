@@ -21,6 +21,7 @@ use hoist_core::Error;
 use hoist_core::scheduler::EnvironmentId;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::launcher::ReadySignal;
 
@@ -73,10 +74,12 @@ struct Endpoint {
     closed: CancellationToken,
 }
 
-/// The Runtime API endpoints of a pool's environments.
+/// The Runtime API endpoints of a pool's environments. Each endpoint serves on a task of the
+/// API's tracker until it is closed; [`RuntimeApi::shutdown`] closes them all and awaits them.
 #[derive(Debug, Default)]
 pub struct RuntimeApi {
     endpoints: Mutex<HashMap<EnvironmentId, Arc<Endpoint>>>,
+    servers: TaskTracker,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -150,7 +153,7 @@ impl RuntimeApi {
             .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES))
             .with_state(endpoint.clone());
         let closed = endpoint.closed.clone();
-        tokio::spawn(async move {
+        self.servers.spawn(async move {
             let serve =
                 axum::serve(listener, router).with_graceful_shutdown(closed.cancelled_owned());
             if let Err(e) = serve.await {
@@ -211,6 +214,33 @@ impl RuntimeApi {
         queue.close();
         while let Ok(pending) = queue.try_recv() {
             let _ = pending.reply.send(Err(message.clone()));
+        }
+    }
+
+    /// Closes every endpoint (failing what they still had) and waits, within a deadline, for
+    /// their servers to end.
+    pub async fn shutdown(&self) {
+        let environments: Vec<EnvironmentId> = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for environment in environments {
+            self.close(&environment, "the function executor shut down")
+                .await;
+        }
+        self.servers.close();
+        let deadline = std::time::Duration::from_secs(5);
+        if tokio::time::timeout(deadline, self.servers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                servers = self.servers.len(),
+                "runtime api endpoints did not end within {deadline:?}"
+            );
         }
     }
 

@@ -13,7 +13,8 @@ use crate::invoke::{Invocation, rfc3339};
 use crate::runtime_api::{RuntimeInvocation, RuntimeReply};
 use hoist_runtimes::function::FunctionSpec;
 
-use super::{Shared, error_document};
+use super::Shared;
+use super::invoke::error_document;
 
 impl Shared {
     pub(super) fn protocol(&self, spec: &FunctionSpec) -> RuntimeProtocol {

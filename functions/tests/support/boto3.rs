@@ -170,6 +170,6 @@ pub fn environments_of(functions: &FunctionExecutor, function: &str) -> usize {
         .pool()
         .environments()
         .iter()
-        .filter(|e| hoist_functions::pool::function_of(&e.key) == function)
+        .filter(|e| e.key.function() == function)
         .count()
 }
