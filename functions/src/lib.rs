@@ -8,6 +8,7 @@
 //! - [`launcher::ExecutorLauncher`] runs environments as tasks of a hoist
 //!   [`Executor`](hoist_core::Executor), on any containerizer.
 
+mod body;
 pub mod config;
 mod executor;
 pub mod http;

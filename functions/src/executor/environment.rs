@@ -147,12 +147,30 @@ impl Shared {
             "AWS_LAMBDA_LOG_GROUP_NAME",
             format!("/aws/lambda/{}", spec.name),
         );
-        set("AWS_LAMBDA_LOG_STREAM_NAME", environment.0.clone());
+        set("AWS_LAMBDA_LOG_STREAM_NAME", log_stream_name("$LATEST"));
         set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
         set("AWS_REGION", self.region().to_owned());
         set("AWS_DEFAULT_REGION", self.region().to_owned());
         set("LAMBDA_TASK_ROOT", code.to_string_lossy().into_owned());
+        // Where AWS's runtimes live; hoist's runtimes are wherever the mapping says.
+        set("LAMBDA_RUNTIME_DIR", "/var/runtime".into());
+        set("LANG", "en_US.UTF-8".into());
         set("TZ", ":UTC".into());
+        if !spec.runtime.starts_with("provided") {
+            set("AWS_EXECUTION_ENV", format!("AWS_Lambda_{}", spec.runtime));
+        }
+        let credentials = &self.config.credentials;
+        set("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone());
+        set(
+            "AWS_SECRET_ACCESS_KEY",
+            credentials.secret_access_key.clone(),
+        );
+        if !credentials.session_token.is_empty() {
+            set("AWS_SESSION_TOKEN", credentials.session_token.clone());
+        }
+        if let Some(url) = &self.config.endpoint_url {
+            set("AWS_ENDPOINT_URL", url.clone());
+        }
         if spec.per_environment_concurrency > 1 {
             set(
                 "AWS_LAMBDA_MAX_CONCURRENCY",
@@ -169,6 +187,14 @@ impl Shared {
             .insert(hoist_core::labels::FUNCTION.into(), spec.name.clone());
         Ok(TaskSpec::new(environment.0.clone(), container))
     }
+}
+
+/// A log stream name as Lambda gives one to each environment:
+/// `YYYY/MM/DD/[<version>]<32 hex>`.
+pub(super) fn log_stream_name(version: &str) -> String {
+    let today = crate::invoke::rfc3339(std::time::SystemTime::now());
+    let date = today.get(..10).unwrap_or_default().replace('-', "/");
+    format!("{date}/[{version}]{}", crate::invoke::new_hex(32))
 }
 
 pub(super) fn unknown_runtime(runtime: &str) -> Error {

@@ -14,7 +14,7 @@ use crate::invoke::{
     MAX_SYNC_PAYLOAD, new_request_id,
 };
 use crate::registry::FunctionVersion;
-use crate::runtime_api::{RuntimeInvocation, RuntimeReply};
+use crate::runtime_api::{MAX_RESPONSE_BYTES, RuntimeInvocation, RuntimeReply};
 
 use super::{FunctionExecutor, logs};
 
@@ -31,7 +31,7 @@ impl FunctionExecutor {
     ) -> Result<InvokeResponse, InvokeError> {
         let not_found = || InvokeError::NotFound {
             function: match &invocation.qualifier {
-                Some(q) => format!("{}:{name}:{q}", self.shared.function_arn(name)),
+                Some(q) => format!("{}:{q}", self.shared.function_arn(name)),
                 None => self.shared.function_arn(name),
             },
         };
@@ -212,6 +212,17 @@ impl FunctionExecutor {
             Ok(Ok(RuntimeReply::Response(body))) => {
                 self.pool.release(lease, ReleaseOutcome::Reusable).await;
                 done(body, None, cold)
+            }
+            Ok(Ok(RuntimeReply::TooLarge { size })) => {
+                tracing::info!(%request_id, size, "the function's response is too large");
+                self.pool.release(lease, ReleaseOutcome::Reusable).await;
+                let body = error_document(
+                    "Function.ResponseSizeTooLarge",
+                    format!(
+                        "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+                    ),
+                );
+                done(body, Some("Unhandled"), cold)
             }
             Ok(Ok(RuntimeReply::Error { body, .. })) => {
                 self.pool.release(lease, ReleaseOutcome::Reusable).await;
