@@ -11,6 +11,7 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 
 use crate::recordio::RecordDecoder;
 use crate::wire::{Call, Event};
@@ -49,6 +50,7 @@ pub struct AgentClient {
     token: Option<String>,
     options: ClientOptions,
     calls: Option<Connection>,
+    tracker: TaskTracker,
 }
 
 impl std::fmt::Debug for AgentClient {
@@ -82,7 +84,17 @@ impl AgentClient {
             token,
             options,
             calls: None,
+            tracker: TaskTracker::new(),
         }
+    }
+
+    /// Runs the tasks that drive this client's connections on `tracker` (by default a tracker
+    /// of its own), so that whoever owns `tracker` can wait for them to end. A connection's
+    /// task ends when the connection (the client's calls connection, or an [`EventStream`])
+    /// is dropped.
+    pub fn with_tracker(mut self, tracker: TaskTracker) -> Self {
+        self.tracker = tracker;
+        self
     }
 
     async fn connect(&self) -> Result<Connection> {
@@ -95,7 +107,7 @@ impl AgentClient {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .map_err(|e| unavailable("HTTP handshake failed", &self.endpoint, e))?;
-        let task = tokio::spawn(async move {
+        let task = self.tracker.spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "agent connection closed");
             }

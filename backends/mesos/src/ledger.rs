@@ -72,15 +72,22 @@ impl Ledger {
             .collect()
     }
 
-    /// Marks every update as not yet sent (after a reconnection the agent replays what the
-    /// SUBSCRIBE carried, so the resend clock starts again).
-    pub(crate) fn mark_all_sent(&mut self, now: Instant) {
+    /// Marks as sent at `now` the updates a SUBSCRIBE carried (by UUID): the agent replays
+    /// them, so their resend clock starts again. Updates made after that SUBSCRIBE was built
+    /// keep their state and go out with the next [`Ledger::due`].
+    pub(crate) fn mark_sent(&mut self, carried: &HashSet<Vec<u8>>, now: Instant) {
         for p in &mut self.updates {
-            p.last_sent = Some(now);
+            if p.status
+                .uuid
+                .as_ref()
+                .is_some_and(|u| carried.contains(&u.0))
+            {
+                p.last_sent = Some(now);
+            }
         }
     }
 
-    /// The unacknowledged updates, oldest first.
+    /// The unacknowledged updates, oldest first (what a SUBSCRIBE carries).
     pub(crate) fn unacknowledged_updates(&self) -> Vec<Update> {
         self.updates
             .iter()
@@ -163,6 +170,25 @@ mod tests {
                 .map(|s| s.task_id.value.as_str())
                 .collect::<Vec<_>>(),
             ["a"]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn subscribed_marks_only_what_the_subscribe_carried() {
+        let mut ledger = Ledger::default();
+        ledger.push(status("a", TaskState::Running, 1), None);
+        let carried: HashSet<Vec<u8>> = ledger
+            .unacknowledged_updates()
+            .into_iter()
+            .filter_map(|u| u.status.uuid.map(|u| u.0))
+            .collect();
+        // Made while the SUBSCRIBE was on its way.
+        ledger.push(status("a", TaskState::Killed, 2), None);
+        ledger.mark_sent(&carried, Instant::now());
+        let due = ledger.due(Instant::now(), Duration::from_secs(10));
+        assert_eq!(
+            due.iter().map(|s| s.state).collect::<Vec<_>>(),
+            [TaskState::Killed]
         );
     }
 }

@@ -15,13 +15,14 @@ use tokio::time::Instant;
 
 const WAIT: Duration = Duration::from_secs(3600);
 
-async fn running_task(
-    fake: &FakeContainerizer,
-    env: impl FnOnce(&mut AgentEnv),
-) -> (
-    AgentSimulator,
-    tokio::task::JoinHandle<hoist_core::Result<Exit>>,
-) {
+struct Running {
+    agent: AgentSimulator,
+    run: tokio::task::JoinHandle<hoist_core::Result<Exit>>,
+    executor: Executor,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+async fn running_task(fake: &FakeContainerizer, env: impl FnOnce(&mut AgentEnv)) -> Running {
     let agent = AgentSimulator::start(SimulatorOptions::default())
         .await
         .unwrap();
@@ -33,7 +34,9 @@ async fn running_task(
     agent_env.subscription_backoff_max = Duration::from_secs(2);
     agent_env.shutdown_grace_period = Duration::from_secs(5);
     env(&mut agent_env);
-    let run = tokio::spawn(MesosDriver::new(agent_env, executor, statuses).run());
+    let driver = MesosDriver::new(agent_env, executor.clone(), statuses);
+    let stop = driver.stop_token();
+    let run = tokio::spawn(driver.run());
     agent
         .wait_for("a SUBSCRIBE", WAIT, |s| s.connected)
         .await
@@ -50,13 +53,18 @@ async fn running_task(
         })
         .await
         .unwrap();
-    (agent, run)
+    Running {
+        agent,
+        run,
+        executor,
+        stop,
+    }
 }
 
 #[tokio::test(start_paused = true)]
 async fn resubscription_gives_up_exactly_at_the_recovery_timeout() {
     let fake = FakeContainerizer::new();
-    let (agent, run) = running_task(&fake, |_| {}).await;
+    let Running { agent, run, .. } = running_task(&fake, |_| {}).await;
     let lost = Instant::now();
     agent.restart(Duration::from_secs(24 * 3600));
     let exit = run.await.unwrap().unwrap();
@@ -79,7 +87,7 @@ async fn shutdown_ends_within_the_grace_period_even_when_tasks_ignore_term() {
         ignore_term: true,
         ..Script::default()
     });
-    let (agent, run) = running_task(&fake, |_| {}).await;
+    let Running { agent, run, .. } = running_task(&fake, |_| {}).await;
     let asked = Instant::now();
     agent.shutdown();
     assert_eq!(run.await.unwrap().unwrap(), Exit::Shutdown);
@@ -96,7 +104,7 @@ async fn shutdown_ends_within_the_grace_period_even_when_tasks_ignore_term() {
 #[tokio::test(start_paused = true)]
 async fn without_checkpointing_the_executor_does_not_wait_for_the_agent() {
     let fake = FakeContainerizer::new();
-    let (agent, run) = running_task(&fake, |env| env.checkpoint = false).await;
+    let Running { agent, run, .. } = running_task(&fake, |env| env.checkpoint = false).await;
     let lost = Instant::now();
     agent.restart(Duration::from_secs(10));
     assert_eq!(run.await.unwrap().unwrap(), Exit::AgentLost);
@@ -106,4 +114,64 @@ async fn without_checkpointing_the_executor_does_not_wait_for_the_agent() {
         lost.elapsed()
     );
     assert_eq!(agent.snapshot().unavailable, 0, "no resubscription");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_update_made_during_resubscription_is_sent_once_subscribed() {
+    let fake = FakeContainerizer::new();
+    let Running {
+        agent,
+        run,
+        executor,
+        ..
+    } = running_task(&fake, |_| {}).await;
+    agent.hold_subscribed();
+    agent.drop_stream();
+    agent
+        .wait_for("the second SUBSCRIBE", WAIT, |s| s.subscriptions.len() == 2)
+        .await
+        .unwrap();
+    // The task ends while the SUBSCRIBE is on its way: the SUBSCRIBE did not carry it.
+    executor
+        .kill(&hoist_core::TaskId::new("t"), Some(Duration::ZERO))
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.calls_to("stop"), 1);
+    let carried = &agent.snapshot().subscriptions[1].unacknowledged_updates;
+    assert!(
+        carried.iter().all(|u| u.status.state != TaskState::Killed),
+        "{carried:?}"
+    );
+    assert!(!agent.snapshot().states("t").contains(&TaskState::Killed));
+    let subscribed = Instant::now();
+    assert!(agent.release_subscribed());
+    agent
+        .wait_for("TASK_KILLED", WAIT, |s| {
+            s.states("t").contains(&TaskState::Killed)
+        })
+        .await
+        .unwrap();
+    let took = subscribed.elapsed();
+    assert!(
+        took < Duration::from_secs(1),
+        "sent {took:?} after SUBSCRIBED"
+    );
+    agent.shutdown();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Shutdown);
+    assert_eq!(agent.snapshot().terminal("t").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stop_token_kills_every_task_and_waits_for_the_acknowledgement() {
+    let fake = FakeContainerizer::new();
+    let Running {
+        agent, run, stop, ..
+    } = running_task(&fake, |_| {}).await;
+    stop.cancel();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Stopped);
+    let s = agent.snapshot();
+    assert_eq!(s.terminal("t").len(), 1);
+    assert_eq!(s.states("t").last(), Some(&TaskState::Killed));
+    assert!(s.acknowledgements >= s.distinct("t").len(), "{s:?}");
+    assert_eq!(fake.calls_to("stop"), 1);
 }

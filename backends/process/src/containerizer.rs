@@ -9,18 +9,22 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hoist_core::observe::UsageStream;
+use hoist_core::session::{ExecRequest, ExecSession};
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
     ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
-    OwnedContainer, Owner, Result,
+    OwnedContainer, Owner, Resources, Result,
 };
 use nix::sys::signal::Signal;
 
 use crate::BACKEND;
 use crate::entry::{Entry, Phase};
+use crate::observe;
 use crate::plan::{self, Plan};
 use crate::procfs::{Liveness, ProcessIdentity};
 use crate::record::{ContainerDir, Record, io_error};
+use crate::resources::{self, Cgroups, ResourcePolicy};
 use crate::signal::signal_group;
 
 /// How long a stop waits for a KILLed process to be reaped before it reports a timeout.
@@ -55,6 +59,7 @@ pub struct ProcessContainerizer {
 struct Inner {
     state_dir: PathBuf,
     poll_interval: Duration,
+    resources: ResourcePolicy,
     containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
 }
 
@@ -69,6 +74,7 @@ impl ProcessContainerizer {
             inner: Arc::new(Inner {
                 state_dir,
                 poll_interval: Duration::from_millis(100),
+                resources: ResourcePolicy::Refuse,
                 containers: Mutex::new(HashMap::new()),
             }),
         })
@@ -77,19 +83,73 @@ impl ProcessContainerizer {
     /// How often a process this containerizer did not start (found after a restart) is
     /// checked for its exit, and how often followed logs look for new output (default 100 ms).
     pub fn with_poll_interval(self, interval: Duration) -> Self {
-        let inner = Inner {
+        self.rebuilt(|inner| inner.poll_interval = interval)
+    }
+
+    /// What to do with `resources.cpus` and `resources.memory` (default
+    /// [`ResourcePolicy::Refuse`]); [`Containerizer::capabilities`] follows it.
+    ///
+    /// ```no_run
+    /// use hoist_process::{ProcessContainerizer, ResourcePolicy};
+    ///
+    /// let processes = ProcessContainerizer::new("/var/lib/my-executor")?
+    ///     .with_resources(ResourcePolicy::Advisory);
+    /// # Ok::<(), hoist_core::Error>(())
+    /// ```
+    pub fn with_resources(self, policy: ResourcePolicy) -> Self {
+        self.rebuilt(|inner| inner.resources = policy)
+    }
+
+    /// The resources policy.
+    pub fn resources(&self) -> &ResourcePolicy {
+        &self.inner.resources
+    }
+
+    fn rebuilt(self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner {
             state_dir: self.inner.state_dir.clone(),
-            poll_interval: interval,
+            poll_interval: self.inner.poll_interval,
+            resources: self.inner.resources.clone(),
             containers: Mutex::new(std::mem::take(&mut *self.inner.containers())),
         };
+        change(&mut inner);
         ProcessContainerizer {
             inner: Arc::new(inner),
+        }
+    }
+
+    /// The cgroups that enforce `spec`'s limits, when the policy enforces and it has some.
+    fn cgroups(&self, spec: &ContainerSpec) -> Option<&Cgroups> {
+        match &self.inner.resources {
+            ResourcePolicy::Enforce(cgroups) if spec.resources != Resources::default() => {
+                Some(cgroups)
+            }
+            _ => None,
         }
     }
 
     /// The state directory.
     pub fn state_dir(&self) -> &Path {
         &self.inner.state_dir
+    }
+
+    /// The running container `id`, its record and its pid, or [`ErrorKind::InvalidState`]
+    /// naming `operation`.
+    fn running(
+        &self,
+        id: &ContainerId,
+        operation: &'static str,
+    ) -> Result<(Arc<Entry>, Record, u32)> {
+        let entry = self.entry(id, operation)?;
+        let record = entry.snapshot();
+        match (record.state, record.pid) {
+            (ContainerState::Running, Some(pid)) => Ok((entry, record, pid)),
+            _ => Err(
+                Error::new(ErrorKind::InvalidState, "the container is not running")
+                    .with_operation(operation)
+                    .with_context("container", id),
+            ),
+        }
     }
 
     /// The known container `id`, or [`ErrorKind::NotFound`] naming `operation`.
@@ -236,7 +296,7 @@ fn new_id(owner: &Owner) -> ContainerId {
 }
 
 /// The exit of a reaped child: its code, or the signal that ended it.
-fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
+pub(crate) fn exit_status(status: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (_, Some(signal)) => ExitStatus::signal(signal),
@@ -252,11 +312,11 @@ impl Containerizer for ProcessContainerizer {
     }
 
     fn capabilities(&self) -> Capabilities {
-        plan::capabilities()
+        plan::capabilities(self.inner.resources.limit())
     }
 
     async fn create(&self, owner: &Owner, spec: &ContainerSpec) -> Result<ContainerId> {
-        plan::capabilities().check(spec).map_err(|e| {
+        self.capabilities().check(spec).map_err(|e| {
             e.with_operation("create")
                 .with_context("backend", BACKEND)
                 .with_context("task", &owner.task_id)
@@ -294,6 +354,20 @@ impl Containerizer for ProcessContainerizer {
             let _ = dir.delete();
             return Err(e.with_operation("create"));
         }
+        if let Some(cgroups) = self.cgroups(spec)
+            && let Err(e) = cgroups.create(&id, &spec.resources)
+        {
+            let _ = dir.delete();
+            return Err(e
+                .with_operation("create")
+                .with_context("task", &owner.task_id));
+        }
+        if let (ResourcePolicy::Advisory, Some(limits)) = (
+            &self.inner.resources,
+            resources::describe(&spec.resources, &self.inner.resources),
+        ) {
+            tracing::warn!(task = %owner.task_id, container = %id, "resource limits {limits} (resources policy: advisory)");
+        }
         self.inner
             .containers()
             .insert(id.clone(), Arc::new(Entry::new(dir, record)));
@@ -328,6 +402,10 @@ impl Containerizer for ProcessContainerizer {
         command
             .stdout(open(entry.dir.stdout())?)
             .stderr(open(entry.dir.stderr())?);
+        let cgroups = self.cgroups(&record.spec).cloned();
+        if let Some(cgroups) = &cgroups {
+            resources::join_before_exec(&mut command, cgroups.join_files(id).map_err(fail)?);
+        }
         let mut child = command
             .spawn()
             .map_err(|e| fail(plan::spawn_error(&plan, e)))?;
@@ -348,9 +426,11 @@ impl Containerizer for ProcessContainerizer {
             entry.finish(ExitStatus::signal(Signal::SIGKILL as i32));
             return Err(fail(e));
         }
+        drop(command);
         let reaped = entry.clone();
+        let container = id.clone();
         tokio::spawn(async move {
-            let status = match child.wait().await {
+            let mut status = match child.wait().await {
                 Ok(status) => exit_status(status),
                 Err(e) => {
                     tracing::warn!(container = %reaped.dir.root().display(), error = %e, "could not reap the process");
@@ -360,6 +440,9 @@ impl Containerizer for ProcessContainerizer {
             // The leader has just gone; anything it left in its group goes too.
             if let Some(pid) = process.map(|p| p.pid) {
                 signal_group(pid, Signal::SIGKILL);
+            }
+            if let Some(cgroups) = &cgroups {
+                status.oom_killed = cgroups.oom_killed(&container);
             }
             reaped.finish(status);
         });
@@ -416,6 +499,9 @@ impl Containerizer for ProcessContainerizer {
             .dir
             .delete()
             .map_err(|e| e.with_operation("remove").with_context("container", id))?;
+        if let Some(cgroups) = self.cgroups(&entry.snapshot().spec) {
+            cgroups.remove(id);
+        }
         self.inner.containers().remove(id);
         entry.phase.send_if_modified(|phase| {
             let pending = *phase == Phase::Pending;
@@ -452,6 +538,9 @@ impl Containerizer for ProcessContainerizer {
             ("command".to_owned(), record.spec.argv().join(" ")),
             ("directory".to_owned(), dir.unwrap_or_default()),
         ]);
+        if let Some(limits) = resources::describe(&record.spec.resources, &self.inner.resources) {
+            info.details.insert("resources".to_owned(), limits);
+        }
         if record
             .exit
             .is_some_and(|e| e.code.is_none() && e.signal.is_none())
@@ -470,20 +559,40 @@ impl Containerizer for ProcessContainerizer {
         argv: &[String],
         timeout: Duration,
     ) -> Result<ExecOutput> {
-        let entry = self.entry(id, "exec")?;
-        let record = entry.snapshot();
+        let (entry, record, _) = self.running(id, "exec")?;
         let fail = |e: Error| e.with_operation("exec").with_context("container", id);
-        if record.state != ContainerState::Running {
-            return Err(fail(Error::new(
-                ErrorKind::InvalidState,
-                "the container is not running",
-            )));
-        }
         if argv.is_empty() {
             return Err(fail(Error::invalid("exec needs a command")));
         }
         let plan = Plan::new(&record.spec, &entry.dir.sandbox(), argv);
         crate::exec::run(&plan, timeout).await.map_err(fail)
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        let (entry, record, pid) = self.running(id, "stats")?;
+        let cgroup = self
+            .cgroups(&record.spec)
+            .map(|cgroups| (cgroups.clone(), id.clone()));
+        Ok(observe::stats(entry, pid, cgroup, interval))
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        let (_, _, pid) = self.running(id, "signal")?;
+        observe::signal(pid, signal)
+            .map_err(|e| e.with_operation("signal").with_context("container", id))
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        let (entry, record, _) = self.running(id, "exec_stream")?;
+        let fail = |e: Error| {
+            e.with_operation("exec_stream")
+                .with_context("container", id)
+        };
+        if request.argv.is_empty() {
+            return Err(fail(Error::invalid("exec_stream needs a command")));
+        }
+        let plan = Plan::new(&record.spec, &entry.dir.sandbox(), &request.argv);
+        observe::session(&plan, &request).map_err(fail)
     }
 
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {

@@ -16,7 +16,8 @@
 //! | `working_dir` | absolute, or relative to the image directory (or the sandbox); default the image directory (or the sandbox). |
 //! | `network` | host only (`None` means host). `bridge`, `none` and user networks are refused. |
 //! | `ports` | accepted when the host port is unset or equal to the container port (the process binds it itself), and reported by `inspect`; any other mapping is refused. |
-//! | `resources`, `volumes`, `dns`, `user` | refused. |
+//! | `resources` | as the [`ResourcePolicy`] says: refused (the default), accepted and recorded but not enforced (advisory), or enforced with cgroups v1 or v2 (an OOM kill is reported as `oom_killed`). |
+//! | `volumes`, `dns`, `user` | refused. |
 //! | `labels` | kept in the record. |
 //!
 //! Refused means [`ErrorKind::Unsupported`](hoist_core::ErrorKind::Unsupported) from `create`,
@@ -39,6 +40,15 @@
 //! - `inspect` reports the pid while running and the loopback address (the process shares the
 //!   host network).
 //! - `remove` deletes the folder; removing a removed container succeeds.
+//! - `stats` samples the container's process group from `/proc` (CPU user and system time
+//!   and its percentage, resident memory, processes and threads, storage I/O) and, when the
+//!   [`ResourcePolicy`] enforces its limits, its cgroup (memory usage and peak, cache, swap,
+//!   CPU time and throttling), until the container exits. There is no network figure: the
+//!   process shares the host's network.
+//! - `signal` sends any signal to the main process.
+//! - `exec_stream` runs a command beside the container, like `exec`, with a standard input
+//!   and on pipes or on a pseudo-terminal that can be resized; its processes are KILLed if the
+//!   session is dropped before they end.
 //!
 //! # After a restart
 //!
@@ -56,13 +66,16 @@ mod containerizer;
 mod entry;
 mod exec;
 mod logs;
+mod observe;
 mod plan;
 mod procfs;
 mod record;
+mod resources;
 mod signal;
 
 pub use containerizer::ProcessContainerizer;
 pub use plan::DEFAULT_PATH;
+pub use resources::{Cgroups, ResourcePolicy};
 
 /// The backend's name in messages and errors.
 const BACKEND: &str = "process";

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use hoist_core::capabilities::{Images, Ports};
+use hoist_core::capabilities::{Images, Limit, Ports};
 use hoist_core::{Capabilities, ContainerSpec, Error, ErrorKind};
 
 /// The `PATH` a container gets when its spec sets none (Docker's default).
@@ -15,14 +15,20 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// as an absolute directory relative commands resolve against, the host network with ports the
 /// process binds itself, `exec`, `logs` and recovery. [`Capabilities::check`] refuses the rest
 /// by name.
-pub(crate) fn capabilities() -> Capabilities {
+pub(crate) fn capabilities(limits: Limit) -> Capabilities {
     let mut caps = Capabilities::default();
+    caps.cpu_limit = limits;
+    caps.memory_limit = limits;
     caps.images = Images::Directory;
     caps.exec = true;
     caps.logs = true;
     caps.network_host = true;
     caps.ports = Ports::SamePort;
     caps.recovery = true;
+    caps.stats = true;
+    caps.signal = true;
+    caps.exec_stream = true;
+    caps.tty = true;
     caps
 }
 
@@ -124,7 +130,7 @@ mod tests {
     use hoist_core::{NetworkMode, PortMapping, Volume};
 
     fn refused_field(spec: &ContainerSpec) -> String {
-        let err = capabilities().check(spec).unwrap_err();
+        let err = capabilities(Limit::Unsupported).check(spec).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
         err.context_value("field").unwrap().to_owned()
     }
@@ -173,7 +179,7 @@ mod tests {
             PortMapping::tcp(8080, None),
             PortMapping::tcp(9090, Some(9090)),
         ];
-        capabilities().check(&spec).unwrap();
+        capabilities(Limit::Unsupported).check(&spec).unwrap();
         let image_only = ContainerSpec {
             image: Some("/opt/app".into()),
             ..ContainerSpec::default()

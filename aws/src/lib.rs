@@ -1,0 +1,16 @@
+//! hoist's AWS front doors.
+//!
+//! - [`protocol`]: what every AWS service shares on the wire — request ids
+//!   (`x-amzn-RequestId`) and errors in the REST-JSON shape ([`AwsError`]: `X-Amzn-ErrorType`
+//!   and a JSON body with `Type` and `message`).
+//! - [`lambda`]: the AWS Lambda API — the whole control plane and the Invoke API — as one axum
+//!   router over a [`hoist_store::Store`] and a [`lambda::FunctionHost`] that runs the
+//!   functions.
+//!
+//! Unmodified AWS clients (boto3 and the AWS CLI are tested) talk to it with an endpoint URL
+//! and any credentials.
+
+pub mod lambda;
+pub mod protocol;
+
+pub use protocol::{AwsError, RequestId};
