@@ -15,7 +15,7 @@
 //!
 //! let config = KubeConfig { host_volumes: HostVolumes::Copy, ..KubeConfig::default() };
 //! let pods = KubeContainerizer::in_cluster(config)?;
-//! let spec = FunctionSpec::new("hello", "handler.hello", "python3.11", Source::text("..."))?;
+//! let spec = FunctionSpec::new("hello", "python3.11", "handler.hello", Source::text("..."));
 //! let plan = BuildPlan::new(&spec, catalog)?;
 //! let owner = hoist::Owner { executor_id: "kubeless".into(), task_id: "hello".into() };
 //! let work = std::env::temp_dir().join("hello");
@@ -214,11 +214,10 @@ mod tests {
         let pods = KubeContainerizer::new(server.client(), config);
         let mut spec = FunctionSpec::new(
             "hello",
-            "handler.hello",
             "python3.11",
+            "handler.hello",
             Source::text("def hello(event, context):\n    return 'hi'\n"),
-        )
-        .unwrap();
+        );
         spec.deps = Some("requests\n".into());
         let plan = BuildPlan::new(&spec, &python()).unwrap();
         let work = tempfile::tempdir().unwrap();

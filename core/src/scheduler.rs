@@ -1,6 +1,6 @@
 //! The [`Scheduler`] trait: admission and placement of requests onto environments.
 //!
-//! The warm pool in hoist-runtimes is the main implementation; core ships [`FixedPool`], a
+//! The warm pool in hoist-functions is the main implementation; core ships [`FixedPool`], a
 //! fixed set of environments with a concurrency limit each.
 
 use std::collections::BTreeMap;
@@ -61,6 +61,40 @@ pub enum ReleaseOutcome {
     Broken(String),
 }
 
+/// Which limit throttled a request, in the scheduler's own terms; a front door names it in its
+/// protocol's words (the Lambda front door says `ReservedFunctionConcurrentInvocationLimitExceeded`
+/// for [`ThrottleReason::ReservedConcurrency`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ThrottleReason {
+    /// The concurrency reserved for the request's key (a function) is in use.
+    ReservedConcurrency,
+    /// The shared concurrency limit (the part no key reserves) is in use.
+    ConcurrencyLimit,
+    /// A queue of waiting requests is full.
+    QueueFull,
+    /// Every environment is at its own concurrency limit.
+    EnvironmentsBusy,
+}
+
+impl ThrottleReason {
+    /// A short description (`reserved concurrency in use`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThrottleReason::ReservedConcurrency => "reserved concurrency in use",
+            ThrottleReason::ConcurrencyLimit => "concurrency limit reached",
+            ThrottleReason::QueueFull => "queue full",
+            ThrottleReason::EnvironmentsBusy => "every environment is at its concurrency limit",
+        }
+    }
+}
+
+impl fmt::Display for ThrottleReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a request was not placed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,8 +102,8 @@ pub enum Rejection {
     /// A concurrency limit was reached; the caller may retry after `retry_after`.
     #[error("throttled: {reason} (retry after {retry_after:?})")]
     Throttled {
-        /// Which limit (`ReservedFunctionConcurrentInvocationLimitExceeded`...).
-        reason: String,
+        /// Which limit.
+        reason: ThrottleReason,
         /// When a retry may succeed.
         retry_after: Duration,
     },
@@ -165,7 +199,7 @@ impl Scheduler for FixedPool {
                 })
             }
             None => Err(Rejection::Throttled {
-                reason: "every environment is at its concurrency limit".into(),
+                reason: ThrottleReason::EnvironmentsBusy,
                 retry_after: Duration::from_secs(1),
             }),
         }
@@ -204,6 +238,15 @@ mod tests {
             "the broken one is skipped"
         );
         let err = pool.acquire(&PlacementRequest::new("f")).await.unwrap_err();
-        assert!(matches!(err, Rejection::Throttled { .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                Rejection::Throttled {
+                    reason: ThrottleReason::EnvironmentsBusy,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }

@@ -158,6 +158,37 @@ impl RuntimeCommand {
     }
 }
 
+/// The AWS credentials functions get in their environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), for their own calls back to the endpoint;
+/// LocalStack's test values by default.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// `AWS_ACCESS_KEY_ID` (default `test`).
+    pub access_key_id: String,
+    /// `AWS_SECRET_ACCESS_KEY` (default `test`).
+    pub secret_access_key: String,
+    /// `AWS_SESSION_TOKEN` (default `test`; empty leaves it unset).
+    pub session_token: String,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Credentials {
+            access_key_id: "test".into(),
+            secret_access_key: "test".into(),
+            session_token: "test".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Everything the function executor is configured with.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FunctionsConfig {
@@ -173,8 +204,13 @@ pub struct FunctionsConfig {
     pub dns: Vec<IpAddr>,
     /// Environments started ahead of demand, per runtime.
     pub prewarm: BTreeMap<String, usize>,
-    /// The region in ARNs (default `us-east-1`).
+    /// The region in ARNs and functions' `AWS_REGION` (default `us-east-1`).
     pub region: String,
+    /// The credentials functions get.
+    pub credentials: Credentials,
+    /// `AWS_ENDPOINT_URL` in functions' environment: the endpoint that serves them (`hoist
+    /// serve` sets its own), so a function's AWS SDK calls come back to it, as on LocalStack.
+    pub endpoint_url: Option<String>,
     /// The queue of `Event` invocations.
     pub events: EventQueueConfig,
     /// The host environments reach the executor's Runtime API endpoints at

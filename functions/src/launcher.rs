@@ -12,6 +12,10 @@ use hoist_core::executor::StatusStream;
 use hoist_core::scheduler::EnvironmentId;
 use hoist_core::{Error, ErrorKind, Executor, TaskId, TaskSpec, TaskState, TaskStatus};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::pool::FunctionKey;
 
 /// Starts and stops the environments of a pool.
 ///
@@ -19,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 /// use async_trait::async_trait;
 /// use hoist_core::scheduler::EnvironmentId;
 /// use hoist_functions::launcher::EnvironmentLauncher;
+/// use hoist_functions::pool::FunctionKey;
 ///
 /// /// Environments that are ready at once and need no teardown.
 /// #[derive(Debug)]
@@ -26,7 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 ///
 /// #[async_trait]
 /// impl EnvironmentLauncher for Instant {
-///     async fn start(&self, _: &EnvironmentId, _: &str) -> hoist_core::Result<()> { Ok(()) }
+///     async fn start(&self, _: &EnvironmentId, _: &FunctionKey) -> hoist_core::Result<()> { Ok(()) }
 ///     async fn stop(&self, _: &EnvironmentId) {}
 /// }
 /// ```
@@ -34,7 +39,8 @@ use tokio::sync::{mpsc, oneshot};
 pub trait EnvironmentLauncher: Send + Sync + fmt::Debug + 'static {
     /// Launches `environment` for the function version `key` and returns once it is ready to
     /// serve. The pool bounds this with its start-up deadline (and stops a late environment).
-    async fn start(&self, environment: &EnvironmentId, key: &str) -> hoist_core::Result<()>;
+    async fn start(&self, environment: &EnvironmentId, key: &FunctionKey)
+    -> hoist_core::Result<()>;
 
     /// Stops `environment` and releases what it held. Must not fail; problems are logged.
     async fn stop(&self, environment: &EnvironmentId);
@@ -91,7 +97,8 @@ impl ReadySignal {
 }
 
 /// Builds the task of an environment from its id and its function version key.
-pub type SpecFn = Arc<dyn Fn(&EnvironmentId, &str) -> hoist_core::Result<TaskSpec> + Send + Sync>;
+pub type SpecFn =
+    Arc<dyn Fn(&EnvironmentId, &FunctionKey) -> hoist_core::Result<TaskSpec> + Send + Sync>;
 
 /// Runs environments as tasks of an [`Executor`]: the task id is the environment id.
 pub struct ExecutorLauncher {
@@ -123,20 +130,29 @@ fn describe(status: &TaskStatus) -> String {
 }
 
 impl ExecutorLauncher {
-    /// A launcher on `executor`, consuming its status stream (spawns a task, so call it inside a
-    /// tokio runtime). Returns the stream of environments that ended.
+    /// A launcher on `executor`, consuming its status stream on a task of `tasks` (so call it
+    /// inside a tokio runtime) until the stream ends or `cancel` fires; ended environments'
+    /// containers are removed on `tasks` too. Returns the stream of environments that ended.
     pub fn new(
         executor: Executor,
         mut statuses: StatusStream,
         readiness: Readiness,
         specs: SpecFn,
+        tasks: &TaskTracker,
+        cancel: &CancellationToken,
     ) -> (Self, mpsc::UnboundedReceiver<EnvironmentExit>) {
         let signal = ReadySignal::default();
         let (exits_tx, exits_rx) = mpsc::unbounded_channel();
         let watcher = signal.clone();
         let containerizer = executor.containerizer().clone();
-        tokio::spawn(async move {
-            while let Some(status) = statuses.recv().await {
+        let (removals, cancel) = (tasks.clone(), cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                let status = tokio::select! {
+                    status = statuses.recv() => status,
+                    () = cancel.cancelled() => None,
+                };
+                let Some(status) = status else { break };
                 let environment = EnvironmentId(status.task_id.as_str().to_owned());
                 if status.state == TaskState::Running
                     && readiness == Readiness::Running
@@ -150,7 +166,7 @@ impl ExecutorLauncher {
                     if let Some(container) = &status.container_id {
                         let containerizer = containerizer.clone();
                         let container = container.clone();
-                        tokio::spawn(async move {
+                        removals.spawn(async move {
                             if let Err(e) = containerizer.remove(&container, true).await {
                                 tracing::warn!(%container, error = %e, "could not remove an environment's container");
                             }
@@ -196,7 +212,11 @@ impl ExecutorLauncher {
 
 #[async_trait]
 impl EnvironmentLauncher for ExecutorLauncher {
-    async fn start(&self, environment: &EnvironmentId, key: &str) -> hoist_core::Result<()> {
+    async fn start(
+        &self,
+        environment: &EnvironmentId,
+        key: &FunctionKey,
+    ) -> hoist_core::Result<()> {
         let mut spec = (self.specs)(environment, key)?;
         spec.id = TaskId::new(environment.0.clone());
         let (tx, rx) = oneshot::channel();
@@ -215,7 +235,7 @@ impl EnvironmentLauncher for ExecutorLauncher {
             Ok(Err(message)) => Err(Error::new(ErrorKind::Backend, message)
                 .with_operation("start environment")
                 .with_context("environment", environment)
-                .with_context("function", key)),
+                .with_context("function", key.to_string())),
             Err(_) => Err(Error::new(
                 ErrorKind::Cancelled,
                 "the launcher stopped watching the environment",

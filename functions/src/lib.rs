@@ -8,9 +8,9 @@
 //! - [`launcher::ExecutorLauncher`] runs environments as tasks of a hoist
 //!   [`Executor`](hoist_core::Executor), on any containerizer.
 
+mod body;
 pub mod config;
 mod executor;
-mod function;
 pub mod http;
 pub mod invoke;
 pub mod launcher;
@@ -19,6 +19,8 @@ mod registry;
 pub mod runtime_api;
 
 pub use executor::FunctionExecutor;
-pub use function::{DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FunctionSpec, MAX_TIMEOUT};
+pub use hoist_runtimes::function::{
+    Code, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FunctionSpec, MAX_TIMEOUT, Source,
+};
 pub use invoke::{Invocation, InvocationType, InvokeError, InvokeResponse};
 pub use registry::{FunctionVersion, Registry};

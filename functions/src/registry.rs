@@ -6,7 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use hoist_core::{Error, ErrorKind};
 
-use crate::function::FunctionSpec;
+use hoist_runtimes::function::FunctionSpec;
+
+use crate::pool::FunctionKey;
 
 /// One version of a function, as the registry hands it out.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,9 +20,9 @@ pub struct FunctionVersion {
 }
 
 impl FunctionVersion {
-    /// The pool key of this version: `name:version`.
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.spec.name, self.version)
+    /// The pool key of this version.
+    pub fn key(&self) -> FunctionKey {
+        FunctionKey::new(self.spec.name.as_str(), self.version)
     }
 }
 
@@ -31,7 +33,7 @@ impl FunctionVersion {
 ///
 /// let registry = Registry::new();
 /// let v1 = registry.create(FunctionSpec::new("hello", "python3", "app.handler", "/srv")).unwrap();
-/// assert_eq!(v1.key(), "hello:1");
+/// assert_eq!(v1.key().to_string(), "hello:1");
 /// assert!(registry.create(FunctionSpec::new("hello", "python3", "app.handler", "/srv")).is_err());
 /// let v2 = registry.update(FunctionSpec::new("hello", "python3", "app.other", "/srv")).unwrap();
 /// assert_eq!(v2.version, 2);

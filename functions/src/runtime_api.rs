@@ -21,11 +21,14 @@ use hoist_core::Error;
 use hoist_core::scheduler::EnvironmentId;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::body::{BodyError, read_capped};
+use crate::invoke::new_trace_id;
 use crate::launcher::ReadySignal;
 
-/// The largest response a function may return (6 MB, as on AWS).
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+/// The largest response a function may return (6291556 bytes, as on AWS).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
 
 /// One invocation handed to an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,13 @@ pub struct RuntimeInvocation {
 pub enum RuntimeReply {
     /// `invocation/{id}/response`: the result.
     Response(Bytes),
+    /// `invocation/{id}/response` with more than [`MAX_RESPONSE_BYTES`]: the runtime's post is
+    /// accepted (so the environment keeps serving; awslambdaric ends its process on any other
+    /// answer) and the invocation fails with `Function.ResponseSizeTooLarge`.
+    TooLarge {
+        /// At least this many bytes were sent.
+        size: usize,
+    },
     /// `invocation/{id}/error`: the error type and the error document.
     Error {
         /// `Lambda-Runtime-Function-Error-Type`, or the document's `errorType`.
@@ -73,10 +83,12 @@ struct Endpoint {
     closed: CancellationToken,
 }
 
-/// The Runtime API endpoints of a pool's environments.
+/// The Runtime API endpoints of a pool's environments. Each endpoint serves on a task of the
+/// API's tracker until it is closed; [`RuntimeApi::shutdown`] closes them all and awaits them.
 #[derive(Debug, Default)]
 pub struct RuntimeApi {
     endpoints: Mutex<HashMap<EnvironmentId, Arc<Endpoint>>>,
+    servers: TaskTracker,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -143,14 +155,16 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
             .route(
                 "/2018-06-01/runtime/invocation/{id}/response",
-                post(response),
+                // Read by `response` itself, so an oversize result becomes the invocation's
+                // error instead of a refusal that ends the runtime.
+                post(response).layer(DefaultBodyLimit::disable()),
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES))
             .with_state(endpoint.clone());
         let closed = endpoint.closed.clone();
-        tokio::spawn(async move {
+        self.servers.spawn(async move {
             let serve =
                 axum::serve(listener, router).with_graceful_shutdown(closed.cancelled_owned());
             if let Err(e) = serve.await {
@@ -211,6 +225,33 @@ impl RuntimeApi {
         queue.close();
         while let Ok(pending) = queue.try_recv() {
             let _ = pending.reply.send(Err(message.clone()));
+        }
+    }
+
+    /// Closes every endpoint (failing what they still had) and waits, within a deadline, for
+    /// their servers to end.
+    pub async fn shutdown(&self) {
+        let environments: Vec<EnvironmentId> = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        for environment in environments {
+            self.close(&environment, "the function executor shut down")
+                .await;
+        }
+        self.servers.close();
+        let deadline = std::time::Duration::from_secs(5);
+        if tokio::time::timeout(deadline, self.servers.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                servers = self.servers.len(),
+                "runtime api endpoints did not end within {deadline:?}"
+            );
         }
     }
 
@@ -291,7 +332,7 @@ async fn next_invocation(State(endpoint): State<Arc<Endpoint>>) -> Response {
         put(REQUEST_ID, &invocation.request_id);
         put(DEADLINE_MS, &deadline_ms.to_string());
         put(FUNCTION_ARN, &invocation.function_arn);
-        put(TRACE_ID, &format!("Root=1-{}", invocation.request_id));
+        put(TRACE_ID, &new_trace_id());
         if let Some(context) = &invocation.client_context {
             put(CLIENT_CONTEXT, context);
         }
@@ -314,11 +355,22 @@ fn take(endpoint: &Endpoint, id: &str) -> Option<ReplyTx> {
 async fn response(
     State(endpoint): State<Arc<Endpoint>>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let reply = match read_capped(body, MAX_RESPONSE_BYTES).await {
+        Ok(body) => RuntimeReply::Response(body),
+        Err(BodyError::TooLarge { size }) => RuntimeReply::TooLarge { size },
+        Err(BodyError::Broken(reason)) => {
+            return error_document(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                &format!("the response body broke off: {reason}"),
+            );
+        }
+    };
     match take(&endpoint, &id) {
         Some(tx) => {
-            let _ = tx.send(Ok(RuntimeReply::Response(body)));
+            let _ = tx.send(Ok(reply));
             accepted()
         }
         None => unknown_request(&id),

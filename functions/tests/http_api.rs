@@ -185,7 +185,8 @@ async fn registry_and_plain_invoke_over_http() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("ReservedFunctionConcurrentInvocationLimitExceeded")
+            .contains("reserved concurrency in use"),
+        "the plain front door names the limit in the scheduler's words: {body}"
     );
     assert_eq!(slow.await.unwrap().0, StatusCode::OK);
 

@@ -1,14 +1,15 @@
-//! Function specs: what to run (name, `module.func` handler, runtime, source, deps) and how
-//! (timeout, env, memory limit).
+//! Function specs: what to run (name, runtime, handler, code, deps) and how (timeout, memory,
+//! env, labels, concurrency), one type for the function executor and the build plans.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
 use hoist_core::input::{parse_json, parse_yaml};
 use hoist_core::units;
-use hoist_core::{Error, ErrorKind, Result};
+use hoist_core::{Error, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -146,106 +147,250 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// A function to deploy.
+/// The default timeout of one call (3 s, as on AWS Lambda; Kubeless's CLI passes 180 s).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest timeout a function may have (15 minutes, as on AWS Lambda).
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
+/// The default memory size in MiB, as on AWS Lambda.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// The memory sizes a function may have, in MiB (AWS Lambda's range).
+pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u32> = 128..=10240;
+
+/// Where a function's code is: a directory on the host, served as it is, or a source (text,
+/// base64, zip or tar) that a build plan writes into a work directory.
+///
+/// In files: a string is a directory (`code: /srv/hello`), a map a [`Source`]
+/// (`code: {text: ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Code {
+    /// A directory holding the function's files.
+    Directory(PathBuf),
+    /// The function's files as a source to provision.
+    Source(Source),
+}
+
+impl Code {
+    /// The directory, when the code is one.
+    pub fn directory(&self) -> Option<&Path> {
+        match self {
+            Code::Directory(dir) => Some(dir),
+            Code::Source(_) => None,
+        }
+    }
+}
+
+impl From<Source> for Code {
+    fn from(source: Source) -> Self {
+        Code::Source(source)
+    }
+}
+
+impl From<PathBuf> for Code {
+    fn from(dir: PathBuf) -> Self {
+        Code::Directory(dir)
+    }
+}
+
+impl From<&Path> for Code {
+    fn from(dir: &Path) -> Self {
+        Code::Directory(dir.to_path_buf())
+    }
+}
+
+impl From<&PathBuf> for Code {
+    fn from(dir: &PathBuf) -> Self {
+        Code::Directory(dir.clone())
+    }
+}
+
+impl From<&str> for Code {
+    /// A directory.
+    fn from(dir: &str) -> Self {
+        Code::Directory(dir.into())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Code;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a directory or a source map ({text: ...}, {base64: ...}, {zip: ...}, {tar: ...})")
+            }
+            fn visit_str<E: serde::de::Error>(self, dir: &str) -> std::result::Result<Code, E> {
+                Ok(Code::Directory(dir.into()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Code, A::Error> {
+                Source::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Code::Source)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A function: its name, runtime, handler, code and limits. One type for every front door:
+/// the function executor serves it from a directory, a build plan provisions its source.
+///
+/// ```
+/// use hoist_runtimes::function::{Code, FunctionSpec, Source};
+///
+/// let served = FunctionSpec::new("hello", "python3.12", "app.handler", "/srv/hello");
+/// served.validate().unwrap();
+/// let built = FunctionSpec::new("hello", "python3.11", "hello.foo", Source::text("def foo(e, c): return 1"));
+/// assert!(matches!(built.code, Code::Source(_)));
+/// let parsed = FunctionSpec::from_json(r#"{"name": "f", "runtime": "provided", "handler": "bootstrap", "code": "/srv/f", "timeout": 5, "memory": 256}"#).unwrap();
+/// assert_eq!(parsed.timeout.as_secs(), 5);
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
-    /// The function's name.
+    /// The name: 1 to 64 letters, digits, `-` or `_`.
     pub name: String,
-    /// `module.func`.
-    pub handler: Handler,
-    /// The runtime name or alias (`python3.11`).
+    /// The runtime name or alias (`python3.12`, `provided`).
     pub runtime: String,
-    /// The code.
-    pub source: Source,
+    /// The handler, in the runtime's own form (`module.func` for Kubeless runtimes and
+    /// Python, `bootstrap` for custom runtimes); see [`FunctionSpec::module_handler`].
+    pub handler: String,
+    /// The code (files also say `source`).
+    #[serde(alias = "source")]
+    pub code: Code,
     /// The dependency file's content (`requirements.txt`, `package.json`), written under the
     /// runtime's deps file name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deps: Option<String>,
-    /// The longest a call may take (default 180 s); in files `30s`, `2m`.
-    #[serde(default = "FunctionSpec::default_timeout", with = "units::duration")]
-    pub timeout: Duration,
-    /// Extra environment for the runtime.
+    /// Environment variables for the function (they come after the ones hoist sets).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Memory limit in bytes; files accept units (`128Mi`).
-    #[serde(
-        default,
-        with = "units::option_bytes",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub memory_limit: Option<u64>,
+    /// How long one call may run (default 3 s, at most 900 s); in files seconds or `30s`, `2m`.
+    #[serde(default = "default_timeout", with = "units::duration")]
+    pub timeout: Duration,
+    /// Memory in MiB (default 128, between 128 and 10240).
+    #[serde(default = "default_memory")]
+    pub memory: u32,
+    /// Labels put on the function's environments (container or pod labels).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Concurrency reserved for this function: at most this many invocations run at once, and
+    /// they do not count against the unreserved part of the global limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved_concurrency: Option<usize>,
+    /// How many invocations one environment serves at once (default 1).
+    #[serde(default = "default_per_environment")]
+    pub per_environment_concurrency: usize,
+}
+
+fn default_timeout() -> Duration {
+    DEFAULT_TIMEOUT
+}
+
+fn default_memory() -> u32 {
+    DEFAULT_MEMORY_MB
+}
+
+fn default_per_environment() -> usize {
+    1
+}
+
+fn valid_key(key: &str) -> bool {
+    !key.is_empty() && !key.contains('=') && !key.contains('\0')
 }
 
 impl FunctionSpec {
-    /// A spec with the default timeout and no deps, env or memory limit.
+    /// A function with the default timeout, memory and concurrency, and no deps, env or labels.
     pub fn new(
         name: impl Into<String>,
-        handler: &str,
         runtime: impl Into<String>,
-        source: Source,
-    ) -> Result<Self> {
-        let spec = FunctionSpec {
+        handler: impl Into<String>,
+        code: impl Into<Code>,
+    ) -> Self {
+        FunctionSpec {
             name: name.into(),
-            handler: Handler::parse(handler)?,
             runtime: runtime.into(),
-            source,
+            handler: handler.into(),
+            code: code.into(),
             deps: None,
-            timeout: FunctionSpec::default_timeout(),
             env: BTreeMap::new(),
-            memory_limit: None,
-        };
-        spec.validate()?;
-        Ok(spec)
+            timeout: DEFAULT_TIMEOUT,
+            memory: DEFAULT_MEMORY_MB,
+            labels: BTreeMap::new(),
+            reserved_concurrency: None,
+            per_environment_concurrency: 1,
+        }
     }
 
-    /// Kubeless's default call timeout, 180 s.
-    pub fn default_timeout() -> Duration {
-        Duration::from_secs(180)
-    }
-
-    /// Parses and validates a spec from YAML.
+    /// Parses and validates a spec from YAML; errors name the bad field.
     pub fn from_yaml(text: &str) -> Result<Self> {
         let spec: FunctionSpec = parse_yaml(text, "function spec")?;
         spec.validate()?;
         Ok(spec)
     }
 
-    /// Parses and validates a spec from JSON.
+    /// Parses and validates a spec from JSON; errors name the bad field.
     pub fn from_json(text: &str) -> Result<Self> {
         let spec: FunctionSpec = parse_json(text, "function spec")?;
         spec.validate()?;
         Ok(spec)
     }
 
-    /// Checks the name, timeout, memory limit and env.
+    /// The handler as `module.func`, as Kubeless runtimes need it (`MOD_NAME`, `FUNC_HANDLER`).
+    pub fn module_handler(&self) -> Result<Handler> {
+        Handler::parse(&self.handler).map_err(|e| e.with_context("function", &self.name))
+    }
+
+    /// The memory in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        u64::from(self.memory) * 1024 * 1024
+    }
+
+    /// Checks the fields serde cannot; the error's `field` context names the bad one.
     pub fn validate(&self) -> Result<()> {
-        let invalid = |field: &str, message: String| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                format!("function `{}`: {message}", self.name),
-            )
-            .with_context("field", field)
-            .with_context("function", &self.name)
+        let invalid = |field: &str, problem: String| {
+            Error::invalid_field(field, problem).with_context("function", &self.name)
         };
-        if self.name.is_empty()
-            || !self
+        let name_ok = (1..=64).contains(&self.name.len())
+            && self
                 .name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
             return Err(invalid(
                 "name",
-                "the name must be letters, digits, `-`, `_` or `.`".into(),
+                format!(
+                    "must be 1 to 64 letters, digits, `-` or `_`, not `{}`",
+                    self.name
+                ),
             ));
         }
-        if self.timeout.is_zero() {
-            return Err(invalid("timeout", "the timeout must be positive".into()));
+        if self.runtime.trim().is_empty() {
+            return Err(invalid("runtime", "must not be empty".into()));
         }
-        if self.memory_limit == Some(0) {
+        if self.handler.trim().is_empty() {
+            return Err(invalid("handler", "must not be empty".into()));
+        }
+        if matches!(&self.code, Code::Directory(dir) if dir.as_os_str().is_empty()) {
             return Err(invalid(
-                "memory_limit",
-                "the memory limit must be positive".into(),
+                "code",
+                "must name the directory holding the code".into(),
+            ));
+        }
+        if self.timeout.is_zero() || self.timeout > MAX_TIMEOUT {
+            return Err(invalid(
+                "timeout",
+                format!("must be between 1 and 900 seconds, not {:?}", self.timeout),
+            ));
+        }
+        if !MEMORY_MB_RANGE.contains(&self.memory) {
+            return Err(invalid(
+                "memory",
+                format!("must be between 128 and 10240 MiB, not {}", self.memory),
             ));
         }
         for key in self.env.keys() {
@@ -255,9 +400,27 @@ impl FunctionSpec {
                     format!("`{key}` is set by the runtime contract and cannot be overridden"),
                 ));
             }
-            if key.is_empty() || key.contains('=') || key.contains('\0') {
-                return Err(invalid("env", format!("`{key}` is not a variable name")));
+            if !valid_key(key) {
+                return Err(invalid(
+                    "env",
+                    format!("has an invalid variable name `{key}`"),
+                ));
             }
+        }
+        if let Some(key) = self.labels.keys().find(|k| !valid_key(k)) {
+            return Err(invalid(
+                "labels",
+                format!("has an invalid label name `{key}`"),
+            ));
+        }
+        if self.reserved_concurrency == Some(0) {
+            return Err(invalid("reserved_concurrency", "must be at least 1".into()));
+        }
+        if self.per_environment_concurrency == 0 {
+            return Err(invalid(
+                "per_environment_concurrency",
+                "must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -299,17 +462,28 @@ mod tests {
     #[test]
     fn spec_files_parse_with_defaults_and_reject_bad_fields() {
         let spec = FunctionSpec::from_yaml(
-            "name: get-python\nhandler: helloget.foo\nruntime: python3.11\nsource: {text: 'def foo(e, c): return 1'}\nmemory_limit: 128Mi\n",
+            "name: get-python\nhandler: helloget.foo\nruntime: python3.11\nsource: {text: 'def foo(e, c): return 1'}\nmemory: 256\ntimeout: 2m\n",
         )
         .unwrap();
-        assert_eq!(spec.timeout, Duration::from_secs(180));
-        assert_eq!(spec.memory_limit, Some(128 << 20));
-        let err =
-            FunctionSpec::from_yaml("name: f\nhandler: nodot\nruntime: go\nsource: {text: x}\n")
-                .unwrap_err();
+        assert_eq!(spec.timeout, Duration::from_secs(120));
+        assert_eq!(spec.memory_bytes(), 256 << 20);
+        assert_eq!(
+            spec.code,
+            Code::Source(Source::text("def foo(e, c): return 1"))
+        );
+        let dir = FunctionSpec::from_yaml(
+            "name: f\nhandler: bootstrap\nruntime: provided\ncode: /srv/f\n",
+        )
+        .unwrap();
+        assert_eq!(dir.code.directory(), Some(Path::new("/srv/f")));
+        assert_eq!(
+            (dir.timeout, dir.memory),
+            (DEFAULT_TIMEOUT, DEFAULT_MEMORY_MB)
+        );
+        let err = dir.module_handler().unwrap_err();
         assert!(
             err.to_string()
-                .contains("`nodot` must be exactly `module.func`"),
+                .contains("`bootstrap` must be exactly `module.func`"),
             "{err}"
         );
         let err = FunctionSpec::from_yaml(
@@ -326,6 +500,53 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("unknown field `retries`"), "{err}");
+        let err = FunctionSpec::from_yaml("name: f\nhandler: a.b\nruntime: go\ncode: {rar: x}\n")
+            .unwrap_err();
+        assert_eq!(err.context_value("field"), Some("code"), "{err}");
+    }
+
+    fn field_of(spec: &FunctionSpec) -> String {
+        let err = spec.validate().unwrap_err();
+        assert_eq!(err.kind(), hoist_core::ErrorKind::InvalidInput);
+        err.context_value("field").unwrap().to_owned()
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let ok = FunctionSpec::new("hello", "python3", "app.handler", "/srv/hello");
+        ok.validate().unwrap();
+        let mut bad = ok.clone();
+        bad.name = "no spaces".into();
+        assert_eq!(field_of(&bad), "name");
+        let mut bad = ok.clone();
+        bad.handler = " ".into();
+        assert_eq!(field_of(&bad), "handler");
+        let mut bad = ok.clone();
+        bad.timeout = Duration::from_secs(901);
+        assert_eq!(field_of(&bad), "timeout");
+        let mut bad = ok.clone();
+        bad.memory = 64;
+        assert_eq!(field_of(&bad), "memory");
+        let mut bad = ok.clone();
+        bad.env.insert("A=B".into(), "x".into());
+        assert_eq!(field_of(&bad), "env");
+        let mut bad = ok;
+        bad.reserved_concurrency = Some(0);
+        assert_eq!(field_of(&bad), "reserved_concurrency");
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let err = FunctionSpec::from_json(
+            r#"{"name":"f","runtime":"p","handler":"h","code":"/c","memory":"lots"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.context_value("field"), Some("memory"), "{err}");
+        let err = FunctionSpec::from_json(
+            r#"{"name":"f","runtime":"p","handler":"h","code":"/c","colour":1}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
     }
 
     #[test]

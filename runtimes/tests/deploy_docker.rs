@@ -100,7 +100,7 @@ async fn build_steps_write_the_work_directory_as_its_owner() {
         probe: None,
     }])
     .unwrap();
-    let mut spec = FunctionSpec::new("owned", "main.run", "sh1", Source::text("true")).unwrap();
+    let mut spec = FunctionSpec::new("owned", "sh1", "main.run", Source::text("true"));
     spec.deps = Some("a-package\n".into());
 
     let target = Target::docker(work.path());

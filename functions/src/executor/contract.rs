@@ -9,11 +9,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
 use crate::config::RuntimeProtocol;
-use crate::function::FunctionSpec;
 use crate::invoke::{Invocation, rfc3339};
 use crate::runtime_api::{RuntimeInvocation, RuntimeReply};
+use hoist_runtimes::function::FunctionSpec;
 
-use super::{Shared, error_document};
+use super::Shared;
+use super::invoke::error_document;
 
 impl Shared {
     pub(super) fn protocol(&self, spec: &FunctionSpec) -> RuntimeProtocol {

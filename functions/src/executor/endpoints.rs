@@ -11,6 +11,7 @@ use std::convert::Infallible;
 
 use crate::config::RuntimeProtocol;
 use crate::launcher::{EnvironmentLauncher, ExecutorLauncher};
+use crate::pool::FunctionKey;
 
 use super::{Attachment, Attachments, Shared};
 
@@ -64,7 +65,7 @@ impl EndpointLauncher {
     async fn start_contract(
         &self,
         environment: &EnvironmentId,
-        key: &str,
+        key: &FunctionKey,
         own_network: bool,
     ) -> hoist_core::Result<()> {
         let port = if own_network {
@@ -115,8 +116,12 @@ impl std::fmt::Debug for Shared {
 
 #[async_trait::async_trait]
 impl EnvironmentLauncher for EndpointLauncher {
-    async fn start(&self, environment: &EnvironmentId, key: &str) -> hoist_core::Result<()> {
-        let version = self.shared.registry.get(crate::pool::function_of(key));
+    async fn start(
+        &self,
+        environment: &EnvironmentId,
+        key: &FunctionKey,
+    ) -> hoist_core::Result<()> {
+        let version = self.shared.registry.get(key.function());
         if let Some(version) = version
             && self.shared.protocol(&version.spec) == RuntimeProtocol::Contract
         {

@@ -12,9 +12,6 @@ use tokio_util::task::TaskTracker;
 use crate::config::EventQueueConfig;
 use crate::invoke::InvokeError;
 
-/// The throttle reason when the `Event` queue is full.
-pub(crate) const EVENT_QUEUE_FULL: &str = "FunctionInvocationRateLimitExceeded";
-
 /// Background tasks of the executor, with a count of the `Event` invocations among them.
 #[derive(Debug, Clone)]
 pub(super) struct Background {
@@ -51,7 +48,7 @@ impl Background {
             .clone()
             .try_acquire_owned()
             .map_err(|_| InvokeError::Throttled {
-                reason: EVENT_QUEUE_FULL.to_owned(),
+                reason: hoist_core::scheduler::ThrottleReason::QueueFull,
                 retry_after,
             })
     }
@@ -145,7 +142,7 @@ mod tests {
         assert_eq!(functions.queued_events(), 2);
         match functions.invoke("f", event()).await {
             Err(InvokeError::Throttled { reason, .. }) => {
-                assert_eq!(reason, super::EVENT_QUEUE_FULL);
+                assert_eq!(reason, hoist_core::scheduler::ThrottleReason::QueueFull);
             }
             other => panic!("a third event was not throttled: {other:?}"),
         }

@@ -1,45 +1,42 @@
 //! [`FunctionExecutor`]: the registry, the warm pool and the Runtime API wired onto one
 //! hoist [`Executor`], with the invoke path between them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use hoist_core::scheduler::{
-    EnvironmentId, PlacementRequest, Rejection, ReleaseOutcome, Scheduler,
-};
-use hoist_core::{
-    ContainerSpec, Containerizer, Error, ErrorKind, Executor, NetworkMode, TaskSpec, Volume,
-};
-use serde_json::json;
-
-use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use bytes::Bytes;
+use hoist_core::scheduler::EnvironmentId;
+use hoist_core::{Containerizer, Error, ErrorKind, Executor};
+use hoist_runtimes::function::FunctionSpec;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config::{FunctionsConfig, RuntimeCommand, RuntimeProtocol};
+use crate::config::FunctionsConfig;
+use crate::launcher::{ExecutorLauncher, Readiness, SpecFn};
+use crate::pool::{FunctionKey, FunctionLimits, WarmPool};
+use crate::registry::{FunctionVersion, Registry};
+use crate::runtime_api::RuntimeApi;
 
 mod contract;
 mod endpoints;
+mod environment;
 mod events;
+mod invoke;
 mod logs;
 
-use crate::function::FunctionSpec;
-use crate::invoke::{
-    Completion, Invocation, InvocationType, InvokeError, InvokeResponse, MAX_EVENT_PAYLOAD,
-    MAX_SYNC_PAYLOAD, new_request_id,
-};
-use crate::launcher::{ExecutorLauncher, Readiness, SpecFn};
-use crate::pool::{FunctionLimits, WarmPool};
-use crate::registry::{FunctionVersion, Registry};
-use crate::runtime_api::{RuntimeApi, RuntimeInvocation, RuntimeReply};
 use endpoints::EndpointLauncher;
+use environment::{code_dir, unknown_runtime};
 use events::Background;
+
+/// How long the shutdown waits for the executor's own background work (the exit watcher,
+/// container removals) once the environments are stopped.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 struct Shared {
     config: FunctionsConfig,
@@ -88,6 +85,10 @@ pub struct FunctionExecutor {
     pool: WarmPool,
     executor: Executor,
     events: Background,
+    /// The exit watcher and container removals.
+    tasks: TaskTracker,
+    /// Ends the exit watcher at the shutdown.
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for FunctionExecutor {
@@ -97,167 +98,6 @@ impl std::fmt::Debug for FunctionExecutor {
             .field("functions", &self.shared.registry.list().len())
             .finish_non_exhaustive()
     }
-}
-
-fn substitute(arg: &str, spec: &FunctionSpec) -> String {
-    arg.replace("{handler}", &spec.handler)
-        .replace("{code}", &spec.code.to_string_lossy())
-}
-
-impl Shared {
-    fn function_arn(&self, name: &str) -> String {
-        format!(
-            "arn:aws:lambda:{}:000000000000:function:{name}",
-            self.region()
-        )
-    }
-
-    fn region(&self) -> &str {
-        if self.config.region.is_empty() {
-            "us-east-1"
-        } else {
-            &self.config.region
-        }
-    }
-
-    /// Whether environments of `runtime` have a network of their own: containers, when the
-    /// executor is reachable at `runtime_api_host`. Otherwise they share the host's.
-    fn own_network(&self, runtime: &RuntimeCommand) -> bool {
-        runtime.image.is_some() && self.config.runtime_api_host.is_some()
-    }
-
-    /// Where the Runtime API endpoints listen: `runtime_api_bind`, else loopback, or every
-    /// interface when environments reach the executor through `runtime_api_host`.
-    fn runtime_api_bind(&self) -> IpAddr {
-        match (self.config.runtime_api_bind, &self.config.runtime_api_host) {
-            (Some(bind), _) => bind,
-            (None, Some(_)) => Ipv4Addr::UNSPECIFIED.into(),
-            (None, None) => Ipv4Addr::LOCALHOST.into(),
-        }
-    }
-
-    /// The `AWS_LAMBDA_RUNTIME_API` value for an endpoint listening on `listening`.
-    fn runtime_api_address(&self, listening: SocketAddr) -> String {
-        match self.config.runtime_api_host.as_deref() {
-            // Listening everywhere with no host named: the environments share the host.
-            None if listening.ip().is_unspecified() => {
-                SocketAddr::from((Ipv4Addr::LOCALHOST, listening.port())).to_string()
-            }
-            None => listening.to_string(),
-            Some(host) if host.parse::<Ipv6Addr>().is_ok() => {
-                format!("[{host}]:{}", listening.port())
-            }
-            Some(host) => format!("{host}:{}", listening.port()),
-        }
-    }
-
-    /// The task of one environment of `version`, talking to the Runtime API at `api`.
-    fn task_spec(
-        &self,
-        environment: &EnvironmentId,
-        version: &FunctionVersion,
-        attachment: Attachment,
-    ) -> hoist_core::Result<TaskSpec> {
-        let spec = &version.spec;
-        let runtime = self
-            .config
-            .runtimes
-            .get(&spec.runtime)
-            .ok_or_else(|| unknown_runtime(&spec.runtime))?;
-        let mut container = ContainerSpec {
-            image: runtime.image.clone(),
-            command: runtime
-                .command
-                .iter()
-                .map(|a| substitute(a, spec))
-                .collect(),
-            working_dir: Some(spec.code.clone()),
-            dns: self.config.dns.clone(),
-            ..ContainerSpec::default()
-        };
-        if runtime.image.is_some() {
-            // A container reaches the executor's loopback endpoints only on the host's
-            // network (with no `runtime_api_host`), and finds the code at the same path as the
-            // host.
-            if !self.own_network(runtime) {
-                container.network = Some(NetworkMode::Host);
-            }
-            container.volumes.push(Volume {
-                host_path: spec.code.clone(),
-                container_path: spec.code.clone(),
-                read_only: true,
-            });
-            container.volumes.extend(runtime.volumes.iter().cloned());
-        }
-        if self.memory_limits {
-            container.resources.memory = Some(u64::from(spec.memory) * 1024 * 1024);
-        }
-        let env = &mut container.env;
-        let mut set = |k: &str, v: String| {
-            env.insert(k.to_owned(), v);
-        };
-        match attachment {
-            Attachment::Api(api) => set("AWS_LAMBDA_RUNTIME_API", self.runtime_api_address(api)),
-            Attachment::Contract(port) => {
-                let (module, function) =
-                    spec.handler.rsplit_once('.').unwrap_or(("", &spec.handler));
-                set("FUNC_PORT", port.to_string());
-                set("MOD_NAME", module.to_owned());
-                set("FUNC_HANDLER", function.to_owned());
-                set("FUNC_TIMEOUT", spec.timeout.as_secs().to_string());
-                set("FUNC_RUNTIME", spec.runtime.clone());
-                set(
-                    "FUNC_MEMORY_LIMIT",
-                    (u64::from(spec.memory) * 1024 * 1024).to_string(),
-                );
-            }
-        }
-        set("_HANDLER", spec.handler.clone());
-        set("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone());
-        set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
-        set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory.to_string());
-        set(
-            "AWS_LAMBDA_FUNCTION_TIMEOUT",
-            spec.timeout.as_secs().to_string(),
-        );
-        set(
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", spec.name),
-        );
-        set("AWS_LAMBDA_LOG_STREAM_NAME", environment.0.clone());
-        set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
-        set("AWS_REGION", self.region().to_owned());
-        set("AWS_DEFAULT_REGION", self.region().to_owned());
-        set("LAMBDA_TASK_ROOT", spec.code.to_string_lossy().into_owned());
-        set("TZ", ":UTC".into());
-        if spec.per_environment_concurrency > 1 {
-            set(
-                "AWS_LAMBDA_MAX_CONCURRENCY",
-                spec.per_environment_concurrency.to_string(),
-            );
-        }
-        for (k, v) in &spec.env {
-            env.insert(k.clone(), v.clone());
-        }
-        container.labels = self.config.labels.clone();
-        container.labels.extend(spec.labels.clone());
-        container
-            .labels
-            .insert(hoist_core::labels::FUNCTION.into(), spec.name.clone());
-        Ok(TaskSpec::new(environment.0.clone(), container))
-    }
-}
-
-fn unknown_runtime(runtime: &str) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        format!("`runtime` `{runtime}` is not in the runtime mapping"),
-    )
-    .with_context("field", "runtime")
-}
-
-fn error_document(error_type: &str, message: String) -> bytes::Bytes {
-    bytes::Bytes::from(json!({ "errorType": error_type, "errorMessage": message }).to_string())
 }
 
 impl FunctionExecutor {
@@ -291,12 +131,11 @@ impl FunctionExecutor {
         let addresses: Attachments = Arc::default();
         let specs: SpecFn = {
             let (shared, addresses) = (shared.clone(), addresses.clone());
-            Arc::new(move |environment: &EnvironmentId, key: &str| {
-                let name = crate::pool::function_of(key);
+            Arc::new(move |environment: &EnvironmentId, key: &FunctionKey| {
                 let version = shared
                     .registry
-                    .get(name)
-                    .filter(|v| v.key() == key)
+                    .get(key.function())
+                    .filter(|v| v.key() == *key)
                     .ok_or_else(|| Error::not_found("function version", key))?;
                 let attachment = addresses
                     .lock()
@@ -309,8 +148,15 @@ impl FunctionExecutor {
                 shared.task_spec(environment, &version, attachment)
             })
         };
-        let (launcher, mut exits) =
-            ExecutorLauncher::new(executor.clone(), statuses, Readiness::Signalled, specs);
+        let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
+        let (launcher, mut exits) = ExecutorLauncher::new(
+            executor.clone(),
+            statuses,
+            Readiness::Signalled,
+            specs,
+            &tasks,
+            &cancel,
+        );
         let launcher = EndpointLauncher {
             inner: launcher,
             shared: shared.clone(),
@@ -318,9 +164,14 @@ impl FunctionExecutor {
         };
         let events = Background::new(shared.config.events);
         let pool = WarmPool::new(shared.config.pool.clone(), Arc::new(launcher));
-        let (watcher, api) = (pool.clone(), shared.clone());
-        tokio::spawn(async move {
-            while let Some(exit) = exits.recv().await {
+        let (watcher, api, stop) = (pool.clone(), shared.clone(), cancel.clone());
+        tasks.spawn(async move {
+            loop {
+                let exit = tokio::select! {
+                    exit = exits.recv() => exit,
+                    () = stop.cancelled() => None,
+                };
+                let Some(exit) = exit else { break };
                 watcher.environment_exited(&exit.environment, &exit.reason);
                 api.forget_contract(&exit.environment);
                 api.runtime_api.close(&exit.environment, &exit.reason).await;
@@ -331,6 +182,8 @@ impl FunctionExecutor {
             pool,
             executor,
             events,
+            tasks,
+            cancel,
         })
     }
 
@@ -351,6 +204,7 @@ impl FunctionExecutor {
     }
 
     fn check_runtime(&self, spec: &FunctionSpec) -> hoist_core::Result<()> {
+        code_dir(spec)?;
         if self.shared.config.runtimes.contains_key(&spec.runtime) {
             Ok(())
         } else {
@@ -423,233 +277,6 @@ impl FunctionExecutor {
         Ok(version)
     }
 
-    /// Invokes `name`.
-    pub async fn invoke(
-        &self,
-        name: &str,
-        invocation: Invocation,
-    ) -> Result<InvokeResponse, InvokeError> {
-        let not_found = || InvokeError::NotFound {
-            function: match &invocation.qualifier {
-                Some(q) => format!("{}:{name}:{q}", self.shared.function_arn(name)),
-                None => self.shared.function_arn(name),
-            },
-        };
-        let version = self.shared.registry.get(name).ok_or_else(not_found)?;
-        if let Some(q) = invocation.qualifier.as_deref()
-            && q != "$LATEST"
-            && q != version.version.to_string()
-        {
-            return Err(not_found());
-        }
-        let limit = if invocation.kind == InvocationType::Event {
-            MAX_EVENT_PAYLOAD
-        } else {
-            MAX_SYNC_PAYLOAD
-        };
-        if invocation.payload.len() > limit {
-            return Err(InvokeError::PayloadTooLarge {
-                size: invocation.payload.len(),
-                limit,
-            });
-        }
-        let request_id = invocation.request_id.clone().unwrap_or_else(new_request_id);
-        let response = |completion, payload, function_error, cold_start| InvokeResponse {
-            request_id: request_id.clone(),
-            version: version.version,
-            completion,
-            payload,
-            function_error,
-            cold_start,
-            log: None,
-        };
-        match invocation.kind {
-            InvocationType::DryRun => Ok(response(
-                Completion::Checked,
-                bytes::Bytes::new(),
-                None,
-                false,
-            )),
-            InvocationType::Event => {
-                let slot = self.events.admit(self.shared.config.pool.retry_after)?;
-                let this = self.clone();
-                let (version, request_id) = (version.clone(), request_id.clone());
-                let dropped = request_id.clone();
-                self.events.spawn(
-                    async move {
-                        let _slot = slot;
-                        match this.run(&version, request_id.clone(), invocation).await {
-                            Ok(r) if r.function_error.is_some() => {
-                                tracing::warn!(%request_id, payload = %String::from_utf8_lossy(&r.payload), "asynchronous invocation failed");
-                            }
-                            Ok(_) => {}
-                            Err(e) => tracing::warn!(%request_id, error = %e, "asynchronous invocation was not run"),
-                        }
-                    },
-                    move || {
-                        tracing::warn!(request_id = %dropped, "asynchronous invocation dropped: the executor shut down before it finished");
-                    },
-                );
-                Ok(response(
-                    Completion::Accepted,
-                    bytes::Bytes::new(),
-                    None,
-                    false,
-                ))
-            }
-            InvocationType::RequestResponse => self.run(&version, request_id, invocation).await,
-        }
-    }
-
-    /// Runs one invocation on a leased environment.
-    async fn run(
-        &self,
-        version: &FunctionVersion,
-        request_id: String,
-        invocation: Invocation,
-    ) -> Result<InvokeResponse, InvokeError> {
-        let spec = &version.spec;
-        let done = |payload, function_error: Option<&str>, cold_start| InvokeResponse {
-            request_id: request_id.clone(),
-            version: version.version,
-            completion: Completion::Done,
-            payload,
-            function_error: function_error.map(str::to_owned),
-            cold_start,
-            log: None,
-        };
-        let lease = match self
-            .pool
-            .acquire(&PlacementRequest::new(version.key()))
-            .await
-        {
-            Ok(lease) => lease,
-            Err(Rejection::Throttled {
-                reason,
-                retry_after,
-            }) => {
-                return Err(InvokeError::Throttled {
-                    reason,
-                    retry_after,
-                });
-            }
-            Err(Rejection::QueueTimeout { waited }) => {
-                return Err(InvokeError::Throttled {
-                    reason: crate::pool::CONCURRENT_LIMIT_EXCEEDED.to_owned(),
-                    retry_after: waited.max(Duration::from_secs(1)),
-                });
-            }
-            Err(Rejection::Failed(e))
-                if e.kind() == ErrorKind::InvalidState || e.kind() == ErrorKind::Cancelled =>
-            {
-                return Err(InvokeError::Service(e));
-            }
-            Err(Rejection::Failed(e)) => {
-                let error_type = if e.kind() == ErrorKind::Timeout {
-                    "Runtime.StartupTimeout"
-                } else {
-                    "Runtime.InitError"
-                };
-                let body =
-                    error_document(error_type, format!("RequestId: {request_id} Error: {e}"));
-                return Ok(done(body, Some("Unhandled"), true));
-            }
-            Err(other) => {
-                return Err(InvokeError::Service(Error::new(
-                    ErrorKind::Backend,
-                    other.to_string(),
-                )));
-            }
-        };
-        let cold = lease.cold_start;
-        let environment = lease.environment.clone();
-        // The log mark is read before the deadline is set: the function keeps its whole timeout.
-        let log_mark = if invocation.tail_log && invocation.kind == InvocationType::RequestResponse
-        {
-            let container = logs::container_of(&self.executor, &environment);
-            Some(logs::mark(self.executor.containerizer().as_ref(), container).await)
-        } else {
-            None
-        };
-        let runtime_invocation = RuntimeInvocation {
-            request_id: request_id.clone(),
-            payload: invocation.payload.clone(),
-            deadline: SystemTime::now() + spec.timeout,
-            function_arn: self.shared.function_arn(&spec.name),
-            client_context: invocation.client_context.clone(),
-        };
-        let started = std::time::Instant::now();
-        let answer = match self.shared.protocol(spec) {
-            RuntimeProtocol::LambdaRuntimeApi => {
-                let call = self
-                    .shared
-                    .runtime_api
-                    .invoke(&environment, runtime_invocation);
-                tokio::time::timeout(spec.timeout, call).await
-            }
-            RuntimeProtocol::Contract => {
-                let call =
-                    self.shared
-                        .invoke_contract(&environment, &runtime_invocation, &invocation);
-                tokio::time::timeout(spec.timeout, call).await
-            }
-        };
-        let timed_out = format!(
-            "Task timed out after {:.2} seconds",
-            spec.timeout.as_secs_f64()
-        );
-        let log = match log_mark {
-            Some(mark) => {
-                let framing = logs::Framing {
-                    request_id: &request_id,
-                    version: "$LATEST",
-                    duration: started.elapsed(),
-                    memory_mb: spec.memory,
-                    note: answer.is_err().then(|| format!("{request_id} {timed_out}")),
-                };
-                let mark = mark.or_container(logs::container_of(&self.executor, &environment));
-                Some(logs::tail(self.executor.containerizer().as_ref(), &mark, framing).await)
-            }
-            None => None,
-        };
-        let mut response = match answer {
-            Ok(Ok(RuntimeReply::Response(body))) => {
-                self.pool.release(lease, ReleaseOutcome::Reusable).await;
-                done(body, None, cold)
-            }
-            Ok(Ok(RuntimeReply::Error { body, .. })) => {
-                self.pool.release(lease, ReleaseOutcome::Reusable).await;
-                done(body, Some("Unhandled"), cold)
-            }
-            Ok(Err(reason)) => {
-                self.pool
-                    .release(lease, ReleaseOutcome::Broken(reason.clone()))
-                    .await;
-                let body = error_document(
-                    "Runtime.ExitError",
-                    format!("RequestId: {request_id} Error: Runtime exited: {reason}"),
-                );
-                done(body, Some("Unhandled"), cold)
-            }
-            Err(_) => {
-                let seconds = spec.timeout.as_secs_f64();
-                self.pool
-                    .release(
-                        lease,
-                        ReleaseOutcome::Broken(format!("timed out after {seconds:.2} seconds")),
-                    )
-                    .await;
-                let body = error_document(
-                    "Sandbox.Timedout",
-                    format!("RequestId: {request_id} Error: {timed_out}"),
-                );
-                done(body, Some("Unhandled"), cold)
-            }
-        };
-        response.log = log;
-        Ok(response)
-    }
-
     /// How many accepted `Event` invocations are waiting or running.
     pub fn queued_events(&self) -> usize {
         self.events.queued()
@@ -657,10 +284,23 @@ impl FunctionExecutor {
 
     /// Refuses new `Event` invocations, lets the queued ones finish within
     /// [`EventQueueConfig::drain`](crate::config::EventQueueConfig::drain) (dropping the rest,
-    /// each with a warning), then stops every environment and the executor.
+    /// each with a warning), then stops every environment and the executor, and awaits the
+    /// executor's own background work and the Runtime API endpoints (each within a deadline).
     pub async fn shutdown(&self) {
         self.events.shutdown().await;
         self.pool.shutdown().await;
         self.executor.shutdown(Some(Duration::from_secs(5))).await;
+        self.cancel.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                tasks = self.tasks.len(),
+                "the function executor's background work did not end within {SHUTDOWN_DEADLINE:?}"
+            );
+        }
+        self.shared.runtime_api.shutdown().await;
     }
 }

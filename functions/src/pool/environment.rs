@@ -61,7 +61,7 @@ impl fmt::Display for EnvironmentState {
 /// The pool's record of one environment.
 #[derive(Debug)]
 pub(crate) struct Environment {
-    pub key: String,
+    pub key: super::FunctionKey,
     pub state: EnvironmentState,
     pub in_flight: usize,
     pub capacity: usize,

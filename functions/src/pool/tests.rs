@@ -4,6 +4,8 @@ use std::time::Duration;
 use hoist_core::testing::{FakeContainerizer, SIGKILL, Script};
 use hoist_core::{ContainerSpec, Executor, TaskSpec};
 
+use hoist_core::scheduler::ThrottleReason;
+
 use super::*;
 use crate::config::QueueConfig;
 use crate::launcher::{ExecutorLauncher, Readiness};
@@ -19,14 +21,21 @@ fn harness(config: PoolConfig) -> Harness {
     let fake = FakeContainerizer::new();
     let executor = Executor::builder(Arc::new(fake.clone())).build().unwrap();
     let statuses = executor.statuses();
-    let specs: crate::launcher::SpecFn = Arc::new(|env: &EnvironmentId, _key: &str| {
+    let specs: crate::launcher::SpecFn = Arc::new(|env: &EnvironmentId, _key: &FunctionKey| {
         Ok(TaskSpec::new(
             env.0.clone(),
             ContainerSpec::command(["runtime"]),
         ))
     });
-    let (launcher, mut exits) =
-        ExecutorLauncher::new(executor, statuses, Readiness::Running, specs);
+    let (tasks, cancel) = (TaskTracker::new(), CancellationToken::new());
+    let (launcher, mut exits) = ExecutorLauncher::new(
+        executor,
+        statuses,
+        Readiness::Running,
+        specs,
+        &tasks,
+        &cancel,
+    );
     let pool = WarmPool::new(
         config,
         Arc::new(launcher.with_stop_grace(Duration::from_secs(1))),
@@ -195,7 +204,7 @@ async fn the_global_limit_throttles_with_reason_and_retry_after() {
             reason,
             retry_after,
         }) => {
-            assert_eq!(reason, CONCURRENT_LIMIT_EXCEEDED);
+            assert_eq!(reason, ThrottleReason::ConcurrencyLimit);
             assert_eq!(retry_after, Duration::from_secs(1));
         }
         other => panic!("expected a throttle, got {other:?}"),
@@ -233,13 +242,17 @@ async fn reserved_concurrency_is_checked_first_and_kept_out_of_the_unreserved_po
     let _r1 = h.pool.acquire(&request("r:1")).await.unwrap();
     let _r2 = h.pool.acquire(&request("r:1")).await.unwrap();
     match h.pool.acquire(&request("r:1")).await {
-        Err(Rejection::Throttled { reason, .. }) => assert_eq!(reason, RESERVED_LIMIT_EXCEEDED),
+        Err(Rejection::Throttled { reason, .. }) => {
+            assert_eq!(reason, ThrottleReason::ReservedConcurrency)
+        }
         other => panic!("expected a throttle, got {other:?}"),
     }
     // One unreserved slot is left (3 − 2 reserved).
     let _u = h.pool.acquire(&request("u:1")).await.unwrap();
     match h.pool.acquire(&request("u:1")).await {
-        Err(Rejection::Throttled { reason, .. }) => assert_eq!(reason, CONCURRENT_LIMIT_EXCEEDED),
+        Err(Rejection::Throttled { reason, .. }) => {
+            assert_eq!(reason, ThrottleReason::ConcurrencyLimit)
+        }
         other => panic!("expected a throttle, got {other:?}"),
     }
 }
@@ -259,7 +272,9 @@ async fn a_bounded_queue_waits_for_a_slot_until_its_deadline() {
     let queued = tokio::spawn(async move { pool.acquire(&request("f:1")).await });
     settle().await;
     match h.pool.acquire(&request("f:1")).await {
-        Err(Rejection::Throttled { reason, .. }) => assert_eq!(reason, CONCURRENT_LIMIT_EXCEEDED),
+        Err(Rejection::Throttled { reason, .. }) => {
+            assert_eq!(reason, ThrottleReason::ConcurrencyLimit)
+        }
         other => panic!("a full queue throttles, got {other:?}"),
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -361,7 +376,7 @@ async fn per_environment_concurrency_and_prewarming() {
             },
         )
         .unwrap();
-    h.pool.prewarm("f:1", 1).await.unwrap();
+    h.pool.prewarm(&FunctionKey::new("f", 1), 1).await.unwrap();
     let a = h.pool.acquire(&request("f:1")).await.unwrap();
     let b = h.pool.acquire(&request("f:1")).await.unwrap();
     assert!(
@@ -396,4 +411,41 @@ async fn shutdown_stops_everything_and_refuses_new_requests() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     settle().await;
     assert!(h.fake.live_containers().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_ends_the_keepalive_reapers_instead_of_waiting_them_out() {
+    let h = harness(PoolConfig::default());
+    let lease = h.pool.acquire(&request("f:1")).await.unwrap();
+    h.pool.release(lease, ReleaseOutcome::Reusable).await;
+    assert_eq!(
+        h.pool.inner.tasks.len(),
+        1,
+        "one reaper for the idle environment"
+    );
+    let start = Instant::now();
+    h.pool.shutdown().await;
+    assert!(h.pool.inner.tasks.is_empty(), "every background task ended");
+    assert!(
+        start.elapsed() < h.pool.config().keepalive,
+        "the reaper was cancelled, not waited out: {:?}",
+        start.elapsed()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn keys_name_the_version_and_malformed_ones_are_refused() {
+    let h = harness(PoolConfig::default());
+    let lease = h.pool.lease(&FunctionKey::new("f", 7), None).await.unwrap();
+    assert_eq!(lease.key, "f:7");
+    assert_eq!(h.pool.environments()[0].key, FunctionKey::new("f", 7));
+    assert!(
+        lease.environment.0.starts_with("f-v7-"),
+        "{}",
+        lease.environment
+    );
+    match h.pool.acquire(&request("f")).await {
+        Err(Rejection::Failed(e)) => assert_eq!(e.context_value("field"), Some("key"), "{e}"),
+        other => panic!("a key without a version was placed: {other:?}"),
+    }
 }

@@ -46,6 +46,17 @@ pub fn create_functions(functions: &FunctionExecutor, runtime: &str) {
 /// with the venv's Python, and returns what the client printed.
 pub async fn run_client(functions: &FunctionExecutor, venv: &Path) -> Value {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    run_script(listener, functions, venv, "client.py").await
+}
+
+/// Serves the Lambda Invoke API of `functions` on `listener`, runs `script` (in the Python
+/// folder, given the endpoint) with the venv's Python, and returns what it printed.
+pub async fn run_script(
+    listener: tokio::net::TcpListener,
+    functions: &FunctionExecutor,
+    venv: &Path,
+    script: &str,
+) -> Value {
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(
         axum::serve(listener, hoist_functions::http::router(functions.clone())).into_future(),
@@ -53,7 +64,7 @@ pub async fn run_client(functions: &FunctionExecutor, venv: &Path) -> Value {
     let output = tokio::time::timeout(
         Duration::from_secs(180),
         tokio::process::Command::new(venv.join("bin").join("python"))
-            .arg(code_dir().join("client.py"))
+            .arg(code_dir().join(script))
             .arg(&endpoint)
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -170,6 +181,6 @@ pub fn environments_of(functions: &FunctionExecutor, function: &str) -> usize {
         .pool()
         .environments()
         .iter()
-        .filter(|e| hoist_functions::pool::function_of(&e.key) == function)
+        .filter(|e| e.key.function() == function)
         .count()
 }

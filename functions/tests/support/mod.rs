@@ -56,7 +56,7 @@ pub async fn until_placed(functions: &FunctionExecutor, function: &str) {
         .pool()
         .environments()
         .iter()
-        .any(|e| hoist_functions::pool::function_of(&e.key) == function && e.in_flight > 0)
+        .any(|e| e.key.function() == function && e.in_flight > 0)
     {
         assert!(
             tokio::time::Instant::now() < deadline,

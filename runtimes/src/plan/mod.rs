@@ -25,7 +25,7 @@
 //!     probe: None,
 //! }])
 //! .unwrap();
-//! let spec = FunctionSpec::new("hello", "hello.foo", "python3.11", Source::text("def foo(e, c): return 'hi'")).unwrap();
+//! let spec = FunctionSpec::new("hello", "python3.11", "hello.foo", Source::text("def foo(e, c): return 'hi'"));
 //! let plan = BuildPlan::new(&spec, &catalog).unwrap();
 //! let work = tempfile::tempdir().unwrap();
 //! let rendering = plan.render(&Target::process(work.path()), 8080).unwrap();
@@ -48,7 +48,7 @@ use hoist_core::{
     Owner, Result, Volume,
 };
 
-use crate::function::FunctionSpec;
+use crate::function::{FunctionSpec, Handler};
 
 /// Where the work directory is mounted inside Docker containers.
 pub const DOCKER_WORK_DIR: &str = "/hoist";
@@ -143,6 +143,7 @@ pub struct Rendering {
 #[derive(Debug, Clone)]
 pub struct BuildPlan {
     spec: FunctionSpec,
+    handler: Handler,
     runtime: Arc<Runtime>,
 }
 
@@ -150,6 +151,7 @@ impl BuildPlan {
     /// Resolves the spec's runtime in `catalog` and checks the spec against it.
     pub fn new(spec: &FunctionSpec, catalog: &dyn RuntimeCatalog) -> Result<Self> {
         spec.validate()?;
+        let handler = spec.module_handler()?;
         let runtime = catalog
             .resolve(&spec.runtime)
             .map_err(|e| e.with_context("function", &spec.name))?;
@@ -175,6 +177,7 @@ impl BuildPlan {
         }
         Ok(BuildPlan {
             spec: spec.clone(),
+            handler,
             runtime,
         })
     }
@@ -195,6 +198,7 @@ impl BuildPlan {
         let dir = target.work_dir();
         provision::write_source(
             &self.spec,
+            &self.handler.module,
             self.runtime.file_suffix.as_deref().unwrap_or(""),
             self.runtime.deps_file.as_deref(),
             dir,
@@ -256,8 +260,8 @@ impl BuildPlan {
         let mut env = base_env.clone();
         env.extend(substitute(&phase.env, &base_env));
         env.extend(self.spec.env.clone());
-        env.insert("MOD_NAME".into(), self.spec.handler.module.clone());
-        env.insert("FUNC_HANDLER".into(), self.spec.handler.function.clone());
+        env.insert("MOD_NAME".into(), self.handler.module.clone());
+        env.insert("FUNC_HANDLER".into(), self.handler.function.clone());
         env.insert(
             "FUNC_TIMEOUT".into(),
             self.spec.timeout.as_secs().max(1).to_string(),
@@ -265,10 +269,7 @@ impl BuildPlan {
         env.insert("FUNC_RUNTIME".into(), self.runtime.name.clone());
         env.insert(
             "FUNC_MEMORY_LIMIT".into(),
-            self.spec
-                .memory_limit
-                .map(|m| m.to_string())
-                .unwrap_or_default(),
+            self.spec.memory_bytes().to_string(),
         );
         env.insert("FUNC_PORT".into(), port.to_string());
         if matches!(target, Target::Process { .. }) && phase.command.is_none() {
@@ -282,7 +283,7 @@ impl BuildPlan {
         let mut runtime = self.container(target, &phase.image, command, env, user.as_deref());
         if matches!(target, Target::Docker { .. } | Target::Pod { .. }) {
             // Processes have no memory limit without cgroups: they get FUNC_MEMORY_LIMIT only.
-            runtime.resources.memory = self.spec.memory_limit;
+            runtime.resources.memory = Some(self.spec.memory_bytes());
         }
         Ok(Rendering { steps, runtime })
     }

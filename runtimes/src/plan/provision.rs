@@ -5,7 +5,7 @@ use std::path::Path;
 
 use hoist_core::{Error, ErrorKind, Result};
 
-use crate::function::{FunctionSpec, SourceContent, sha256_hex};
+use crate::function::{Code, FunctionSpec, SourceContent, sha256_hex};
 
 /// The file that records the checksum of the last successfully installed deps file.
 pub(crate) const DEPS_MARKER: &str = ".hoist-deps.sha256";
@@ -16,28 +16,38 @@ fn io_error(what: String, path: &Path, e: std::io::Error) -> Error {
         .with_source(e)
 }
 
-/// Writes the source into `dir`: a text or base64 source as `<module><suffix>`, an archive
-/// unpacked (entries escaping `dir` are refused). Then the deps file, if any.
+/// Writes the code into `dir`: a text or base64 source as `<module><suffix>`, an archive
+/// unpacked (entries escaping `dir` are refused), a directory copied. Then the deps file, if
+/// any.
 pub(crate) fn write_source(
     spec: &FunctionSpec,
+    module: &str,
     suffix: &str,
     deps_file: Option<&str>,
     dir: &Path,
 ) -> Result<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| io_error("cannot create work directory".into(), dir, e))?;
-    let bytes = spec
-        .source
-        .bytes()
-        .map_err(|e| e.with_context("function", &spec.name))?;
-    match &spec.source.content {
-        SourceContent::Text(_) | SourceContent::Base64(_) => {
-            let path = dir.join(format!("{}{suffix}", spec.handler.module));
-            std::fs::write(&path, &bytes)
-                .map_err(|e| io_error("cannot write the source".into(), &path, e))?;
+    let source = match &spec.code {
+        Code::Directory(from) => {
+            copy_dir(from, dir)?;
+            None
         }
-        SourceContent::Zip(_) => unzip(&bytes, dir, &spec.name)?,
-        SourceContent::Tar(_) => untar(&bytes, dir, &spec.name)?,
+        Code::Source(source) => Some(source),
+    };
+    if let Some(source) = source {
+        let bytes = source
+            .bytes()
+            .map_err(|e| e.with_context("function", &spec.name))?;
+        match &source.content {
+            SourceContent::Text(_) | SourceContent::Base64(_) => {
+                let path = dir.join(format!("{module}{suffix}"));
+                std::fs::write(&path, &bytes)
+                    .map_err(|e| io_error("cannot write the source".into(), &path, e))?;
+            }
+            SourceContent::Zip(_) => unzip(&bytes, dir, &spec.name)?,
+            SourceContent::Tar(_) => untar(&bytes, dir, &spec.name)?,
+        }
     }
     match (&spec.deps, deps_file) {
         (Some(deps), Some(file)) => {
@@ -53,6 +63,24 @@ pub(crate) fn write_source(
             .with_context("function", &spec.name));
         }
         (None, _) => {}
+    }
+    Ok(())
+}
+
+/// Copies the files under `from` into `to`, following links.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let entries = std::fs::read_dir(from).map_err(|e| io_error("cannot read".into(), from, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error("cannot read".into(), from, e))?;
+        let (source, target) = (entry.path(), to.join(entry.file_name()));
+        if source.is_dir() {
+            std::fs::create_dir_all(&target)
+                .map_err(|e| io_error("cannot create".into(), &target, e))?;
+            copy_dir(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target)
+                .map_err(|e| io_error("cannot copy".into(), &source, e))?;
+        }
     }
     Ok(())
 }

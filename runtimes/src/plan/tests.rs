@@ -5,7 +5,7 @@ use hoist_core::testing::{FakeContainerizer, Script};
 use hoist_core::{LogStream, TaskId};
 
 use super::*;
-use crate::function::{Source, SourceContent};
+use crate::function::{Code, Source, SourceContent};
 
 fn phase(
     kind: PhaseKind,
@@ -71,9 +71,9 @@ fn catalog() -> InMemoryCatalog {
 }
 
 fn spec(runtime: &str, deps: Option<&str>) -> FunctionSpec {
-    let mut spec = FunctionSpec::new("hello", "hello.foo", runtime, Source::text("body")).unwrap();
+    let mut spec = FunctionSpec::new("hello", runtime, "hello.foo", Source::text("body"));
     spec.deps = deps.map(Into::into);
-    spec.memory_limit = Some(64 << 20);
+    spec.memory = 128;
     spec.timeout = Duration::from_secs(7);
     spec.env.insert("GREETING".into(), "hi".into());
     spec
@@ -117,7 +117,7 @@ fn process_rendering_sets_the_contract_env_and_installs_deps() {
         ("FUNC_HANDLER", "foo"),
         ("FUNC_TIMEOUT", "7"),
         ("FUNC_RUNTIME", "python3.11"),
-        ("FUNC_MEMORY_LIMIT", "67108864"),
+        ("FUNC_MEMORY_LIMIT", "134217728"),
         ("FUNC_PORT", "8090"),
         ("GREETING", "hi"),
     ];
@@ -157,7 +157,7 @@ fn docker_rendering_shares_a_volume_between_init_and_runtime_containers() {
         );
     }
     assert_eq!(rendering.runtime.image.as_deref(), Some("local/go"));
-    assert_eq!(rendering.runtime.resources.memory, Some(64 << 20));
+    assert_eq!(rendering.runtime.resources.memory, Some(128 << 20));
     // Every container runs as the work directory's owner.
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir.path()).unwrap();
@@ -275,10 +275,10 @@ fn archives_are_unpacked_and_escaping_entries_refused() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut with_zip = spec("python3.11", None);
-    with_zip.source = Source {
+    with_zip.code = Code::Source(Source {
         content: SourceContent::Zip(zipped),
         checksum: None,
-    };
+    });
     BuildPlan::new(&with_zip, &catalog())
         .unwrap()
         .render(&Target::process(dir.path()), 1)
@@ -300,10 +300,10 @@ fn archives_are_unpacked_and_escaping_entries_refused() {
         .unwrap();
     let gz = tarred.into_inner().unwrap().finish().unwrap();
     let mut with_tar = spec("python3.11", None);
-    with_tar.source = Source {
+    with_tar.code = Code::Source(Source {
         content: SourceContent::Tar(gz),
         checksum: None,
-    };
+    });
     BuildPlan::new(&with_tar, &catalog())
         .unwrap()
         .render(&Target::process(dir.path()), 1)
@@ -323,10 +323,10 @@ fn archives_are_unpacked_and_escaping_entries_refused() {
         writer.finish().unwrap();
     }
     let mut with_evil = spec("python3.11", None);
-    with_evil.source = Source {
+    with_evil.code = Code::Source(Source {
         content: SourceContent::Zip(evil),
         checksum: None,
-    };
+    });
     let err = BuildPlan::new(&with_evil, &catalog())
         .unwrap()
         .render(&Target::process(dir.path()), 1)
@@ -334,5 +334,28 @@ fn archives_are_unpacked_and_escaping_entries_refused() {
     assert!(
         err.to_string().contains("escapes the work directory"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_directory_of_code_is_copied_into_the_work_directory() {
+    let code = tempfile::tempdir().unwrap();
+    std::fs::create_dir(code.path().join("lib")).unwrap();
+    std::fs::write(code.path().join("hello.py"), "def foo(e, c): return 1").unwrap();
+    std::fs::write(code.path().join("lib/util.py"), "X = 1").unwrap();
+    let mut from_dir = spec("python3.11", None);
+    from_dir.code = Code::from(code.path());
+    let work = tempfile::tempdir().unwrap();
+    BuildPlan::new(&from_dir, &catalog())
+        .unwrap()
+        .render(&Target::process(work.path()), 1)
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("hello.py")).unwrap(),
+        "def foo(e, c): return 1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("lib/util.py")).unwrap(),
+        "X = 1"
     );
 }

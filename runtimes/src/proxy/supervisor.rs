@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use super::transport::{Connector, SOCKET_VARIABLE, UNIX_HOST};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, watch};
+use tokio_util::task::TaskTracker;
 
 use crate::contract::{CONVENTIONS_HEADER, Conventions};
 
@@ -54,6 +55,8 @@ pub(crate) struct Supervisor {
     state: Arc<watch::Sender<State>>,
     profile: Arc<std::sync::Mutex<Profile>>,
     restarts: mpsc::UnboundedSender<Request>,
+    /// The supervising task, awaited by [`Supervisor::stop`].
+    task: TaskTracker,
 }
 
 enum Request {
@@ -100,6 +103,7 @@ impl Supervisor {
             state: state.clone(),
             profile: profile.clone(),
             restarts,
+            task: TaskTracker::new(),
         });
         let start_timeout = launch.start_timeout;
         let (first_tx, first) = tokio::sync::oneshot::channel();
@@ -109,7 +113,9 @@ impl Supervisor {
             unix,
             requests,
         };
-        tokio::spawn(run(launch, client, channels, first_tx));
+        supervisor
+            .task
+            .spawn(run(launch, client, channels, first_tx));
         match tokio::time::timeout(start_timeout, first).await {
             Ok(Ok(Ok(()))) => Ok(supervisor),
             Ok(Ok(Err(e))) => Err(e),
@@ -186,11 +192,17 @@ impl Supervisor {
         let _ = self.restarts.send(Request::Restart(generation));
     }
 
-    /// Kills the process and stops supervising.
+    /// Kills the process and stops supervising: waits (at most 10 s) for the supervising task
+    /// to end.
     pub(crate) async fn stop(&self) {
         let _ = self.restarts.send(Request::Stop);
-        let mut state = self.state.subscribe();
-        let _ = tokio::time::timeout(Duration::from_secs(10), state.wait_for(|s| s.stopped)).await;
+        self.task.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.task.wait())
+            .await
+            .is_err()
+        {
+            eprintln!("hoist-proxy: the function process supervisor did not stop within 10 s");
+        }
     }
 }
 

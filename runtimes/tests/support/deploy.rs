@@ -343,10 +343,10 @@ async fn deploy(
     };
     let runtime = example.runtime.unwrap_or(runtime);
     let name = format!("{}-{language}", example.kind);
-    let mut spec = FunctionSpec::new(&name, example.handler, runtime, source).unwrap();
+    let mut spec = FunctionSpec::new(&name, runtime, example.handler, source);
     spec.deps = example.deps.clone();
     spec.timeout = Duration::from_secs(if example.kind == "endless" { 2 } else { 30 });
-    spec.memory_limit = Some(256 << 20);
+    spec.memory = 256;
     let port = if host.docker.is_some() {
         8080
     } else {
@@ -681,11 +681,10 @@ async fn check(
 pub async fn failed_install(host: &Host) {
     let mut spec = FunctionSpec::new(
         "broken",
-        "helloget.foo",
         "python3.11",
+        "helloget.foo",
         Source::text("x = 1\n"),
-    )
-    .unwrap();
+    );
     spec.deps = Some("no-such-package-anywhere\n".into());
     let (text, dir) = failed_deploy(host, &spec).await;
     let work = dir.path().join("work");
@@ -718,8 +717,7 @@ pub async fn failed_compile(host: &Host) {
         content: SourceContent::Tar(tar.into_inner().unwrap()),
         checksum: None,
     };
-    let mut spec =
-        FunctionSpec::new("broken-rust", "hellowithdeps.main", "rust-cargo1", source).unwrap();
+    let mut spec = FunctionSpec::new("broken-rust", "rust-cargo1", "hellowithdeps.main", source);
     spec.deps =
         Some(std::fs::read_to_string(examples().join("rust/hellowithdeps/Cargo.toml")).unwrap());
     let (text, dir) = failed_deploy(host, &spec).await;

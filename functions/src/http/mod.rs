@@ -5,24 +5,30 @@
 //!   `event-type`, `event-time`, `event-namespace`);
 //! - the AWS Lambda Invoke API: `POST /2015-03-31/functions/{name}/invocations`, which
 //!   unmodified AWS clients (boto3) call. `X-Amz-Log-Type: Tail` on a `RequestResponse`
-//!   invocation returns `X-Amz-Log-Result`: the base64 of the last 4 KB of its log.
+//!   invocation returns `X-Amz-Log-Result`: the base64 of the last 4 KB of its log
+//!   ([`lambda`]'s rules: `{}` for no payload, JSON checked, AWS error shapes everywhere).
+//!
+//! A request no route serves is an AWS error (`UnknownOperationException`), as is a method a
+//! route does not take.
+
+mod lambda;
+
+pub use lambda::{aws_error, lambda_throttle_reason};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use hoist_core::ErrorKind;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::executor::FunctionExecutor;
-use crate::function::FunctionSpec;
-use crate::invoke::{
-    Completion, Invocation, InvocationType, InvokeError, InvokeResponse, MAX_SYNC_PAYLOAD,
-};
+use crate::invoke::{Invocation, InvokeError, InvokeResponse, MAX_SYNC_PAYLOAD};
 use crate::registry::FunctionVersion;
+use hoist_runtimes::function::FunctionSpec;
+use lambda::{invoke_error_status, invoke_lambda, unknown_operation};
 
 /// The router of every front door, served by the caller (`axum::serve`).
 ///
@@ -41,9 +47,13 @@ pub fn router(functions: FunctionExecutor) -> Router {
         )
         .route(
             "/2015-03-31/functions/{name}/invocations",
-            post(invoke_lambda),
+            // Reads its body itself, to answer an oversize one as AWS does.
+            post(invoke_lambda)
+                .layer(DefaultBodyLimit::disable())
+                .fallback(unknown_operation),
         )
         .layer(DefaultBodyLimit::max(MAX_SYNC_PAYLOAD + 1024))
+        .fallback(unknown_operation)
         .with_state(functions)
 }
 
@@ -217,159 +227,4 @@ fn put_retry_after(headers: &mut HeaderMap, seconds: u64) {
         HeaderName::from_static("retry-after"),
         HeaderValue::from(seconds),
     );
-}
-
-fn invoke_error_status(err: &InvokeError) -> (StatusCode, &'static str) {
-    match err {
-        InvokeError::NotFound { .. } => (StatusCode::NOT_FOUND, "ResourceNotFoundException"),
-        InvokeError::Throttled { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException")
-        }
-        InvokeError::PayloadTooLarge { .. } => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException")
-        }
-        _ => (StatusCode::INTERNAL_SERVER_ERROR, "ServiceException"),
-    }
-}
-
-fn aws_error(status: StatusCode, code: &str, mut body: Value) -> Response {
-    body["Type"] = json!("User");
-    let mut response = (status, axum::Json(body)).into_response();
-    if let Ok(value) = HeaderValue::from_str(code) {
-        response
-            .headers_mut()
-            .insert(HeaderName::from_static("x-amzn-errortype"), value);
-    }
-    response
-}
-
-/// Splits `name`, `name:qualifier`, `123456789012:function:name` or a full ARN.
-fn function_name(raw: &str) -> (String, Option<String>) {
-    let parts: Vec<&str> = raw.split(':').collect();
-    match parts.as_slice() {
-        ["arn", _, _, _, _, "function", name, rest @ ..] | [_, "function", name, rest @ ..] => {
-            ((*name).to_owned(), rest.first().map(|q| (*q).to_owned()))
-        }
-        [name, qualifier] => ((*name).to_owned(), Some((*qualifier).to_owned())),
-        _ => (raw.to_owned(), None),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LambdaQuery {
-    #[serde(rename = "Qualifier")]
-    qualifier: Option<String>,
-}
-
-/// `POST /2015-03-31/functions/{name}/invocations`: the AWS Lambda Invoke API.
-async fn invoke_lambda(
-    State(functions): State<FunctionExecutor>,
-    Path(raw): Path<String>,
-    Query(query): Query<LambdaQuery>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let kind = match header(&headers, "x-amz-invocation-type") {
-        None => InvocationType::RequestResponse,
-        Some(value) => match InvocationType::parse(&value) {
-            Some(kind) => kind,
-            None => {
-                return aws_error(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidParameterValueException",
-                    json!({ "message": format!("X-Amz-Invocation-Type must be RequestResponse, Event or DryRun, not {value}") }),
-                );
-            }
-        },
-    };
-    let tail_log = match header(&headers, "x-amz-log-type").as_deref() {
-        None | Some("None") => false,
-        Some("Tail") => true,
-        Some(other) => {
-            return aws_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameterValueException",
-                json!({ "message": format!("X-Amz-Log-Type must be None or Tail, not {other}") }),
-            );
-        }
-    };
-    let (name, path_qualifier) = function_name(&raw);
-    let invocation = Invocation {
-        payload: body,
-        kind,
-        tail_log,
-        qualifier: query.qualifier.or(path_qualifier),
-        client_context: header(&headers, "x-amz-client-context"),
-        ..Invocation::default()
-    };
-    let unqualified = invocation.qualifier.is_none();
-    match functions.invoke(&name, invocation).await {
-        Ok(response) => {
-            let status = match response.completion {
-                Completion::Done => StatusCode::OK,
-                Completion::Accepted => StatusCode::ACCEPTED,
-                Completion::Checked => StatusCode::NO_CONTENT,
-            };
-            let mut out = HeaderMap::new();
-            let version = if unqualified {
-                "$LATEST".to_owned()
-            } else {
-                response.version.to_string()
-            };
-            let mut put = |name: &'static str, value: &str| {
-                if let Ok(value) = HeaderValue::from_str(value) {
-                    out.insert(HeaderName::from_static(name), value);
-                }
-            };
-            put("x-amzn-requestid", &response.request_id);
-            put("x-amz-executed-version", &version);
-            put("content-type", "application/json");
-            if let Some(error) = &response.function_error {
-                put("x-amz-function-error", error);
-            }
-            if let Some(log) = &response.log {
-                use base64::Engine;
-                put(
-                    "x-amz-log-result",
-                    &base64::engine::general_purpose::STANDARD.encode(log),
-                );
-            }
-            (status, out, response.payload).into_response()
-        }
-        Err(e) => {
-            let (status, code) = invoke_error_status(&e);
-            let mut body = json!({ "message": e.to_string() });
-            if let InvokeError::Throttled {
-                reason,
-                retry_after,
-            } = &e
-            {
-                let seconds = retry_after.as_secs().max(1);
-                body = json!({ "message": "Rate Exceeded.", "Reason": reason, "retryAfterSeconds": seconds.to_string() });
-                let mut response = aws_error(status, code, body);
-                put_retry_after(response.headers_mut(), seconds);
-                return response;
-            }
-            aws_error(status, code, body)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::function_name;
-
-    #[test]
-    fn function_names_arns_and_qualifiers() {
-        assert_eq!(function_name("hello"), ("hello".into(), None));
-        assert_eq!(function_name("hello:3"), ("hello".into(), Some("3".into())));
-        assert_eq!(
-            function_name("arn:aws:lambda:us-east-1:000000000000:function:hello:$LATEST"),
-            ("hello".into(), Some("$LATEST".into()))
-        );
-        assert_eq!(
-            function_name("000000000000:function:hello"),
-            ("hello".into(), None)
-        );
-    }
 }
