@@ -5,7 +5,7 @@
 //! controllers); without one they say so and return, unless `HOIST_REQUIRE_CGROUPS=1`, which
 //! makes that a failure.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hoist_core::{
@@ -62,8 +62,36 @@ async fn refuse_is_the_default_and_names_the_field() {
     assert_eq!(err.context_value("field"), Some("resources.cpus"));
 }
 
+/// Log lines written while the guard lives, for checking warnings.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 #[tokio::test]
-async fn advisory_accepts_records_and_reports_not_enforced() {
+async fn advisory_accepts_records_warns_once_per_task_and_reports_not_enforced() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     let state = tempfile::tempdir().unwrap();
     let backend = ProcessContainerizer::new(state.path())
         .unwrap()
@@ -80,6 +108,21 @@ async fn advisory_accepts_records_and_reports_not_enforced() {
         Some("cpus 0.1, memory 33554432 bytes: not enforced")
     );
     backend.remove(&id, false).await.unwrap();
+    assert_eq!(
+        log.text().matches("not enforced").count(),
+        1,
+        "{}",
+        log.text()
+    );
+    let other = backend
+        .create(&owner("u"), &limited("exit 0"))
+        .await
+        .unwrap();
+    backend.start(&other).await.unwrap();
+    backend.wait(&other).await.unwrap();
+    let text = log.text();
+    assert_eq!(text.matches("not enforced").count(), 2, "{text}");
+    assert!(text.contains("task=u"), "{text}");
 }
 
 #[tokio::test]

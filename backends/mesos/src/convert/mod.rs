@@ -1,5 +1,5 @@
-//! Between Mesos and the engine: a `TaskInfo` becomes a [`TaskSpec`]; a [`TaskStatus`] of the
-//! engine becomes a Mesos `TaskStatus`.
+//! Between Mesos and the engine: a `TaskInfo` becomes a [`TaskSpec`](hoist_core::TaskSpec);
+//! a [`TaskStatus`](hoist_core::TaskStatus) of the engine becomes a Mesos `TaskStatus`.
 //!
 //! | Mesos | hoist |
 //! |---|---|
