@@ -17,6 +17,7 @@ use hoist_core::{
     OwnedContainer, Owner, Resources, Result,
 };
 use nix::sys::signal::Signal;
+use tokio_util::task::TaskTracker;
 
 use crate::BACKEND;
 use crate::entry::{Entry, Phase};
@@ -61,6 +62,11 @@ struct Inner {
     poll_interval: Duration,
     resources: ResourcePolicy,
     containers: Mutex<HashMap<ContainerId, Arc<Entry>>>,
+    /// The reapers of the children it started and the watchers of the processes it adopted.
+    /// A reaper outlives the containerizer, as long as the executor's process lives, so that
+    /// the exit it records is there for the next containerizer on the same directory; a
+    /// watcher ends within a poll once its container's entry has gone.
+    tasks: TaskTracker,
 }
 
 impl ProcessContainerizer {
@@ -76,6 +82,7 @@ impl ProcessContainerizer {
                 poll_interval: Duration::from_millis(100),
                 resources: ResourcePolicy::Refuse,
                 containers: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
             }),
         })
     }
@@ -111,6 +118,7 @@ impl ProcessContainerizer {
             poll_interval: self.inner.poll_interval,
             resources: self.inner.resources.clone(),
             containers: Mutex::new(std::mem::take(&mut *self.inner.containers())),
+            tasks: self.inner.tasks.clone(),
         };
         change(&mut inner);
         ProcessContainerizer {
@@ -251,7 +259,7 @@ impl Inner {
         };
         let weak: Weak<Entry> = Arc::downgrade(entry);
         let interval = self.poll_interval;
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             // A zombie still exists: its parent is alive and about to reap it and record how
             // it ended, so wait until it has been reaped.
             loop {
@@ -429,7 +437,7 @@ impl Containerizer for ProcessContainerizer {
         drop(command);
         let reaped = entry.clone();
         let container = id.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             let mut status = match child.wait().await {
                 Ok(status) => exit_status(status),
                 Err(e) => {

@@ -25,6 +25,27 @@ fn shell(script: &str) -> ContainerSpec {
     ContainerSpec::command(["/bin/sh", "-c", script])
 }
 
+/// KILLs a started container's process group when a test ends, passed or failed, so that a
+/// failed assertion never leaves a busy loop behind (containers outlive their containerizer).
+struct Reaper(Option<u32>);
+
+impl Reaper {
+    async fn of(backend: &ProcessContainerizer, id: &ContainerId) -> Reaper {
+        Reaper(backend.inspect(id).await.unwrap().pid)
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 /// 48 MiB held by `tail` (its one line never ends, so it keeps it all) and a busy loop.
 const HOG: &str = "(head -c 50331648 /dev/zero; sleep 1000) | tail > /dev/null & \
                    while :; do :; done";
@@ -56,6 +77,7 @@ async fn stats_read_back_what_a_process_group_uses() {
     let backend = ProcessContainerizer::new(state.path()).unwrap();
     let id = backend.create(&owner("hog"), &shell(HOG)).await.unwrap();
     backend.start(&id).await.unwrap();
+    let _reaper = Reaper::of(&backend, &id).await;
     let usage = filled(&backend, &id).await;
     let measured = usage.measured();
     for field in [
@@ -115,6 +137,7 @@ async fn with_enforced_limits_the_cgroup_counts_too() {
     spec.resources.cpus = Some(1.0);
     let id = backend.create(&owner("limited"), &spec).await.unwrap();
     backend.start(&id).await.unwrap();
+    let _reaper = Reaper::of(&backend, &id).await;
     let usage = filled(&backend, &id).await;
     let measured = usage.measured();
     for field in [
@@ -150,6 +173,7 @@ async fn signals_are_checked_and_need_a_running_container() {
         "not started yet: {err}"
     );
     backend.start(&id).await.unwrap();
+    let _reaper = Reaper::of(&backend, &id).await;
     let err = backend.signal(&id, 4242).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
     assert_eq!(err.context_value("field"), Some("signal"));
@@ -192,6 +216,7 @@ async fn a_terminal_session_answers_resizes_and_exits_with_its_code() {
         .await
         .unwrap();
     backend.start(&id).await.unwrap();
+    let _reaper = Reaper::of(&backend, &id).await;
     let request = ExecRequest::new(["/bin/sh"])
         .tty(TerminalSize { rows: 24, cols: 80 })
         .stdin();
