@@ -1,0 +1,202 @@
+//! EC2, ECS and ELBv2 driven by boto3 and the AWS CLI on the process backend, with the server
+//! restarted (a new router, a new containerizer, the same state directories) between steps.
+
+mod support;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hoist_aws::compute::{ComputeConfig, ComputeService};
+use hoist_process::ProcessContainerizer;
+use serde_json::Value;
+use support::{client_command, python, serve, unserve, venv};
+
+/// The compute APIs served on loopback over the process backend.
+struct Server {
+    endpoint: String,
+    service: ComputeService,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(dirs: &Dirs) -> Server {
+        let store = hoist_store::Store::open(&dirs.state).unwrap();
+        let backend = Arc::new(
+            ProcessContainerizer::new(&dirs.backend)
+                .unwrap()
+                .with_poll_interval(Duration::from_millis(50)),
+        );
+        let config = ComputeConfig {
+            reconcile_interval: Duration::from_millis(200),
+            stop_grace: Duration::from_secs(3),
+            ..ComputeConfig::default()
+        };
+        let service = ComputeService::start(store, backend, config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, task) = serve(listener, service.router());
+        Server {
+            endpoint,
+            service,
+            stop,
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        unserve(self.stop.take(), &mut self.task).await;
+        self.service.shutdown().await;
+    }
+}
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    state: PathBuf,
+    backend: PathBuf,
+    marks: PathBuf,
+}
+
+fn dirs() -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = Dirs {
+        state: root.path().join("state"),
+        backend: root.path().join("backend"),
+        marks: root.path().join("marks"),
+        _root: root,
+    };
+    std::fs::create_dir_all(&dirs.marks).unwrap();
+    dirs
+}
+
+/// Runs one phase of `tests/python/compute_boto3.py`; returns what it printed last (JSON).
+async fn boto3(endpoint: &str, phase: &str, args: &[&str]) -> Value {
+    python("compute_boto3.py", endpoint, phase, args).await
+}
+
+/// Runs the AWS CLI against `endpoint`; returns its JSON output.
+async fn aws(endpoint: &str, args: &[&str]) -> Value {
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        client_command(&venv().join("bin").join("aws"))
+            .arg("--endpoint-url")
+            .arg(endpoint)
+            .arg("--output")
+            .arg("json")
+            .args(args)
+            .output(),
+    )
+    .await
+    .expect("the AWS CLI finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "aws {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout).unwrap()
+    }
+}
+
+/// The lines of the user-data mark of `instance`, waiting up to 10 s for `lines` of them.
+async fn marks(dirs: &Dirs, instance: &str, lines: usize) -> usize {
+    let path = dirs.marks.join(instance);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = std::fs::read_to_string(&path)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if n >= lines || tokio::time::Instant::now() > deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_instances_run_stop_start_and_terminate_across_restarts() {
+    let dirs = dirs();
+    let marks_dir = dirs.marks.to_str().unwrap().to_owned();
+    let server = Server::start(&dirs).await;
+    let seen = boto3(&server.endpoint, "ec2-run", &[&marks_dir]).await;
+    let web = seen["web"].as_str().unwrap().to_owned();
+    let db = seen["db"].as_str().unwrap().to_owned();
+    // The user data ran once in each instance, as its boot script.
+    assert_eq!(marks(&dirs, &web, 1).await, 1);
+    assert_eq!(marks(&dirs, &db, 1).await, 1);
+    server.stop().await;
+
+    let server = Server::start(&dirs).await;
+    boto3(&server.endpoint, "ec2-stop", &[&web, &db]).await;
+    server.stop().await;
+
+    let server = Server::start(&dirs).await;
+    boto3(&server.endpoint, "ec2-start", &[&web, &db]).await;
+    // Started again, the instance booted again: its user data ran a second time.
+    assert_eq!(marks(&dirs, &web, 2).await, 2);
+    assert_eq!(marks(&dirs, &db, 1).await, 1);
+
+    // The AWS CLI sees the same instances, and runs and terminates one of its own.
+    let described = aws(
+        &server.endpoint,
+        &[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=tag:Name,Values=web",
+        ],
+    )
+    .await;
+    let instances = &described["Reservations"][0]["Instances"];
+    assert_eq!(instances[0]["InstanceId"], web.as_str());
+    assert_eq!(instances[0]["State"]["Name"], "running");
+    let run = aws(
+        &server.endpoint,
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-0abcdef1",
+            "--count",
+            "1",
+            "--instance-type",
+            "t2.micro",
+        ],
+    )
+    .await;
+    let cli = run["Instances"][0]["InstanceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(run["Instances"][0]["State"]["Code"], 0);
+    assert_eq!(run["Instances"][0]["InstanceType"], "t2.micro");
+    let terminated = aws(
+        &server.endpoint,
+        &["ec2", "terminate-instances", "--instance-ids", &cli],
+    )
+    .await;
+    assert_eq!(
+        terminated["TerminatingInstances"][0]["CurrentState"]["Name"],
+        "shutting-down"
+    );
+    assert_eq!(
+        terminated["TerminatingInstances"][0]["PreviousState"]["Code"],
+        16
+    );
+    server.stop().await;
+
+    let server = Server::start(&dirs).await;
+    boto3(&server.endpoint, "ec2-terminate", &[&web, &db, &cli]).await;
+    server.stop().await;
+    // Nothing is left running.
+    let backend = ProcessContainerizer::new(&dirs.backend).unwrap();
+    let owned = hoist_core::Containerizer::list_owned(&backend, &"hoist-ec2".into())
+        .await
+        .unwrap();
+    assert!(owned.is_empty(), "{owned:?}");
+}
