@@ -200,3 +200,70 @@ async fn ec2_instances_run_stop_start_and_terminate_across_restarts() {
         .unwrap();
     assert!(owned.is_empty(), "{owned:?}");
 }
+
+/// The process of the running container of an ECS task (`arn`), found from outside.
+async fn task_pid(dirs: &Dirs, arn: &str) -> u32 {
+    let id = arn.rsplit('/').next().unwrap();
+    let backend = ProcessContainerizer::new(&dirs.backend).unwrap();
+    let owned = hoist_core::Containerizer::list_owned(&backend, &"hoist-ecs".into())
+        .await
+        .unwrap();
+    let container = owned
+        .iter()
+        .find(|c| c.owner.task_id.as_str() == format!("{id}/app"))
+        .unwrap_or_else(|| panic!("no container for task {id} in {owned:?}"));
+    let info = hoist_core::Containerizer::inspect(&backend, &container.id)
+        .await
+        .unwrap();
+    info.pid.expect("a running task has a process")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ecs_service_behind_a_target_group_replaces_a_killed_task_across_restarts() {
+    let dirs = dirs();
+    let server = Server::start(&dirs).await;
+    let seen = boto3(&server.endpoint, "ecs-setup", &[]).await;
+    let tg = seen["tg"].as_str().unwrap().to_owned();
+    let tasks: Vec<String> = seen["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    server.stop().await;
+
+    // While no server runs, one task's process is killed from outside.
+    let pid = task_pid(&dirs, &tasks[0]).await;
+    let killed = std::process::Command::new("kill")
+        .arg("-9")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let server = Server::start(&dirs).await;
+    let seen = boto3(&server.endpoint, "ecs-replaced", &[&tg, &tasks[0]]).await;
+    assert_eq!(seen["ports"].as_array().unwrap().len(), 2);
+    // The AWS CLI sees the same cluster and group.
+    let clusters = aws(&server.endpoint, &["ecs", "list-clusters"]).await;
+    assert_eq!(
+        clusters["clusterArns"],
+        serde_json::json!(["arn:aws:ecs:us-east-1:000000000000:cluster/web"])
+    );
+    let groups = aws(
+        &server.endpoint,
+        &["elbv2", "describe-target-groups", "--names", "web-tg"],
+    )
+    .await;
+    assert_eq!(groups["TargetGroups"][0]["TargetGroupArn"], tg.as_str());
+    server.stop().await;
+
+    let server = Server::start(&dirs).await;
+    boto3(&server.endpoint, "ecs-delete", &[&tg]).await;
+    server.stop().await;
+    let backend = ProcessContainerizer::new(&dirs.backend).unwrap();
+    let owned = hoist_core::Containerizer::list_owned(&backend, &"hoist-ecs".into())
+        .await
+        .unwrap();
+    assert!(owned.is_empty(), "{owned:?}");
+}

@@ -34,8 +34,11 @@
 //! ```
 
 mod ec2;
+mod ecs;
+mod elbv2;
+mod reconcile;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -51,7 +54,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::protocol::{AwsError, RequestId};
-use crate::query::{EC2, Params, json11_error, json11_response};
+use crate::query::{EC2, ELBV2, Params, json11_error, json11_response};
 
 /// The `X-Amz-Target` prefix of ECS operations.
 pub const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
@@ -142,6 +145,9 @@ pub(crate) struct Shared {
     config: ComputeConfig,
     /// Serialises every change (requests and the background pass).
     lock: tokio::sync::Mutex<()>,
+    /// Each target's health, by (target group ARN, target id, port): transient, as a load
+    /// balancer's view is (after a restart, targets start `initial` again).
+    health: std::sync::Mutex<HashMap<elbv2::TargetKey, elbv2::Health>>,
     tracker: TaskTracker,
     cancel: CancellationToken,
 }
@@ -162,6 +168,7 @@ impl ComputeService {
                 backend,
                 config,
                 lock: tokio::sync::Mutex::new(()),
+                health: std::sync::Mutex::new(HashMap::new()),
                 tracker: TaskTracker::new(),
                 cancel: CancellationToken::new(),
             }),
@@ -213,8 +220,10 @@ impl ComputeService {
         {
             let _guard = self.shared.lock.lock().await;
             ec2::refresh(&self.shared).await?;
+            reconcile::refresh_tasks(&self.shared).await?;
+            reconcile::services(&self.shared).await?;
         }
-        Ok(())
+        elbv2::probe_all(&self.shared).await
     }
 
     /// The store.
@@ -234,11 +243,10 @@ async fn dispatch(
         let target = target.to_str().unwrap_or_default();
         let result: Result<serde_json::Value, AwsError> =
             match target.strip_prefix(ECS_TARGET_PREFIX) {
-                Some(_) => parse_json_body(&body).and(Err(AwsError::new(
-                    "UnknownOperationException",
-                    StatusCode::BAD_REQUEST,
-                    format!("{target} is not an operation this endpoint serves"),
-                ))),
+                Some(operation) => match parse_json_body(&body) {
+                    Ok(input) => ecs::handle(shared, operation, input).await,
+                    Err(e) => Err(e),
+                },
                 None => Err(AwsError::new(
                     "UnknownOperationException",
                     StatusCode::BAD_REQUEST,
@@ -251,6 +259,11 @@ async fn dispatch(
         };
     }
     let params = Params::parse(&body);
+    if params.get("Version") == Some("2015-12-01") {
+        return elbv2::handle(shared, &params, &request_id)
+            .await
+            .unwrap_or_else(|e| ELBV2.error(&e, &request_id));
+    }
     ec2::handle(shared, &params, &request_id)
         .await
         .unwrap_or_else(|e| EC2.error(&e, &request_id))

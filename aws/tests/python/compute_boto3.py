@@ -182,7 +182,151 @@ def ec2_terminate():
     print(json.dumps({}))
 
 
+def wait_for(what, check, timeout=60):
+    """Polls `check` until it returns something truthy; fails naming `what` after `timeout` s."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}: {last}")
+
+
+def target_states(tg):
+    found = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+    return sorted((t["Target"]["Id"], t["Target"]["Port"], t["TargetHealth"]["State"]) for t in found)
+
+
+def service_tasks():
+    arns = ecs.list_tasks(cluster="web", serviceName="web")["taskArns"]
+    return ecs.describe_tasks(cluster="web", tasks=arns)["tasks"] if arns else []
+
+
+def ports_of(tasks):
+    return sorted(t["containers"][0]["networkBindings"][0]["hostPort"] for t in tasks)
+
+
+def ecs_setup():
+    cluster = ecs.create_cluster(clusterName="web")["cluster"]
+    assert cluster["clusterArn"] == "arn:aws:ecs:us-east-1:000000000000:cluster/web", cluster
+    assert cluster["status"] == "ACTIVE", cluster
+    assert ecs.list_clusters()["clusterArns"] == [cluster["clusterArn"]]
+    described = ecs.describe_clusters(clusters=["web", "nope"])
+    assert [c["clusterName"] for c in described["clusters"]] == ["web"], described
+    assert described["failures"][0]["reason"] == "MISSING", described
+    server = f"exec {sys.executable} -m http.server $PORT --bind 127.0.0.1"
+    container = {
+        "name": "app", "image": "python:3-alpine", "entryPoint": ["/bin/sh", "-c"],
+        "command": [server], "portMappings": [{"containerPort": 8000, "hostPort": 0}],
+        "environment": [{"name": "GREETING", "value": "hello"}], "essential": True,
+    }
+    first = ecs.register_task_definition(family="web", containerDefinitions=[container])["taskDefinition"]
+    assert first["revision"] == 1 and first["status"] == "ACTIVE", first
+    second = ecs.register_task_definition(family="web", containerDefinitions=[container])["taskDefinition"]
+    assert second["taskDefinitionArn"].endswith(":task-definition/web:2"), second
+    latest = ecs.describe_task_definition(taskDefinition="web")["taskDefinition"]
+    assert latest["revision"] == 2 and latest["containerDefinitions"][0]["command"] == [server], latest
+    assert ecs.describe_task_definition(taskDefinition="web:1")["taskDefinition"]["revision"] == 1
+    listed = ecs.list_task_definitions(familyPrefix="we")["taskDefinitionArns"]
+    assert [a.rsplit(":", 1)[1] for a in listed] == ["1", "2"], listed
+    error("ClientException", ecs.describe_task_definition, taskDefinition="nope")
+    error("ClusterNotFoundException", ecs.run_task, cluster="nope", taskDefinition="web")
+    error("ClientException", ecs.register_task_definition, family="bad", containerDefinitions=[])
+
+    # One-off tasks: one whose command override exits 3, one stopped by the user.
+    quits = ecs.run_task(cluster="web", taskDefinition="web:1", overrides={
+        "containerOverrides": [{"name": "app", "command": ["exit 3"]}]})["tasks"][0]
+    assert quits["lastStatus"] == "PROVISIONING" and quits["desiredStatus"] == "RUNNING", quits
+    assert quits["overrides"]["containerOverrides"][0]["command"] == ["exit 3"], quits
+    sleeper = ecs.run_task(cluster="web", taskDefinition="web", startedBy="me", overrides={
+        "containerOverrides": [{"name": "app", "command": ['[ "$GREETING" = bye ] && sleep 300'],
+                                "environment": [{"name": "GREETING", "value": "bye"}]}]})["tasks"][0]
+    running = wait_for("the sleeper to run", lambda: ecs.describe_tasks(
+        cluster="web", tasks=[sleeper["taskArn"]])["tasks"][0]["lastStatus"] == "RUNNING")
+    assert ecs.list_tasks(cluster="web", startedBy="me")["taskArns"] == [sleeper["taskArn"]]
+    stopped = ecs.stop_task(cluster="web", task=sleeper["taskArn"], reason="enough")["task"]
+    assert stopped["lastStatus"] == "STOPPED" and stopped["stoppedReason"] == "enough", stopped
+    assert stopped["stopCode"] == "UserInitiated", stopped
+    ended = wait_for("the one-off task to stop", lambda: [t for t in ecs.describe_tasks(
+        cluster="web", tasks=[quits["taskArn"]])["tasks"] if t["lastStatus"] == "STOPPED"])[0]
+    assert ended["stoppedReason"] == "Essential container in task exited", ended
+    assert ended["stopCode"] == "EssentialContainerExited", ended
+    assert ended["containers"][0]["exitCode"] == 3, ended
+
+    tg = elbv2.create_target_group(
+        Name="web-tg", Protocol="HTTP", Port=8000, VpcId="vpc-1", TargetType="ip",
+        HealthCheckIntervalSeconds=5, HealthyThresholdCount=2, HealthCheckPath="/",
+    )["TargetGroups"][0]
+    arn = tg["TargetGroupArn"]
+    assert arn.startswith("arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/web-tg/"), tg
+    assert tg["HealthCheckIntervalSeconds"] == 5 and tg["Matcher"] == {"HttpCode": "200"}, tg
+    assert elbv2.describe_target_groups(Names=["web-tg"])["TargetGroups"][0]["TargetGroupArn"] == arn
+    error("TargetGroupNotFound", elbv2.describe_target_groups, Names=["nope"])
+    error("InvalidParameterException", ecs.create_service, cluster="web", serviceName="web",
+          taskDefinition="web", desiredCount=2,
+          loadBalancers=[{"targetGroupArn": arn, "containerName": "app", "containerPort": 9999}])
+    service = ecs.create_service(
+        cluster="web", serviceName="web", taskDefinition="web", desiredCount=2,
+        loadBalancers=[{"targetGroupArn": arn, "containerName": "app", "containerPort": 8000}],
+    )["service"]
+    assert service["status"] == "ACTIVE" and service["desiredCount"] == 2, service
+    tasks = wait_for("two service tasks", lambda: len(service_tasks()) == 2 and service_tasks())
+    assert all(t["group"] == "service:web" for t in tasks), tasks
+    ports = ports_of(tasks)
+    # Registered at once, healthy only once two probes (5 s apart) have passed.
+    early = target_states(arn)
+    assert [p for _, p, _ in early] == ports, (early, ports)
+    assert all(state in ("initial", "healthy") for _, _, state in early), early
+    assert any(state == "initial" for _, _, state in early), early
+    wait_for("both targets healthy", lambda: all(s == "healthy" for _, _, s in target_states(arn))
+             and len(target_states(arn)) == 2)
+    counted = ecs.describe_services(cluster="web", services=["web"])["services"][0]
+    assert counted["runningCount"] == 2, counted
+    # Registering by hand works too; a port nobody serves is unhealthy.
+    elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": 1}])
+    wait_for("the stray target unhealthy", lambda: ("127.0.0.1", 1, "unhealthy") in target_states(arn), 30)
+    elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": "127.0.0.1", "Port": 1}])
+    print(json.dumps({"tg": arn, "ports": ports, "tasks": [t["taskArn"] for t in tasks]}))
+
+
+def ecs_replaced():
+    arn, killed = ARGS
+    dead = wait_for("the killed task stopped", lambda: [t for t in ecs.describe_tasks(
+        cluster="web", tasks=[killed])["tasks"] if t["lastStatus"] == "STOPPED"])[0]
+    assert dead["stoppedReason"].startswith("Essential container in task exited"), dead
+    assert dead["containers"][0]["exitCode"] == 137, dead
+    tasks = wait_for("a replacement", lambda: len(service_tasks()) == 2 and service_tasks())
+    assert killed not in [t["taskArn"] for t in tasks], tasks
+    ports = ports_of(tasks)
+    wait_for("the group to follow", lambda: [p for _, p, s in target_states(arn) if s == "healthy"] == ports)
+    print(json.dumps({"ports": ports}))
+
+
+def ecs_delete():
+    (arn,) = ARGS
+    assert len(service_tasks()) == 2
+    error("InvalidParameterException", ecs.delete_service, cluster="web", service="web")
+    updated = ecs.update_service(cluster="web", service="web", desiredCount=1)["service"]
+    assert updated["desiredCount"] == 1, updated
+    wait_for("one task", lambda: len(service_tasks()) == 1)
+    wait_for("one target", lambda: len(target_states(arn)) == 1)
+    deleted = ecs.delete_service(cluster="web", service="web", force=True)["service"]
+    assert deleted["status"] == "DRAINING", deleted
+    assert ecs.describe_services(cluster="web", services=["web"])["services"][0]["status"] == "INACTIVE"
+    assert service_tasks() == [] and target_states(arn) == []
+    error("ServiceNotActiveException", ecs.update_service, cluster="web", service="web", desiredCount=1)
+    error("ServiceNotFoundException", ecs.update_service, cluster="web", service="nope", desiredCount=1)
+    elbv2.delete_target_group(TargetGroupArn=arn)
+    error("TargetGroupNotFound", elbv2.describe_target_health, TargetGroupArn=arn)
+    print(json.dumps({}))
+
+
 PHASES = {
+    "ecs-setup": ecs_setup,
+    "ecs-replaced": ecs_replaced,
+    "ecs-delete": ecs_delete,
     "ec2-run": ec2_run,
     "ec2-stop": ec2_stop,
     "ec2-start": ec2_start,
