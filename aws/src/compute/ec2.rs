@@ -23,12 +23,12 @@ use hoist_core::{
 };
 use serde_json::{Value, json};
 
-use super::{Shared, backend_error, glob, hex_id, iso8601, now_secs, store_error};
+use super::{Shared, backend_error, hex_id, iso8601, now_secs, store_error};
 use crate::protocol::{AwsError, RequestId};
-use crate::query::{EC2, Params, Xml, invalid_value};
+use crate::query::{EC2, Params, invalid_value};
 
 /// The store's kind for instances.
-const KIND: &str = "ec2-instance";
+pub(crate) const KIND: &str = "ec2-instance";
 /// The executor owning instance containers.
 pub(crate) const EXECUTOR: &str = "hoist-ec2";
 
@@ -51,7 +51,7 @@ const TYPES: &[(&str, f64, u64)] = &[
     ("c5.large", 2.0, 4096),
 ];
 
-fn code_of(state: &str) -> u32 {
+pub(crate) fn code_of(state: &str) -> u32 {
     match state {
         "pending" => 0,
         "running" => 16,
@@ -70,7 +70,7 @@ fn incorrect_state(id: &str, action: &str) -> AwsError {
     )
 }
 
-fn not_found(ids: &[String]) -> AwsError {
+pub(crate) fn not_found(ids: &[String]) -> AwsError {
     let message = if ids.len() == 1 {
         format!("The instance ID '{}' does not exist", ids[0])
     } else {
@@ -83,7 +83,7 @@ fn not_found(ids: &[String]) -> AwsError {
     )
 }
 
-fn check_ids(ids: &[String]) -> Result<(), AwsError> {
+pub(crate) fn check_ids(ids: &[String]) -> Result<(), AwsError> {
     for id in ids {
         let hex = id.strip_prefix("i-").unwrap_or("");
         if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
@@ -105,7 +105,7 @@ pub(crate) async fn handle(
     let action = params.required("Action")?;
     match action {
         "RunInstances" => run_instances(shared, params, id).await,
-        "DescribeInstances" => describe_instances(shared, params, id).await,
+        "DescribeInstances" => super::ec2_describe::describe_instances(shared, params, id).await,
         "StartInstances" => change(shared, params, id, Change::Start).await,
         "StopInstances" => change(shared, params, id, Change::Stop).await,
         "TerminateInstances" => change(shared, params, id, Change::Terminate).await,
@@ -330,75 +330,9 @@ async fn run_instances(
             .node("groupSet", |_| {})
             .list("instancesSet", "item", &launched, |x, i| {
                 // AWS answers RunInstances with every instance pending.
-                instance_xml(shared, x, i, "pending");
+                super::ec2_describe::instance_xml(shared, x, i, "pending");
             });
     }))
-}
-
-fn instance_xml(shared: &Shared, x: &mut Xml, i: &Value, state: &str) {
-    let s = |k: &str| i[k].as_str().unwrap_or_default().to_owned();
-    let running = state == "running" || state == "pending";
-    let address = running.then(|| {
-        i["PrivateIpAddress"]
-            .as_str()
-            .unwrap_or("127.0.0.1")
-            .to_owned()
-    });
-    x.text("instanceId", s("InstanceId"))
-        .text("imageId", s("ImageId"))
-        .node("instanceState", |x| {
-            x.text("code", code_of(state)).text("name", state);
-        })
-        .text(
-            "privateDnsName",
-            address
-                .as_ref()
-                .map(|a| format!("ip-{}.ec2.internal", a.replace('.', "-")))
-                .unwrap_or_default(),
-        )
-        .text("dnsName", "")
-        .text("reason", s("StateTransitionReason"))
-        .opt("keyName", i["KeyName"].as_str())
-        .text("amiLaunchIndex", i["AmiLaunchIndex"].as_i64().unwrap_or(0))
-        .text("instanceType", s("InstanceType"))
-        .text(
-            "launchTime",
-            iso8601(i["LaunchTime"].as_f64().unwrap_or(0.0)),
-        )
-        .node("placement", |x| {
-            x.text("availabilityZone", format!("{}a", shared.config.region))
-                .text("tenancy", "default");
-        })
-        .node("monitoring", |x| {
-            x.text("state", "disabled");
-        })
-        .opt("privateIpAddress", address.as_deref())
-        .node("groupSet", |_| {})
-        .text(
-            "architecture",
-            if cfg!(target_arch = "aarch64") {
-                "arm64"
-            } else {
-                "x86_64"
-            },
-        )
-        .text("rootDeviceType", "ebs")
-        .text("rootDeviceName", "/dev/sda1")
-        .text("virtualizationType", "hvm")
-        .text("hypervisor", "xen");
-    if let Some(reason) = i["StateReason"].as_object() {
-        x.node("stateReason", |x| {
-            x.text("code", reason["Code"].as_str().unwrap_or_default())
-                .text("message", reason["Message"].as_str().unwrap_or_default());
-        });
-    }
-    let tags = i["Tags"].as_array().cloned().unwrap_or_default();
-    if !tags.is_empty() {
-        x.list("tagSet", "item", tags, |x, t| {
-            x.text("key", t["Key"].as_str().unwrap_or_default())
-                .text("value", t["Value"].as_str().unwrap_or_default());
-        });
-    }
 }
 
 /// Records instances whose containers ended as stopped, with AWS's reason, and forgets
@@ -454,142 +388,6 @@ pub(crate) async fn refresh(shared: &Shared) -> Result<(), AwsError> {
             .map_err(store_error)?;
     }
     Ok(())
-}
-
-fn filter_matches(name: &str, values: &[String], i: &Value) -> Result<bool, AwsError> {
-    let any = |text: &str| values.iter().any(|v| glob(v, text));
-    let tags = i["Tags"].as_array().cloned().unwrap_or_default();
-    let field = |k: &str| i[k].as_str().unwrap_or_default().to_owned();
-    Ok(match name {
-        "instance-state-name" => any(&field("State")),
-        "instance-state-code" => any(&code_of(&field("State")).to_string()),
-        "instance-id" => any(&field("InstanceId")),
-        "instance-type" => any(&field("InstanceType")),
-        "image-id" => any(&field("ImageId")),
-        "reservation-id" => any(&field("ReservationId")),
-        "key-name" => any(&field("KeyName")),
-        "tag-key" => tags
-            .iter()
-            .any(|t| any(t["Key"].as_str().unwrap_or_default())),
-        "tag-value" => tags
-            .iter()
-            .any(|t| any(t["Value"].as_str().unwrap_or_default())),
-        _ => match name.strip_prefix("tag:") {
-            Some(key) => tags.iter().any(|t| {
-                t["Key"].as_str() == Some(key) && any(t["Value"].as_str().unwrap_or_default())
-            }),
-            None => {
-                return Err(invalid_value(format!("The filter '{name}' is invalid")));
-            }
-        },
-    })
-}
-
-async fn describe_instances(
-    shared: &Shared,
-    params: &Params,
-    request: &RequestId,
-) -> Result<Response, AwsError> {
-    let ids = params.list("InstanceId");
-    check_ids(&ids)?;
-    let max = params.int("MaxResults")?;
-    if let Some(max) = max {
-        if !ids.is_empty() {
-            return Err(AwsError::new(
-                "InvalidParameterCombination",
-                StatusCode::BAD_REQUEST,
-                "The parameter instancesSet cannot be used with the parameter maxResults",
-            ));
-        }
-        if !(5..=1000).contains(&max) {
-            return Err(invalid_value(format!(
-                "Value ( {max} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000."
-            )));
-        }
-    }
-    let start = match params.get("NextToken") {
-        Some(token) => token
-            .parse::<usize>()
-            .map_err(|_| invalid_value(format!("The token '{token}' is invalid")))?,
-        None => 0,
-    };
-    {
-        let _guard = shared.lock.lock().await;
-        refresh(shared).await?;
-    }
-    let all: Vec<Value> = shared
-        .store
-        .read(|tx| tx.resources(KIND))
-        .map_err(store_error)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| {
-            !all.iter()
-                .any(|i| i["InstanceId"].as_str() == Some(id.as_str()))
-        })
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(not_found(&missing));
-    }
-    let filters: Vec<(String, Vec<String>)> = params
-        .structs("Filter")
-        .into_iter()
-        .map(|f| Ok((f.required("Name")?.to_owned(), f.list("Value"))))
-        .collect::<Result<_, AwsError>>()?;
-    let mut selected = Vec::new();
-    for i in all {
-        if !ids.is_empty()
-            && !ids
-                .iter()
-                .any(|id| i["InstanceId"].as_str() == Some(id.as_str()))
-        {
-            continue;
-        }
-        let mut keep = true;
-        for (name, values) in &filters {
-            keep &= filter_matches(name, values, &i)?;
-        }
-        if keep {
-            selected.push(i);
-        }
-    }
-    let end = max.map_or(selected.len(), |m| (start + m as usize).min(selected.len()));
-    let next = (end < selected.len()).then(|| end.to_string());
-    let page: Vec<Value> = selected
-        .into_iter()
-        .skip(start)
-        .take(end.saturating_sub(start))
-        .collect();
-    // Reservations in the order of their first instance.
-    let mut reservations: Vec<(String, Vec<Value>)> = Vec::new();
-    for i in page {
-        let r = i["ReservationId"].as_str().unwrap_or_default().to_owned();
-        match reservations.iter_mut().find(|(id, _)| *id == r) {
-            Some((_, list)) => list.push(i),
-            None => reservations.push((r, vec![i])),
-        }
-    }
-    let owner = shared.config.account_id.clone();
-    Ok(EC2.respond("DescribeInstances", request, |x| {
-        x.list(
-            "reservationSet",
-            "item",
-            &reservations,
-            |x, (r, instances)| {
-                x.text("reservationId", r)
-                    .text("ownerId", &owner)
-                    .node("groupSet", |_| {})
-                    .list("instancesSet", "item", instances, |x, i| {
-                        instance_xml(shared, x, i, i["State"].as_str().unwrap_or("stopped"));
-                    });
-            },
-        )
-        .opt("nextToken", next.as_deref());
-    }))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::reconcile::{self, SERVICES, TASKS};
-use super::{Shared, hex_id, now_secs, store_error};
+use super::{Shared, ecs_services, now_secs, paginate, store_error};
 use crate::protocol::AwsError;
 
 const CLUSTERS: &str = "ecs-cluster";
@@ -29,7 +29,7 @@ pub(crate) fn server_error(message: impl Into<String>) -> AwsError {
     )
 }
 
-fn invalid(message: impl Into<String>) -> AwsError {
+pub(crate) fn invalid(message: impl Into<String>) -> AwsError {
     AwsError::new(
         "InvalidParameterException",
         StatusCode::BAD_REQUEST,
@@ -45,15 +45,7 @@ fn cluster_not_found() -> AwsError {
     )
 }
 
-fn service_not_found() -> AwsError {
-    AwsError::new(
-        "ServiceNotFoundException",
-        StatusCode::BAD_REQUEST,
-        "Service not found.",
-    )
-}
-
-fn str_field<'a>(input: &'a Value, key: &str) -> Result<&'a str, AwsError> {
+pub(crate) fn str_field<'a>(input: &'a Value, key: &str) -> Result<&'a str, AwsError> {
     input[key]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -117,10 +109,10 @@ pub(crate) async fn handle(
             Ok(json!({"tasks": tasks, "failures": failures}))
         }
         "ListTasks" => list_tasks(shared, &input),
-        "CreateService" => create_service(shared, &input).await,
-        "UpdateService" => update_service(shared, &input).await,
-        "DeleteService" => delete_service(shared, &input).await,
-        "DescribeServices" => describe_services(shared, &input),
+        "CreateService" => ecs_services::create_service(shared, &input).await,
+        "UpdateService" => ecs_services::update_service(shared, &input).await,
+        "DeleteService" => ecs_services::delete_service(shared, &input).await,
+        "DescribeServices" => ecs_services::describe_services(shared, &input),
         other => Err(AwsError::new(
             "UnknownOperationException",
             StatusCode::BAD_REQUEST,
@@ -129,17 +121,11 @@ pub(crate) async fn handle(
     }
 }
 
-fn all(shared: &Shared, kind: &str) -> Result<Vec<Value>, AwsError> {
-    Ok(shared
-        .store
-        .read(|tx| tx.resources(kind))
-        .map_err(store_error)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect())
+pub(crate) fn all(shared: &Shared, kind: &str) -> Result<Vec<Value>, AwsError> {
+    super::documents(shared, kind)
 }
 
-fn put(shared: &Shared, kind: &str, id: &str, value: &Value) -> Result<(), AwsError> {
+pub(crate) fn put(shared: &Shared, kind: &str, id: &str, value: &Value) -> Result<(), AwsError> {
     shared
         .store
         .write(|tx| tx.put_resource(kind, id, value))
@@ -147,7 +133,7 @@ fn put(shared: &Shared, kind: &str, id: &str, value: &Value) -> Result<(), AwsEr
 }
 
 /// A record without hoist's own members (capitalised: `Container`, `Service`, `Tags`, `Id`).
-fn public(record: &Value) -> Value {
+pub(crate) fn public(record: &Value) -> Value {
     match record {
         Value::Object(map) => Value::Object(
             map.iter()
@@ -160,7 +146,7 @@ fn public(record: &Value) -> Value {
     }
 }
 
-fn arn(shared: &Shared, rest: &str) -> String {
+pub(crate) fn arn(shared: &Shared, rest: &str) -> String {
     format!(
         "arn:aws:ecs:{}:{}:{rest}",
         shared.config.region, shared.config.account_id
@@ -179,7 +165,7 @@ fn cluster_named(shared: &Shared, name_or_arn: Option<&str>) -> Result<Value, Aw
         .ok_or_else(cluster_not_found)
 }
 
-fn cluster(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
+pub(crate) fn cluster(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
     cluster_named(shared, input["cluster"].as_str())
 }
 
@@ -378,17 +364,13 @@ fn list_definitions(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
 
 /// A page of `items` under `key`, by `maxResults` and `nextToken` (an offset).
 fn page(items: Vec<Value>, input: &Value, key: &str) -> Result<Value, AwsError> {
-    let start = match input["nextToken"].as_str() {
-        Some(t) => t
-            .parse::<usize>()
-            .map_err(|_| invalid(format!("Invalid nextToken: {t}")))?,
-        None => 0,
-    };
     let size = input["maxResults"].as_u64().unwrap_or(100).clamp(1, 100) as usize;
-    let end = (start + size).min(items.len());
-    let mut out = json!({key: items.get(start..end).unwrap_or_default()});
-    if end < items.len() {
-        out["nextToken"] = json!(end.to_string());
+    let (page, next) = paginate(items, input["nextToken"].as_str(), size, |t| {
+        invalid(format!("Invalid nextToken: {t}"))
+    })?;
+    let mut out = json!({ key: page });
+    if let Some(next) = next {
+        out["nextToken"] = json!(next);
     }
     Ok(out)
 }
@@ -483,205 +465,4 @@ fn list_tasks(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
         .map(|t| t["taskArn"].clone())
         .collect();
     page(arns, input, "taskArns")
-}
-
-fn service_key(cluster: &Value, name: &str) -> String {
-    format!(
-        "{}/{name}",
-        cluster["clusterArn"].as_str().unwrap_or_default()
-    )
-}
-
-fn describe_service(shared: &Shared, service: &Value) -> Result<Value, AwsError> {
-    let running = all(shared, TASKS)?
-        .iter()
-        .filter(|t| {
-            t["Service"] == service["serviceName"]
-                && t["clusterArn"] == service["clusterArn"]
-                && t["lastStatus"] == "RUNNING"
-        })
-        .count();
-    let mut out = public(service);
-    out["runningCount"] = json!(running);
-    out["pendingCount"] = json!(0);
-    out["deployments"] = json!([{
-        "id": format!("ecs-svc/{}", service["Id"].as_str().unwrap_or_default()),
-        "status": "PRIMARY",
-        "taskDefinition": service["taskDefinition"],
-        "desiredCount": service["desiredCount"],
-        "runningCount": running,
-        "pendingCount": 0,
-        "launchType": "EC2",
-        "createdAt": service["createdAt"],
-        "updatedAt": service["updatedAt"],
-        "rolloutState": if running as u64 == service["desiredCount"].as_u64().unwrap_or(0) { "COMPLETED" } else { "IN_PROGRESS" },
-    }]);
-    Ok(out)
-}
-
-async fn create_service(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
-    let cluster = cluster(shared, input)?;
-    let name = str_field(input, "serviceName")?;
-    let definition = definition(shared, str_field(input, "taskDefinition")?)?;
-    let desired = input["desiredCount"].as_i64().unwrap_or(0);
-    if desired < 0 {
-        return Err(invalid("desiredCount cannot be negative."));
-    }
-    let load_balancers = input["loadBalancers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for lb in &load_balancers {
-        let tg = str_field(lb, "targetGroupArn")?;
-        if shared
-            .store
-            .read(|tx| tx.resource(super::elbv2::KIND, tg))
-            .map_err(store_error)?
-            .is_none()
-        {
-            return Err(invalid(format!("Unable to find target group {tg}")));
-        }
-        let container = str_field(lb, "containerName")?;
-        let port = lb["containerPort"].as_u64();
-        let maps = definition["containerDefinitions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|c| {
-                c["name"] == container
-                    && c["portMappings"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .any(|p| p["containerPort"].as_u64() == port)
-            });
-        if !maps {
-            return Err(invalid(format!(
-                "The container {container} did not have a container port {} defined.",
-                port.unwrap_or(0)
-            )));
-        }
-    }
-    let _guard = shared.lock.lock().await;
-    let key = service_key(&cluster, name);
-    let existing = shared
-        .store
-        .read(|tx| tx.resource(SERVICES, &key))
-        .map_err(store_error)?;
-    if existing.is_some_and(|s| s["status"] != "INACTIVE") {
-        return Err(invalid("Creation of service was not idempotent."));
-    }
-    let now = now_secs();
-    let service = json!({
-        "serviceArn": arn(shared, &format!("service/{}/{name}", cluster["clusterName"].as_str().unwrap_or_default())),
-        "serviceName": name,
-        "clusterArn": cluster["clusterArn"],
-        "loadBalancers": load_balancers,
-        "status": "ACTIVE",
-        "desiredCount": desired,
-        "launchType": "EC2",
-        "taskDefinition": definition["taskDefinitionArn"],
-        "schedulingStrategy": "REPLICA",
-        "events": [],
-        "createdAt": now,
-        "updatedAt": now,
-        "Id": hex_id(20),
-    });
-    put(shared, SERVICES, &key, &service)?;
-    Ok(json!({"service": describe_service(shared, &service)?}))
-}
-
-fn find_service(shared: &Shared, cluster: &Value, name: &str) -> Result<Value, AwsError> {
-    let name = name.rsplit('/').next().unwrap_or(name);
-    shared
-        .store
-        .read(|tx| tx.resource(SERVICES, &service_key(cluster, name)))
-        .map_err(store_error)?
-        .ok_or_else(service_not_found)
-}
-
-async fn update_service(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
-    let cluster = cluster(shared, input)?;
-    let _guard = shared.lock.lock().await;
-    let mut service = find_service(shared, &cluster, str_field(input, "service")?)?;
-    if service["status"] != "ACTIVE" {
-        return Err(AwsError::new(
-            "ServiceNotActiveException",
-            StatusCode::BAD_REQUEST,
-            "Service was not ACTIVE.",
-        ));
-    }
-    if let Some(desired) = input["desiredCount"].as_i64() {
-        if desired < 0 {
-            return Err(invalid("desiredCount cannot be negative."));
-        }
-        service["desiredCount"] = json!(desired);
-    }
-    if let Some(name) = input["taskDefinition"].as_str() {
-        service["taskDefinition"] = definition(shared, name)?["taskDefinitionArn"].clone();
-    }
-    service["updatedAt"] = json!(now_secs());
-    put(
-        shared,
-        SERVICES,
-        &service_key(
-            &cluster,
-            service["serviceName"].as_str().unwrap_or_default(),
-        ),
-        &service,
-    )?;
-    Ok(json!({"service": describe_service(shared, &service)?}))
-}
-
-async fn delete_service(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
-    let cluster = cluster(shared, input)?;
-    let _guard = shared.lock.lock().await;
-    let mut service = find_service(shared, &cluster, str_field(input, "service")?)?;
-    if service["status"] == "INACTIVE" {
-        return Err(AwsError::new(
-            "ServiceNotActiveException",
-            StatusCode::BAD_REQUEST,
-            "Service was not ACTIVE.",
-        ));
-    }
-    if service["desiredCount"].as_u64().unwrap_or(0) > 0 && input["force"] != true {
-        return Err(invalid(
-            "The service cannot be stopped while it is scaled above 0.",
-        ));
-    }
-    reconcile::drain(shared, &service).await?;
-    service["status"] = json!("INACTIVE");
-    service["desiredCount"] = json!(0);
-    service["updatedAt"] = json!(now_secs());
-    put(
-        shared,
-        SERVICES,
-        &service_key(
-            &cluster,
-            service["serviceName"].as_str().unwrap_or_default(),
-        ),
-        &service,
-    )?;
-    // ECS answers with the service draining; it is INACTIVE once its tasks are gone, as here.
-    let mut out = describe_service(shared, &service)?;
-    out["status"] = json!("DRAINING");
-    Ok(json!({"service": out}))
-}
-
-fn describe_services(shared: &Shared, input: &Value) -> Result<Value, AwsError> {
-    let cluster = cluster(shared, input)?;
-    let mut services = Vec::new();
-    let mut failures = Vec::new();
-    for name in input["services"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
-        match find_service(shared, &cluster, name) {
-            Ok(s) => services.push(describe_service(shared, &s)?),
-            Err(_) => failures.push(json!({"arn": arn(shared, &format!("service/{}/{name}", cluster["clusterName"].as_str().unwrap_or_default())), "reason": "MISSING"})),
-        }
-    }
-    Ok(json!({"services": services, "failures": failures}))
 }

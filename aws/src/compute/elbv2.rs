@@ -20,7 +20,7 @@ use hoist_core::health::{
 };
 use serde_json::{Value, json};
 
-use super::{Shared, hex_id, store_error};
+use super::{Shared, hex_id, paginate, store_error};
 use crate::protocol::{AwsError, RequestId};
 use crate::query::{ELBV2, Params, Xml, invalid_value};
 
@@ -279,13 +279,7 @@ fn group_xml(x: &mut Xml, tg: &Value) {
 fn describe(shared: &Shared, params: &Params, id: &RequestId) -> Result<Response, AwsError> {
     let arns = params.list("TargetGroupArns.member");
     let names = params.list("Names.member");
-    let all: Vec<Value> = shared
-        .store
-        .read(|tx| tx.resources(KIND))
-        .map_err(store_error)?
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let all: Vec<Value> = super::documents(shared, KIND)?.into_iter().collect();
     let mut selected = Vec::new();
     for arn in &arns {
         selected.push(
@@ -306,20 +300,10 @@ fn describe(shared: &Shared, params: &Params, id: &RequestId) -> Result<Response
     if arns.is_empty() && names.is_empty() {
         selected = all;
     }
-    let start: usize = match params.get("Marker") {
-        Some(m) => m
-            .parse()
-            .map_err(|_| invalid_value(format!("The marker '{m}' is invalid")))?,
-        None => 0,
-    };
     let size = params.int("PageSize")?.unwrap_or(400).clamp(1, 400) as usize;
-    let end = (start + size).min(selected.len());
-    let next = (end < selected.len()).then(|| end.to_string());
-    let page: Vec<Value> = selected
-        .into_iter()
-        .skip(start)
-        .take(end.saturating_sub(start))
-        .collect();
+    let (page, next) = paginate(selected, params.get("Marker"), size, |m| {
+        invalid_value(format!("The marker '{m}' is invalid"))
+    })?;
     Ok(ELBV2.respond("DescribeTargetGroups", id, |x| {
         x.list("TargetGroups", "member", &page, group_xml)
             .opt("NextMarker", next.as_deref());

@@ -34,7 +34,9 @@
 //! ```
 
 mod ec2;
+mod ec2_describe;
 mod ecs;
+mod ecs_services;
 mod elbv2;
 mod reconcile;
 
@@ -282,6 +284,17 @@ fn parse_json_body(body: &[u8]) -> Result<serde_json::Value, AwsError> {
     })
 }
 
+/// Every document of `kind` in the store, in the order first written.
+pub(crate) fn documents(shared: &Shared, kind: &str) -> Result<Vec<serde_json::Value>, AwsError> {
+    Ok(shared
+        .store
+        .read(|tx| tx.resources(kind))
+        .map_err(store_error)?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
+}
+
 /// A store failure, as the service's fault.
 pub(crate) fn store_error(e: StoreError) -> AwsError {
     AwsError::new(
@@ -325,6 +338,28 @@ pub(crate) fn iso8601(secs: f64) -> String {
         "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{:03}Z",
         millis % 1000
     )
+}
+
+/// The page of `items` from the offset `token` (`None`: the start) holding at most `size`,
+/// and the token of the next page, if any. A token that is not an offset is `invalid`.
+pub(crate) fn paginate<T>(
+    items: Vec<T>,
+    token: Option<&str>,
+    size: usize,
+    invalid: impl FnOnce(&str) -> AwsError,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    let start = match token {
+        Some(t) => t.parse::<usize>().map_err(|_| invalid(t))?,
+        None => 0,
+    };
+    let end = start.saturating_add(size).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    let page = items
+        .into_iter()
+        .skip(start)
+        .take(end.saturating_sub(start))
+        .collect();
+    Ok((page, next))
 }
 
 /// Whether `text` matches the AWS filter `pattern` (`*` any run, `?` any one character).

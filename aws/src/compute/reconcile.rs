@@ -401,12 +401,8 @@ pub(crate) async fn services(shared: &Shared) -> Result<(), AwsError> {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let tasks: Vec<Value> = shared
-            .store
-            .read(|tx| tx.resources(TASKS))
-            .map_err(store_error)?
+        let tasks: Vec<Value> = super::documents(shared, TASKS)?
             .into_iter()
-            .map(|(_, t)| t)
             .filter(|t| {
                 t["Service"] == name.as_str()
                     && t["clusterArn"] == service["clusterArn"]
