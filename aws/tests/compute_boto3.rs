@@ -7,48 +7,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoist_aws::compute::{ComputeConfig, ComputeService};
+use hoist_aws::compute::ComputeConfig;
 use hoist_process::ProcessContainerizer;
 use serde_json::Value;
-use support::{client_command, python, serve, unserve, venv};
+use support::{ComputeServer, client_command, python, venv};
 
-/// The compute APIs served on loopback over the process backend.
-struct Server {
-    endpoint: String,
-    service: ComputeService,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn start(dirs: &Dirs) -> Server {
-        let store = hoist_store::Store::open(&dirs.state).unwrap();
-        let backend = Arc::new(
-            ProcessContainerizer::new(&dirs.backend)
-                .unwrap()
-                .with_poll_interval(Duration::from_millis(50)),
-        );
-        let config = ComputeConfig {
-            reconcile_interval: Duration::from_millis(200),
-            stop_grace: Duration::from_secs(3),
-            ..ComputeConfig::default()
-        };
-        let service = ComputeService::start(store, backend, config).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, task) = serve(listener, service.router());
-        Server {
-            endpoint,
-            service,
-            stop,
-            task,
-        }
-    }
-
-    async fn stop(mut self) {
-        unserve(self.stop.take(), &mut self.task).await;
-        self.service.shutdown().await;
-    }
+/// The compute APIs on the process backend, over `dirs`.
+async fn start(dirs: &Dirs) -> ComputeServer {
+    let backend = Arc::new(
+        ProcessContainerizer::new(&dirs.backend)
+            .unwrap()
+            .with_poll_interval(Duration::from_millis(50)),
+    );
+    ComputeServer::start(&dirs.state, backend, ComputeConfig::default()).await
 }
 
 struct Dirs {
@@ -122,7 +93,7 @@ async fn marks(dirs: &Dirs, instance: &str, lines: usize) -> usize {
 async fn ec2_instances_run_stop_start_and_terminate_across_restarts() {
     let dirs = dirs();
     let marks_dir = dirs.marks.to_str().unwrap().to_owned();
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     let seen = boto3(&server.endpoint, "ec2-run", &[&marks_dir]).await;
     let web = seen["web"].as_str().unwrap().to_owned();
     let db = seen["db"].as_str().unwrap().to_owned();
@@ -131,11 +102,11 @@ async fn ec2_instances_run_stop_start_and_terminate_across_restarts() {
     assert_eq!(marks(&dirs, &db, 1).await, 1);
     server.stop().await;
 
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     boto3(&server.endpoint, "ec2-stop", &[&web, &db]).await;
     server.stop().await;
 
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     boto3(&server.endpoint, "ec2-start", &[&web, &db]).await;
     // Started again, the instance booted again: its user data ran a second time.
     assert_eq!(marks(&dirs, &web, 2).await, 2);
@@ -190,7 +161,7 @@ async fn ec2_instances_run_stop_start_and_terminate_across_restarts() {
     );
     server.stop().await;
 
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     boto3(&server.endpoint, "ec2-terminate", &[&web, &db, &cli]).await;
     server.stop().await;
     // Nothing is left running.
@@ -221,7 +192,7 @@ async fn task_pid(dirs: &Dirs, arn: &str) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ecs_service_behind_a_target_group_replaces_a_killed_task_across_restarts() {
     let dirs = dirs();
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     let seen = boto3(&server.endpoint, "ecs-setup", &[]).await;
     let tg = seen["tg"].as_str().unwrap().to_owned();
     let tasks: Vec<String> = seen["tasks"]
@@ -241,7 +212,7 @@ async fn an_ecs_service_behind_a_target_group_replaces_a_killed_task_across_rest
         .unwrap();
     assert!(killed.success());
 
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     let seen = boto3(&server.endpoint, "ecs-replaced", &[&tg, &tasks[0]]).await;
     assert_eq!(seen["ports"].as_array().unwrap().len(), 2);
     // The AWS CLI sees the same cluster and group.
@@ -258,7 +229,7 @@ async fn an_ecs_service_behind_a_target_group_replaces_a_killed_task_across_rest
     assert_eq!(groups["TargetGroups"][0]["TargetGroupArn"], tg.as_str());
     server.stop().await;
 
-    let server = Server::start(&dirs).await;
+    let server = start(&dirs).await;
     boto3(&server.endpoint, "ecs-delete", &[&tg]).await;
     server.stop().await;
     let backend = ProcessContainerizer::new(&dirs.backend).unwrap();

@@ -169,14 +169,7 @@ pub(crate) async fn launch(
                 .unwrap_or_else(|| "127.0.0.1".into());
             let bindings: Vec<Value> = bindings
                 .into_iter()
-                .map(|(container_port, host)| {
-                    let host = info
-                        .as_ref()
-                        .and_then(|i| i.ports.iter().find(|p| p.container_port == container_port || same_port && p.container_port == host))
-                        .and_then(|p| p.host_port)
-                        .unwrap_or(host);
-                    json!({"bindIP": address, "containerPort": container_port, "hostPort": host, "protocol": "tcp"})
-                })
+                .map(|(container_port, host)| binding(info.as_ref(), &address, container_port, host, same_port))
                 .collect();
             containers.push(json!({
                 "containerArn": format!("arn:aws:ecs:{}:{}:container/{cluster_name}/{id}/{}", shared.config.region, shared.config.account_id, hex_id(32)),
@@ -225,6 +218,38 @@ pub(crate) async fn launch(
     Ok(task)
 }
 
+/// A container port's network binding, as ECS reports it, with the target a load balancer
+/// reaches it at (hoist's own `Target` member): a port the backend published on the host
+/// (Docker's bridge) is reached on loopback at its host port, with `bindIP` `0.0.0.0` as ECS
+/// writes for bridge mode; an unpublished one (a pod) at the container's address and port; a
+/// process's at loopback and the port it binds.
+fn binding(
+    info: Option<&hoist_core::ContainerInfo>,
+    address: &str,
+    container_port: u16,
+    requested: u16,
+    same_port: bool,
+) -> Value {
+    let wanted = if same_port { requested } else { container_port };
+    let published = info
+        .and_then(|i| i.ports.iter().find(|p| p.container_port == wanted))
+        .and_then(|p| p.host_port);
+    match (same_port, published) {
+        (true, _) => json!({
+            "bindIP": address, "containerPort": container_port, "hostPort": requested,
+            "protocol": "tcp", "Target": {"Id": address, "Port": requested},
+        }),
+        (false, Some(host)) => json!({
+            "bindIP": "0.0.0.0", "containerPort": container_port, "hostPort": host,
+            "protocol": "tcp", "Target": {"Id": "127.0.0.1", "Port": host},
+        }),
+        (false, None) => json!({
+            "bindIP": address, "containerPort": container_port, "hostPort": container_port,
+            "protocol": "tcp", "Target": {"Id": address, "Port": container_port},
+        }),
+    }
+}
+
 /// The (target group, target id, port) entries a service's task is registered as.
 fn registrations(service: &Value, task: &Value) -> Vec<(String, String, u16)> {
     let mut out = Vec::new();
@@ -242,8 +267,8 @@ fn registrations(service: &Value, task: &Value) -> Vec<(String, String, u16)> {
             if b["containerPort"] == lb["containerPort"] {
                 out.push((
                     tg.to_owned(),
-                    b["bindIP"].as_str().unwrap_or("127.0.0.1").to_owned(),
-                    b["hostPort"].as_u64().unwrap_or(0) as u16,
+                    b["Target"]["Id"].as_str().unwrap_or("127.0.0.1").to_owned(),
+                    b["Target"]["Port"].as_u64().unwrap_or(0) as u16,
                 ));
             }
         }
@@ -417,12 +442,22 @@ pub(crate) async fn services(shared: &Shared) -> Result<(), AwsError> {
         let (current, old): (Vec<Value>, Vec<Value>) = tasks
             .into_iter()
             .partition(|t| t["taskDefinitionArn"] == service["taskDefinition"]);
-        let cluster =
-            ecs::cluster_by_arn(shared, service["clusterArn"].as_str().unwrap_or_default())?;
-        let definition = ecs::definition(
-            shared,
-            service["taskDefinition"].as_str().unwrap_or_default(),
-        )?;
+        // One service whose cluster or task definition is gone does not hold up the others.
+        let found = ecs::cluster_by_arn(shared, service["clusterArn"].as_str().unwrap_or_default())
+            .and_then(|c| {
+                let d = ecs::definition(
+                    shared,
+                    service["taskDefinition"].as_str().unwrap_or_default(),
+                )?;
+                Ok((c, d))
+            });
+        let (cluster, definition) = match found {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(service = %name, error = %e, "cannot reconcile a service");
+                continue;
+            }
+        };
         let started_by = format!("ecs-svc/{}", service["Id"].as_str().unwrap_or_default());
         for _ in current.len()..desired {
             match launch(

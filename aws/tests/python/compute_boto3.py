@@ -291,6 +291,34 @@ def ecs_setup():
     print(json.dumps({"tg": arn, "ports": ports, "tasks": [t["taskArn"] for t in tasks]}))
 
 
+def docker_ecs_setup():
+    """A service of busybox httpd containers on Docker, behind a target group."""
+    (image,) = ARGS
+    error("InvalidAMIID.NotFound", ec2.run_instances, ImageId="ami-99999999", MinCount=1, MaxCount=1)
+    ecs.create_cluster(clusterName="web")
+    ecs.register_task_definition(family="web", containerDefinitions=[{
+        "name": "app", "image": image, "entryPoint": ["/bin/sh", "-c"],
+        "command": ["exec httpd -f -p 8000 -h /www"],
+        "portMappings": [{"containerPort": 8000, "hostPort": 0}],
+    }])
+    arn = elbv2.create_target_group(
+        Name="web-tg", Protocol="HTTP", Port=8000, TargetType="ip",
+        HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    ecs.create_service(
+        cluster="web", serviceName="web", taskDefinition="web", desiredCount=2,
+        loadBalancers=[{"targetGroupArn": arn, "containerName": "app", "containerPort": 8000}],
+    )
+    tasks = wait_for("two service tasks", lambda: len(service_tasks()) == 2 and service_tasks())
+    bindings = [t["containers"][0]["networkBindings"][0] for t in tasks]
+    # Docker published each container's port 8000 on a host port of its own.
+    assert all(b["bindIP"] == "0.0.0.0" and b["containerPort"] == 8000 for b in bindings), bindings
+    ports = ports_of(tasks)
+    assert len(set(ports)) == 2, ports
+    wait_for("both targets healthy", lambda: [p for _, p, s in target_states(arn) if s == "healthy"] == ports)
+    print(json.dumps({"tg": arn, "tasks": [t["taskArn"] for t in tasks]}))
+
+
 def ecs_replaced():
     arn, killed = ARGS
     dead = wait_for("the killed task stopped", lambda: [t for t in ecs.describe_tasks(
@@ -325,6 +353,7 @@ def ecs_delete():
 
 PHASES = {
     "ecs-setup": ecs_setup,
+    "docker-ecs-setup": docker_ecs_setup,
     "ecs-replaced": ecs_replaced,
     "ecs-delete": ecs_delete,
     "ec2-run": ec2_run,

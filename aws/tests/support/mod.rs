@@ -181,6 +181,45 @@ impl Server {
     }
 }
 
+/// The EC2, ECS and ELBv2 APIs served on loopback over `backend`.
+pub struct ComputeServer {
+    pub endpoint: String,
+    pub service: hoist_aws::compute::ComputeService,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ComputeServer {
+    /// Serves the state directory `state` over `backend`, reconciling every 200 ms.
+    pub async fn start(
+        state: &Path,
+        backend: Arc<dyn hoist_core::Containerizer>,
+        config: hoist_aws::compute::ComputeConfig,
+    ) -> ComputeServer {
+        let store = hoist_store::Store::open(state).unwrap();
+        let config = hoist_aws::compute::ComputeConfig {
+            reconcile_interval: Duration::from_millis(200),
+            stop_grace: Duration::from_secs(3),
+            ..config
+        };
+        let service = hoist_aws::compute::ComputeService::start(store, backend, config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, task) = serve(listener, service.router());
+        ComputeServer {
+            endpoint,
+            service,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        unserve(self.stop.take(), &mut self.task).await;
+        self.service.shutdown().await;
+    }
+}
+
 /// Serves `router` on `listener` until the returned sender is used (see [`unserve`]).
 pub fn serve(
     listener: tokio::net::TcpListener,
