@@ -109,6 +109,10 @@ pub(crate) async fn handle(
         "StartInstances" => change(shared, params, id, Change::Start).await,
         "StopInstances" => change(shared, params, id, Change::Stop).await,
         "TerminateInstances" => change(shared, params, id, Change::Terminate).await,
+        "DescribeInstanceStatus" => {
+            super::ec2_describe::describe_instance_status(shared, params, id).await
+        }
+        "DescribeImages" => super::ec2_describe::describe_images(shared, params, id),
         other => Err(AwsError::new(
             "InvalidAction",
             StatusCode::BAD_REQUEST,
@@ -172,6 +176,11 @@ async fn launch(shared: &Shared, instance: &mut Value) -> Result<(), AwsError> {
     if let Err(e) = shared.backend.start(&container).await {
         let _ = shared.backend.remove(&container, true).await;
         return Err(capacity(&id, e));
+    }
+    if let Ok(info) = shared.backend.inspect(&container).await
+        && let Some(address) = info.addresses.first()
+    {
+        instance["PrivateIpAddress"] = json!(address.to_string());
     }
     instance["Container"] = json!(container.as_str());
     instance["State"] = json!("running");
@@ -362,12 +371,7 @@ pub(crate) async fn refresh(shared: &Shared) -> Result<(), AwsError> {
             continue;
         };
         let reason = match shared.backend.inspect(&container).await {
-            Ok(info) if info.state != ContainerState::Exited => {
-                if let Some(address) = info.addresses.first() {
-                    instance["PrivateIpAddress"] = json!(address.to_string());
-                }
-                continue;
-            }
+            Ok(info) if info.state != ContainerState::Exited => continue,
             Ok(info) => {
                 let exit = info.exit.map(|e| format!("{e:?}")).unwrap_or_default();
                 let _ = shared.backend.remove(&container, true).await;

@@ -13,6 +13,13 @@ use super::{Shared, glob, iso8601, paginate};
 use crate::protocol::{AwsError, RequestId};
 use crate::query::{EC2, Params, Xml, invalid_value};
 
+/// The architecture instances and images report (EC2's names for the host's).
+const ARCH: &str = if cfg!(target_arch = "aarch64") {
+    "arm64"
+} else {
+    "x86_64"
+};
+
 fn filter_matches(name: &str, values: &[String], i: &Value) -> Result<bool, AwsError> {
     let any = |text: &str| values.iter().any(|v| glob(v, text));
     let tags = i["Tags"].as_array().cloned().unwrap_or_default();
@@ -173,14 +180,7 @@ pub(crate) fn instance_xml(shared: &Shared, x: &mut Xml, i: &Value, state: &str)
         })
         .opt("privateIpAddress", address.as_deref())
         .node("groupSet", |_| {})
-        .text(
-            "architecture",
-            if cfg!(target_arch = "aarch64") {
-                "arm64"
-            } else {
-                "x86_64"
-            },
-        )
+        .text("architecture", ARCH)
         .text("rootDeviceType", "ebs")
         .text("rootDeviceName", "/dev/sda1")
         .text("virtualizationType", "hvm")
@@ -198,4 +198,105 @@ pub(crate) fn instance_xml(shared: &Shared, x: &mut Xml, i: &Value, state: &str)
                 .text("value", t["Value"].as_str().unwrap_or_default());
         });
     }
+}
+
+/// DescribeInstanceStatus: running instances (all with `IncludeAllInstances`), each `ok` with
+/// its reachability checks passed while it runs, `not-applicable` otherwise, as the EC2 API
+/// reference's status checks describe.
+pub(crate) async fn describe_instance_status(
+    shared: &Shared,
+    params: &Params,
+    request: &RequestId,
+) -> Result<Response, AwsError> {
+    let ids = params.list("InstanceId");
+    check_ids(&ids)?;
+    let all_instances = params.bool("IncludeAllInstances")?.unwrap_or(false);
+    {
+        let _guard = shared.lock.lock().await;
+        refresh(shared).await?;
+    }
+    let all = super::documents(shared, KIND)?;
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !all.iter().any(|i| i["InstanceId"] == id.as_str()))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(not_found(&missing));
+    }
+    let selected: Vec<Value> = all
+        .into_iter()
+        .filter(|i| ids.is_empty() || ids.iter().any(|id| i["InstanceId"] == id.as_str()))
+        .filter(|i| all_instances || i["State"] == "running")
+        .collect();
+    let size = params
+        .int("MaxResults")?
+        .map_or(usize::MAX, |m| m.max(5) as usize);
+    let (page, next) = paginate(selected, params.get("NextToken"), size, |t| {
+        invalid_value(format!("The token '{t}' is invalid"))
+    })?;
+    let zone = format!("{}a", shared.config.region);
+    Ok(EC2.respond("DescribeInstanceStatus", request, |x| {
+        x.list("instanceStatusSet", "item", &page, |x, i| {
+            let state = i["State"].as_str().unwrap_or("stopped");
+            let summary = |x: &mut Xml| {
+                if state == "running" {
+                    x.text("status", "ok")
+                        .list("details", "item", ["reachability"], |x, name| {
+                            x.text("name", name).text("status", "passed");
+                        });
+                } else {
+                    x.text("status", "not-applicable");
+                }
+            };
+            x.text("instanceId", i["InstanceId"].as_str().unwrap_or_default())
+                .text("availabilityZone", &zone)
+                .node("instanceState", |x| {
+                    x.text("code", code_of(state)).text("name", state);
+                })
+                .node("instanceStatus", summary)
+                .node("systemStatus", summary);
+        })
+        .opt("nextToken", next.as_deref());
+    }))
+}
+
+/// DescribeImages: the AMIs of the image mapping, each `available` and public, its backend
+/// image as its name and location.
+pub(crate) fn describe_images(
+    shared: &Shared,
+    params: &Params,
+    request: &RequestId,
+) -> Result<Response, AwsError> {
+    let ids = params.list("ImageId");
+    let mapping = &shared.config.image_mapping;
+    let missing: Vec<&String> = ids.iter().filter(|id| !mapping.contains_key(*id)).collect();
+    if let Some(id) = missing.first() {
+        return Err(AwsError::new(
+            "InvalidAMIID.NotFound",
+            StatusCode::BAD_REQUEST,
+            format!("The image id '[{id}]' does not exist"),
+        ));
+    }
+    let images: Vec<(&String, &String)> = mapping
+        .iter()
+        .filter(|(id, _)| ids.is_empty() || ids.contains(id))
+        .collect();
+    let owner = shared.config.account_id.clone();
+    Ok(EC2.respond("DescribeImages", request, |x| {
+        x.list("imagesSet", "item", images, |x, (id, image)| {
+            x.text("imageId", id)
+                .text("imageLocation", image)
+                .text("imageState", "available")
+                .text("imageOwnerId", &owner)
+                .text("isPublic", "true")
+                .text("architecture", ARCH)
+                .text("imageType", "machine")
+                .text("name", image)
+                .text("rootDeviceType", "ebs")
+                .text("rootDeviceName", "/dev/sda1")
+                .text("virtualizationType", "hvm")
+                .text("hypervisor", "xen");
+        });
+    }))
 }

@@ -146,6 +146,14 @@ def ec2_stop():
     again = ec2.stop_instances(InstanceIds=[web])["StoppingInstances"][0]
     assert again["CurrentState"]["Name"] == "stopped" and again["PreviousState"]["Name"] == "stopped", again
     assert ids(instances(Filters=[{"Name": "instance-state-name", "Values": ["stopped"]}])) == [web]
+    # Status checks: only running instances unless all are asked for.
+    statuses = ec2.describe_instance_status(InstanceIds=[web, db])["InstanceStatuses"]
+    assert [s["InstanceId"] for s in statuses] == [db], statuses
+    assert statuses[0]["InstanceStatus"] == {"Status": "ok", "Details": [{"Name": "reachability", "Status": "passed"}]}, statuses
+    every = ec2.describe_instance_status(InstanceIds=[web, db], IncludeAllInstances=True)["InstanceStatuses"]
+    stopped_status = [s for s in every if s["InstanceId"] == web][0]
+    assert stopped_status["InstanceState"]["Name"] == "stopped", every
+    assert stopped_status["SystemStatus"]["Status"] == "not-applicable", every
     print(json.dumps({}))
 
 
@@ -295,6 +303,9 @@ def docker_ecs_setup():
     """A service of busybox httpd containers on Docker, behind a target group."""
     (image,) = ARGS
     error("InvalidAMIID.NotFound", ec2.run_instances, ImageId="ami-99999999", MinCount=1, MaxCount=1)
+    images = ec2.describe_images()["Images"]
+    assert [(i["ImageId"], i["Name"], i["State"]) for i in images] == [("ami-0b0b0b0b", image, "available")], images
+    error("InvalidAMIID.NotFound", ec2.describe_images, ImageIds=["ami-99999999"])
     ecs.create_cluster(clusterName="web")
     ecs.register_task_definition(family="web", containerDefinitions=[{
         "name": "app", "image": image, "entryPoint": ["/bin/sh", "-c"],
