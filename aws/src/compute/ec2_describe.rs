@@ -49,6 +49,25 @@ fn filter_matches(name: &str, values: &[String], i: &Value) -> Result<bool, AwsE
     })
 }
 
+/// Every instance, refreshed first; `InvalidInstanceID.NotFound` naming those of `ids` that do
+/// not exist.
+async fn current(shared: &Shared, ids: &[String]) -> Result<Vec<Value>, AwsError> {
+    {
+        let _guard = shared.lock.lock().await;
+        refresh(shared).await?;
+    }
+    let all = super::documents(shared, KIND)?;
+    let missing: Vec<String> = ids
+        .iter()
+        .filter(|id| !all.iter().any(|i| i["InstanceId"] == id.as_str()))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(not_found(&missing));
+    }
+    Ok(all)
+}
+
 pub(crate) async fn describe_instances(
     shared: &Shared,
     params: &Params,
@@ -71,22 +90,7 @@ pub(crate) async fn describe_instances(
             )));
         }
     }
-    {
-        let _guard = shared.lock.lock().await;
-        refresh(shared).await?;
-    }
-    let all: Vec<Value> = super::documents(shared, KIND)?.into_iter().collect();
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| {
-            !all.iter()
-                .any(|i| i["InstanceId"].as_str() == Some(id.as_str()))
-        })
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(not_found(&missing));
-    }
+    let all = current(shared, &ids).await?;
     let filters: Vec<(String, Vec<String>)> = params
         .structs("Filter")
         .into_iter()
@@ -211,19 +215,7 @@ pub(crate) async fn describe_instance_status(
     let ids = params.list("InstanceId");
     check_ids(&ids)?;
     let all_instances = params.bool("IncludeAllInstances")?.unwrap_or(false);
-    {
-        let _guard = shared.lock.lock().await;
-        refresh(shared).await?;
-    }
-    let all = super::documents(shared, KIND)?;
-    let missing: Vec<String> = ids
-        .iter()
-        .filter(|id| !all.iter().any(|i| i["InstanceId"] == id.as_str()))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(not_found(&missing));
-    }
+    let all = current(shared, &ids).await?;
     let selected: Vec<Value> = all
         .into_iter()
         .filter(|i| ids.is_empty() || ids.iter().any(|id| i["InstanceId"] == id.as_str()))
