@@ -142,3 +142,70 @@ async fn each_protocol_answers_and_fails_in_its_own_envelope() {
     );
     service.shutdown().await;
 }
+
+fn xml_values<'a>(body: &'a str, tag: &str) -> Vec<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    body.split(open.as_str())
+        .skip(1)
+        .filter_map(|rest| rest.split(close.as_str()).next())
+        .collect()
+}
+
+#[tokio::test]
+async fn terminated_instances_are_forgotten_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = hoist_store::Store::open(dir.path().join("state")).unwrap();
+    let backend = Arc::new(ProcessContainerizer::new(dir.path().join("backend")).unwrap());
+    let config = ComputeConfig {
+        terminated_retention: std::time::Duration::ZERO,
+        stop_grace: std::time::Duration::from_secs(2),
+        ..ComputeConfig::default()
+    };
+    let service = ComputeService::start(store.clone(), backend, config).await;
+    let router = service.router();
+    let (status, _, body) = post(
+        &router,
+        &[FORM],
+        "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=2&MaxCount=2",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let ids = xml_values(&body, "instanceId");
+    assert_eq!(ids.len(), 2);
+    let (status, _, body) = post(
+        &router,
+        &[FORM],
+        &format!(
+            "Action=TerminateInstances&Version=2016-11-15&InstanceId.1={}",
+            ids[0]
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = post(
+        &router,
+        &[FORM],
+        "Action=DescribeInstances&Version=2016-11-15",
+    )
+    .await;
+    // With no retention the terminated instance is gone at the next look; the other runs.
+    assert_eq!(xml_values(&body, "instanceId"), [ids[1]]);
+    assert!(
+        store
+            .read(|tx| tx.resource("ec2-instance", ids[0]))
+            .unwrap()
+            .is_none()
+    );
+    let (_, _, body) = post(
+        &router,
+        &[FORM],
+        &format!(
+            "Action=TerminateInstances&Version=2016-11-15&InstanceId.1={}",
+            ids[1]
+        ),
+    )
+    .await;
+    assert!(body.contains("<name>shutting-down</name>"), "{body}");
+    service.shutdown().await;
+}

@@ -356,7 +356,7 @@ pub(crate) async fn refresh(shared: &Shared) -> Result<(), AwsError> {
         let state = instance["State"].as_str().unwrap_or_default().to_owned();
         if state == "terminated" {
             let at = instance["TerminatedAt"].as_f64().unwrap_or(now);
-            if now - at > shared.config.terminated_retention.as_secs_f64() {
+            if now - at >= shared.config.terminated_retention.as_secs_f64() {
                 shared
                     .store
                     .write(|tx| tx.delete_resource(KIND, &id))

@@ -369,7 +369,7 @@ pub(crate) async fn refresh_tasks(shared: &Shared) -> Result<(), AwsError> {
     for (arn, mut task) in tasks {
         if task["lastStatus"] == "STOPPED" {
             let at = task["stoppedAt"].as_f64().unwrap_or(now);
-            if now - at > shared.config.terminated_retention.as_secs_f64() {
+            if now - at >= shared.config.terminated_retention.as_secs_f64() {
                 shared
                     .store
                     .write(|tx| tx.delete_resource(TASKS, &arn))
