@@ -209,3 +209,47 @@ async fn terminated_instances_are_forgotten_after_their_retention() {
     assert!(body.contains("<name>shutting-down</name>"), "{body}");
     service.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_restart_removes_containers_no_record_names_and_keeps_the_others() {
+    use hoist_core::{ContainerSpec, Containerizer, Owner};
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Arc::new(ProcessContainerizer::new(dir.path().join("backend")).unwrap());
+    let store = hoist_store::Store::open(dir.path().join("state")).unwrap();
+    let service = ComputeService::start(store, backend.clone(), ComputeConfig::default()).await;
+    let (_, _, body) = post(
+        &service.router(),
+        &[FORM],
+        "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1",
+    )
+    .await;
+    let kept = xml_values(&body, "instanceId")[0].to_owned();
+    service.shutdown().await;
+    // A container the server created but never recorded (it crashed in between).
+    let owner = Owner {
+        executor_id: "hoist-ec2".into(),
+        task_id: "i-00000000000000001".into(),
+    };
+    let stray = backend
+        .create(
+            &owner,
+            &ContainerSpec::command(["/bin/sh", "-c", "sleep 60"]),
+        )
+        .await
+        .unwrap();
+    backend.start(&stray).await.unwrap();
+
+    let store = hoist_store::Store::open(dir.path().join("state")).unwrap();
+    let service = ComputeService::start(store, backend.clone(), ComputeConfig::default()).await;
+    let owned = backend.list_owned(&"hoist-ec2".into()).await.unwrap();
+    let tasks: Vec<&str> = owned.iter().map(|c| c.owner.task_id.as_str()).collect();
+    assert_eq!(tasks, [kept.as_str()]);
+    let (_, _, body) = post(
+        &service.router(),
+        &[FORM],
+        &format!("Action=TerminateInstances&Version=2016-11-15&InstanceId.1={kept}"),
+    )
+    .await;
+    assert!(body.contains("<name>shutting-down</name>"), "{body}");
+    service.shutdown().await;
+}

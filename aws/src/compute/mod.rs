@@ -6,8 +6,9 @@
 //!
 //! Every resource lives in the store (instances, clusters, task definitions, tasks, services,
 //! target groups and their targets), so a server started again on the same state directory
-//! serves what its predecessor did: it finds the containers still running by their ids and
-//! reports those that died meanwhile as stopped, with a reason. A background pass
+//! serves what its predecessor did: it finds the containers still running by their ids,
+//! reports those that died meanwhile as stopped, with a reason, and removes the containers it
+//! owns (`list_owned`) that no record names. A background pass
 //! ([`ComputeConfig::reconcile_interval`]) keeps services at their desired count, registers
 //! their tasks with their target groups, and probes every target with hoist's health checkers.
 //!
@@ -175,6 +176,9 @@ impl ComputeService {
                 cancel: CancellationToken::new(),
             }),
         };
+        if let Err(e) = service.remove_strays().await {
+            tracing::warn!(error = %e, "could not remove containers no record names");
+        }
         if let Err(e) = service.reconcile().await {
             tracing::warn!(error = %e, "the first reconciliation failed");
         }
@@ -226,6 +230,36 @@ impl ComputeService {
             reconcile::services(&self.shared).await?;
         }
         elbv2::probe_all(&self.shared).await
+    }
+
+    /// Removes the containers of `hoist-ec2` and `hoist-ecs` (found with `list_owned`) that
+    /// no instance or task in the store names: those a server created and then crashed before
+    /// recording. Run by [`ComputeService::start`], before any request.
+    async fn remove_strays(&self) -> Result<(), AwsError> {
+        let shared = &self.shared;
+        let mut named = std::collections::HashSet::new();
+        for instance in documents(shared, ec2::KIND)? {
+            named.extend(instance["Container"].as_str().map(str::to_owned));
+        }
+        for task in documents(shared, reconcile::TASKS)? {
+            for c in task["containers"].as_array().into_iter().flatten() {
+                named.extend(c["Container"].as_str().map(str::to_owned));
+            }
+        }
+        for executor in [ec2::EXECUTOR, reconcile::EXECUTOR] {
+            let owned = shared
+                .backend
+                .list_owned(&executor.into())
+                .await
+                .map_err(|e| backend_error("list the containers it owns", e))?;
+            for container in owned {
+                if !named.contains(container.id.as_str()) {
+                    tracing::info!(container = %container.id, task = %container.owner.task_id, "removing a container no record names");
+                    let _ = shared.backend.remove(&container.id, true).await;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The store.
