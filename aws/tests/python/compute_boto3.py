@@ -307,11 +307,14 @@ def docker_ecs_setup():
     assert [(i["ImageId"], i["Name"], i["State"]) for i in images] == [("ami-0b0b0b0b", image, "available")], images
     error("InvalidAMIID.NotFound", ec2.describe_images, ImageIds=["ami-99999999"])
     ecs.create_cluster(clusterName="web")
-    ecs.register_task_definition(family="web", containerDefinitions=[{
+    httpd = {
         "name": "app", "image": image, "entryPoint": ["/bin/sh", "-c"],
         "command": ["exec httpd -f -p 8000 -h /www"],
         "portMappings": [{"containerPort": 8000, "hostPort": 0}],
-    }])
+    }
+    # Two revisions: the service runs web:2, and is moved to web:1 later.
+    for _ in range(2):
+        ecs.register_task_definition(family="web", containerDefinitions=[httpd])
     arn = elbv2.create_target_group(
         Name="web-tg", Protocol="HTTP", Port=8000, TargetType="ip",
         HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
@@ -351,6 +354,16 @@ def ecs_delete():
     assert updated["desiredCount"] == 1, updated
     wait_for("one task", lambda: len(service_tasks()) == 1)
     wait_for("one target", lambda: len(target_states(arn)) == 1)
+    # A new task definition replaces the running task; the group follows.
+    before = service_tasks()[0]
+    updated = ecs.update_service(cluster="web", service="web", taskDefinition="web:1")["service"]
+    assert updated["taskDefinition"].endswith(":task-definition/web:1"), updated
+    replaced = wait_for("the task on web:1", lambda: [t for t in service_tasks()
+                        if t["taskDefinitionArn"].endswith("web:1")])
+    assert len(service_tasks()) == 1 and replaced[0]["taskArn"] != before["taskArn"], service_tasks()
+    assert [p for _, p, _ in target_states(arn)] == ports_of(replaced), target_states(arn)
+    old_task = ecs.describe_tasks(cluster="web", tasks=[before["taskArn"]])["tasks"][0]
+    assert old_task["lastStatus"] == "STOPPED" and old_task["stopCode"] == "ServiceSchedulerInitiated", old_task
     deleted = ecs.delete_service(cluster="web", service="web", force=True)["service"]
     assert deleted["status"] == "DRAINING", deleted
     assert ecs.describe_services(cluster="web", services=["web"])["services"][0]["status"] == "INACTIVE"
