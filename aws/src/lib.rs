@@ -7,10 +7,17 @@
 //!   router over a [`hoist_store::Store`] and a [`lambda::FunctionHost`] that runs the
 //!   functions.
 //!
+//! - [`query`]: the Query protocol (EC2, ELBv2) and JSON 1.1 (ECS): form-encoded requests,
+//!   XML answers and each service's error envelope, `X-Amz-Target` and `__type`.
+//! - [`compute`]: EC2 instances, ECS clusters, task definitions, tasks and services, and ELBv2
+//!   target groups, as one axum router over a store and a [`hoist_core::Containerizer`].
+//!
 //! Unmodified AWS clients (boto3 and the AWS CLI are tested) talk to it with an endpoint URL
 //! and any credentials.
 
+pub mod compute;
 pub mod lambda;
 pub mod protocol;
+pub mod query;
 
 pub use protocol::{AwsError, RequestId};

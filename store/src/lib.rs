@@ -1,6 +1,7 @@
 //! hoist's embedded state: one SQLite database per state directory (`hoist.db`, WAL mode,
 //! versioned migrations, [`SCHEMA_VERSION`]) and function code stored content-addressed beside
-//! it (`code/<sha256>.zip`).
+//! it (`code/<sha256>.zip`), and the compute APIs' resources as JSON documents by kind and id
+//! ([`Txn::resource`], [`Txn::put_resource`]).
 //!
 //! Everything is read and written in transactions: [`Store::read`] and [`Store::write`] hand a
 //! [`Txn`] to a closure; a write commits when the closure returns `Ok` and rolls back (removing
@@ -30,6 +31,7 @@ mod code;
 mod error;
 mod lambda;
 mod records;
+mod resources;
 mod schema;
 
 use std::collections::HashSet;

@@ -48,6 +48,15 @@ const MIGRATIONS: &[&str] = &[
          value TEXT NOT NULL,
          PRIMARY KEY (function, key)
      ) STRICT;",
+    // 2: compute resources (EC2, ECS, ELBv2) as JSON documents by kind and id; `seq` keeps
+    // the order they were first written.
+    "CREATE TABLE resources (
+         seq INTEGER PRIMARY KEY AUTOINCREMENT,
+         kind TEXT NOT NULL,
+         id TEXT NOT NULL,
+         body TEXT NOT NULL,
+         UNIQUE (kind, id)
+     ) STRICT;",
 ];
 
 /// The schema version this build creates and reads.

@@ -165,35 +165,93 @@ impl Server {
         let service = LambdaService::start(store, host.clone(), LambdaConfig::default()).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = service.router();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let (stop, task) = serve(listener, service.router());
         Server {
             endpoint,
             service,
             host,
-            stop: Some(stop),
+            stop,
             task,
         }
     }
 
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), &mut self.task)
-            .await
-            .expect("the server stops")
-            .unwrap();
+        unserve(self.stop.take(), &mut self.task).await;
         self.service.shutdown().await;
     }
+}
+
+/// The EC2, ECS and ELBv2 APIs served on loopback over `backend`.
+pub struct ComputeServer {
+    pub endpoint: String,
+    pub service: hoist_aws::compute::ComputeService,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ComputeServer {
+    /// Serves the state directory `state` over `backend`, reconciling every 200 ms.
+    pub async fn start(
+        state: &Path,
+        backend: Arc<dyn hoist_core::Containerizer>,
+        config: hoist_aws::compute::ComputeConfig,
+    ) -> ComputeServer {
+        let store = hoist_store::Store::open(state).unwrap();
+        let config = hoist_aws::compute::ComputeConfig {
+            reconcile_interval: Duration::from_millis(200),
+            stop_grace: Duration::from_secs(3),
+            ..config
+        };
+        let service = hoist_aws::compute::ComputeService::start(store, backend, config).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, task) = serve(listener, service.router());
+        ComputeServer {
+            endpoint,
+            service,
+            stop,
+            task,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        unserve(self.stop.take(), &mut self.task).await;
+        self.service.shutdown().await;
+    }
+}
+
+/// Serves `router` on `listener` until the returned sender is used (see [`unserve`]).
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+) -> (
+    Option<tokio::sync::oneshot::Sender<()>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (Some(stop), task)
+}
+
+/// Stops what [`serve`] serves, waiting up to 10 s.
+pub async fn unserve(
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: &mut tokio::task::JoinHandle<()>,
+) {
+    if let Some(stop) = stop {
+        let _ = stop.send(());
+    }
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the server stops")
+        .unwrap();
 }
 
 /// The venv with boto3 and the AWS CLI (made by `functions/tests/setup-python.sh`):
@@ -240,10 +298,16 @@ pub fn client_command(program: &Path) -> tokio::process::Command {
 /// Runs one phase of `tests/python/lambda_boto3.py` against `endpoint`; returns what it
 /// printed, failing with its output when it fails.
 pub async fn boto3(endpoint: &str, phase: &str, args: &[&str]) -> Value {
+    python("lambda_boto3.py", endpoint, phase, args).await
+}
+
+/// Runs one phase of the script `tests/python/<script>` against `endpoint`; returns the JSON
+/// it printed last, failing with its output when it fails.
+pub async fn python(script: &str, endpoint: &str, phase: &str, args: &[&str]) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("python")
-        .join("lambda_boto3.py");
+        .join(script);
     let output = tokio::time::timeout(
         Duration::from_secs(240),
         client_command(&venv().join("bin").join("python"))
