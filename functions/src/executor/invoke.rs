@@ -171,7 +171,10 @@ impl FunctionExecutor {
             request_id: request_id.clone(),
             payload: invocation.payload.clone(),
             deadline: SystemTime::now() + spec.timeout,
-            function_arn: self.shared.function_arn(&spec.name),
+            function_arn: invocation
+                .invoked_arn
+                .clone()
+                .unwrap_or_else(|| self.shared.function_arn(&spec.name)),
             client_context: invocation.client_context.clone(),
         };
         let started = std::time::Instant::now();
