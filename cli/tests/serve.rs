@@ -213,3 +213,29 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     assert_eq!(r["list_after_delete"], json!([]), "{r}");
     stop(server).await;
 }
+
+#[tokio::test]
+async fn listening_beyond_loopback_needs_allow_remote() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--state-dir"])
+        .arg(state.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a refused flag is a usage error"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--listen") && stderr.contains("--allow-remote"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().next().is_none(),
+        "nothing was written before the refusal"
+    );
+}
