@@ -194,6 +194,10 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
         r["throttled"]["reason"],
         "ReservedFunctionConcurrentInvocationLimitExceeded"
     );
+    assert_eq!(
+        r["throttled_alias"]["reason"], "ReservedFunctionConcurrentInvocationLimitExceeded",
+        "every version shares the function's reservation: {r}"
+    );
     assert_eq!(r["slow"]["status"], 200, "{r}");
     stop(server).await;
 

@@ -1,10 +1,10 @@
 //! [`LambdaHost`]: the function executor as hoist-aws's [`FunctionHost`], so the Lambda control
 //! plane (and its Invoke API) runs functions in warm environments. Feature `aws`.
 //!
-//! Each deployed version of a Lambda function is one function of the executor: `name` for
-//! `$LATEST`, `name.<version>` for a published version (Lambda's names never hold a `.`), with
-//! Lambda's own name and version in its environment (`AWS_LAMBDA_FUNCTION_NAME`,
-//! `AWS_LAMBDA_FUNCTION_VERSION`). A zip's code is unpacked once per archive, under the code
+//! A Lambda function is one function of the executor: `$LATEST` its current version, each
+//! published version a version the executor retains beside it ([`FunctionExecutor::retain`]),
+//! so they share the function's reserved concurrency as on AWS. Lambda's version is in each
+//! one's environment (`AWS_LAMBDA_FUNCTION_VERSION`). A zip's code is unpacked once per archive, under the code
 //! directory named by its SHA-256, keeping its files' permission bits.
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,17 +44,10 @@ use crate::pool::FunctionLimits;
 pub struct LambdaHost {
     functions: FunctionExecutor,
     code_dir: PathBuf,
-    /// Reserved concurrency per Lambda function, applied to each of its deployed versions.
+    /// Reserved concurrency per Lambda function.
     reserved: Mutex<HashMap<String, Option<u32>>>,
-}
-
-/// The executor's name for `version` of `function`.
-fn internal_name(function: &str, version: &str) -> String {
-    if version == "$LATEST" {
-        function.to_owned()
-    } else {
-        format!("{function}.{version}")
-    }
+    /// The executor's version of each published Lambda version, by function and version.
+    published: Mutex<HashMap<(String, String), u64>>,
 }
 
 fn from_core(e: hoist_core::Error) -> AwsError {
@@ -91,7 +84,12 @@ impl LambdaHost {
             functions,
             code_dir: code_dir.into(),
             reserved: Mutex::default(),
+            published: Mutex::default(),
         }
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), u64>> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The function executor.
@@ -121,18 +119,6 @@ impl LambdaHost {
             .or_else(|e| if dir.is_dir() { Ok(()) } else { Err(e) })
             .map_err(|e| errors::service(format!("cannot keep the code of {function}: {e}")))?;
         Ok(dir)
-    }
-
-    /// The executor's functions that are versions of `function`.
-    fn versions_of(&self, function: &str) -> Vec<String> {
-        let prefix = format!("{function}.");
-        self.functions
-            .registry()
-            .list()
-            .iter()
-            .map(|v| v.spec.name.clone())
-            .filter(|name| name == function || name.starts_with(&prefix))
-            .collect()
     }
 
     fn limits(&self, function: &str) -> FunctionLimits {
@@ -174,9 +160,8 @@ impl FunctionHost for LambdaHost {
             }
         };
         let runtime = runtime.ok_or_else(|| errors::invalid_parameter("Runtime is required"))?;
-        let name = internal_name(&function, &version);
         let mut spec = FunctionSpec::new(
-            name.as_str(),
+            function.as_str(),
             runtime.as_str(),
             handler.unwrap_or_default(),
             dir,
@@ -185,7 +170,6 @@ impl FunctionHost for LambdaHost {
         spec.memory = memory_size;
         spec.env = environment;
         let identity = BTreeMap::from([
-            ("AWS_LAMBDA_FUNCTION_NAME", function.clone()),
             ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
             (
                 "AWS_LAMBDA_LOG_GROUP_NAME",
@@ -199,38 +183,68 @@ impl FunctionHost for LambdaHost {
             .unwrap_or_else(|e| e.into_inner())
             .insert(function.clone(), reserved_concurrency);
         spec.reserved_concurrency = self.limits(&function).reserved;
-        let result = if self.functions.registry().get(&name).is_some() {
-            self.functions.update(spec)
-        } else {
-            self.functions.create(spec)
-        };
-        result.map(|_| ()).map_err(from_core)
+        if version == "$LATEST" {
+            let result = if self.functions.registry().get(&function).is_some() {
+                self.functions.update(spec)
+            } else {
+                self.functions.create(spec)
+            };
+            return result.map(|_| ()).map_err(from_core);
+        }
+        let retained = self.functions.retain(spec).map_err(from_core)?;
+        let replaced = self
+            .published()
+            .insert((function.clone(), version), retained.version);
+        if let Some(old) = replaced {
+            self.functions.release_version(&function, old);
+        }
+        Ok(())
     }
 
     async fn remove(&self, function: &str, version: Option<&str>) -> Result<(), AwsError> {
-        let names = match version {
-            Some(version) => vec![internal_name(function, version)],
+        match version {
+            Some(version) => {
+                let key = (function.to_owned(), version.to_owned());
+                let retained = self.published().remove(&key);
+                match retained {
+                    Some(n) => self.functions.release_version(function, n),
+                    None if version == "$LATEST" => return self.remove(function, None).await,
+                    None => {}
+                }
+                Ok(())
+            }
             None => {
                 self.reserved
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(function);
-                self.versions_of(function)
-            }
-        };
-        for name in names {
-            match self.functions.delete(&name) {
-                Ok(_) => {}
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(from_core(e)),
+                self.published().retain(|(f, _), _| f != function);
+                match self.functions.delete(function) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(from_core(e)),
+                }
             }
         }
-        Ok(())
     }
 
     async fn invoke(&self, request: InvokeRequest) -> Result<InvokeOutput, AwsError> {
-        let name = internal_name(&request.function, &request.version);
+        let qualifier = match request.version.as_str() {
+            "$LATEST" => None,
+            version => {
+                let key = (request.function.clone(), version.to_owned());
+                let retained = self.published().get(&key).copied();
+                let Some(n) = retained else {
+                    return Err(errors::not_found(format!(
+                        "Function not found: {}",
+                        request.invoked_arn
+                    )));
+                };
+                Some(n.to_string())
+            }
+        };
         let invocation = Invocation {
+            qualifier,
             payload: request.payload,
             kind: match request.invocation_type {
                 AwsInvocationType::RequestResponse => InvocationType::RequestResponse,
@@ -245,7 +259,7 @@ impl FunctionHost for LambdaHost {
         };
         let response = self
             .functions
-            .invoke(&name, invocation)
+            .invoke(&request.function, invocation)
             .await
             .map_err(from_invoke)?;
         Ok(InvokeOutput {
@@ -264,13 +278,10 @@ impl FunctionHost for LambdaHost {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(function.to_owned(), reserved);
-        let limits = self.limits(function);
-        for name in self.versions_of(function) {
-            self.functions
-                .pool()
-                .set_limits(&name, limits)
-                .map_err(from_core)?;
-        }
+        self.functions
+            .pool()
+            .set_limits(function, self.limits(function))
+            .map_err(from_core)?;
         Ok(())
     }
 }

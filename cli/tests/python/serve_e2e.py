@@ -145,10 +145,12 @@ if phase == "before":
 
     client.put_function_concurrency(FunctionName=NAME, ReservedConcurrentExecutions=1)
     slow = {}
-    thread = threading.Thread(target=lambda: slow.update(invoke(Payload=json.dumps({"sleep": 3}))))
+    thread = threading.Thread(target=lambda: slow.update(invoke(Payload=json.dumps({"sleep": 8}))))
     thread.start()
     time.sleep(1.5)
     results["throttled"] = invoke(Payload=b"{}")
+    # The reservation is the function's: a published version shares it.
+    results["throttled_alias"] = invoke(Payload=b"{}", Qualifier="live")
     thread.join()
     results["slow"] = slow
     client.delete_function_concurrency(FunctionName=NAME)
