@@ -1,4 +1,5 @@
-//! `hoist`: run a task file on any backend (`hoist run`).
+//! `hoist`: run a task file on any backend (`hoist run`), serve the AWS endpoint (`hoist
+//! serve`).
 //!
 //! Exit codes: 0 when every task finished (or was stopped by `--for` or Ctrl-C), 1 when a task
 //! failed, was refused or was lost, 2 for a bad command line or task file, 3 when the backend
@@ -6,6 +7,7 @@
 
 mod exit;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +23,8 @@ struct Cli {
 enum Command {
     /// Runs the tasks of a task file until they end (or for a while), printing every status.
     Run(run::Args),
+    /// Serves the AWS endpoint (the Lambda API) until Ctrl-C or SIGTERM.
+    Serve(serve::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +37,7 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::serve(args).await,
         }
     })
 }

@@ -57,6 +57,9 @@ pub struct Invocation {
     /// Return the last 4 KB of the invocation's log in [`InvokeResponse::log`]
     /// (`X-Amz-Log-Type: Tail`); `RequestResponse` only, ignored otherwise.
     pub tail_log: bool,
+    /// The ARN the caller invoked (with its alias or version), given to the runtime as
+    /// `Lambda-Runtime-Invoked-Function-Arn`; `None` is the function's own ARN.
+    pub invoked_arn: Option<String>,
 }
 
 impl Invocation {

@@ -13,6 +13,8 @@ pub mod config;
 mod executor;
 pub mod http;
 pub mod invoke;
+#[cfg(feature = "aws")]
+pub mod lambda_host;
 pub mod launcher;
 pub mod pool;
 mod registry;

@@ -37,12 +37,18 @@ impl FunctionVersion {
 /// assert!(registry.create(FunctionSpec::new("hello", "python3", "app.handler", "/srv")).is_err());
 /// let v2 = registry.update(FunctionSpec::new("hello", "python3", "app.other", "/srv")).unwrap();
 /// assert_eq!(v2.version, 2);
+/// let kept = registry.retain(FunctionSpec::new("hello", "python3", "app.kept", "/srv")).unwrap();
+/// assert_eq!(registry.get("hello").unwrap().version, 2, "retaining does not replace");
+/// assert_eq!(registry.version("hello", kept.version).unwrap().spec.handler, "app.kept");
 /// registry.delete("hello").unwrap();
 /// assert!(registry.list().is_empty());
+/// assert!(registry.version("hello", kept.version).is_none());
 /// ```
 #[derive(Debug, Default)]
 pub struct Registry {
     functions: RwLock<BTreeMap<String, Arc<FunctionVersion>>>,
+    /// Versions kept invocable beside the current one ([`Registry::retain`]), by name.
+    retained: RwLock<BTreeMap<String, BTreeMap<u64, Arc<FunctionVersion>>>>,
     /// The last version given to each name, kept across deletes so keys are never reused.
     versions: RwLock<BTreeMap<String, u64>>,
 }
@@ -96,13 +102,60 @@ impl Registry {
         Ok(version)
     }
 
-    /// Removes a function and returns its last version.
+    /// Removes a function, with its retained versions, and returns its current version.
     pub fn delete(&self, name: &str) -> hoist_core::Result<Arc<FunctionVersion>> {
+        self.retained
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         self.functions
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(name)
             .ok_or_else(|| Error::not_found("function", name).with_operation("delete"))
+    }
+
+    /// Keeps `spec` invocable as a version of its own, beside the current one and without
+    /// replacing it (a published version); it stays until [`Registry::release`] or
+    /// [`Registry::delete`].
+    pub fn retain(&self, spec: FunctionSpec) -> hoist_core::Result<Arc<FunctionVersion>> {
+        spec.validate()?;
+        let version = Arc::new(FunctionVersion {
+            version: self.next_version(&spec.name),
+            spec,
+        });
+        self.retained
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(version.spec.name.clone())
+            .or_default()
+            .insert(version.version, version.clone());
+        Ok(version)
+    }
+
+    /// Forgets a retained version; returns it if it was there.
+    pub fn release(&self, name: &str, version: u64) -> Option<Arc<FunctionVersion>> {
+        let mut retained = self.retained.write().unwrap_or_else(|e| e.into_inner());
+        let versions = retained.get_mut(name)?;
+        let released = versions.remove(&version);
+        if versions.is_empty() {
+            retained.remove(name);
+        }
+        released
+    }
+
+    /// Version `version` of a function: the current one or a retained one.
+    pub fn version(&self, name: &str, version: u64) -> Option<Arc<FunctionVersion>> {
+        self.get(name)
+            .filter(|current| current.version == version)
+            .or_else(|| {
+                self.retained
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(name)?
+                    .get(&version)
+                    .cloned()
+            })
     }
 
     /// The current version of a function.

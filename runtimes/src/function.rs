@@ -153,6 +153,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(900);
 /// The default memory size in MiB, as on AWS Lambda.
 pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// The longest name a function may have (AWS's function names are at most 64 characters; a
+/// front door may add a version, as `name.3`).
+pub const MAX_NAME_LEN: usize = 140;
 /// The memory sizes a function may have, in MiB (AWS Lambda's range).
 pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u32> = 128..=10240;
 
@@ -252,7 +255,7 @@ impl<'de> Deserialize<'de> for Code {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionSpec {
-    /// The name: 1 to 64 letters, digits, `-` or `_`.
+    /// The name: 1 to 140 letters, digits, `-`, `_` or `.`.
     pub name: String,
     /// The runtime name or alias (`python3.12`, `provided`).
     pub runtime: String,
@@ -355,16 +358,16 @@ impl FunctionSpec {
         let invalid = |field: &str, problem: String| {
             Error::invalid_field(field, problem).with_context("function", &self.name)
         };
-        let name_ok = (1..=64).contains(&self.name.len())
+        let name_ok = (1..=MAX_NAME_LEN).contains(&self.name.len())
             && self
                 .name
                 .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !name_ok {
             return Err(invalid(
                 "name",
                 format!(
-                    "must be 1 to 64 letters, digits, `-` or `_`, not `{}`",
+                    "must be 1 to {MAX_NAME_LEN} letters, digits, `-`, `_` or `.`, not `{}`",
                     self.name
                 ),
             ));

@@ -121,7 +121,7 @@ impl EnvironmentLauncher for EndpointLauncher {
         environment: &EnvironmentId,
         key: &FunctionKey,
     ) -> hoist_core::Result<()> {
-        let version = self.shared.registry.get(key.function());
+        let version = self.shared.registry.version(key.function(), key.version());
         if let Some(version) = version
             && self.shared.protocol(&version.spec) == RuntimeProtocol::Contract
         {

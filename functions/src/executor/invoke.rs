@@ -35,13 +35,14 @@ impl FunctionExecutor {
                 None => self.shared.function_arn(name),
             },
         };
-        let version = self.shared.registry.get(name).ok_or_else(not_found)?;
-        if let Some(q) = invocation.qualifier.as_deref()
-            && q != "$LATEST"
-            && q != version.version.to_string()
-        {
-            return Err(not_found());
+        let version = match invocation.qualifier.as_deref() {
+            None | Some("$LATEST") => self.shared.registry.get(name),
+            Some(q) => q
+                .parse()
+                .ok()
+                .and_then(|n| self.shared.registry.version(name, n)),
         }
+        .ok_or_else(not_found)?;
         let limit = if invocation.kind == InvocationType::Event {
             MAX_EVENT_PAYLOAD
         } else {
@@ -171,7 +172,10 @@ impl FunctionExecutor {
             request_id: request_id.clone(),
             payload: invocation.payload.clone(),
             deadline: SystemTime::now() + spec.timeout,
-            function_arn: self.shared.function_arn(&spec.name),
+            function_arn: invocation
+                .invoked_arn
+                .clone()
+                .unwrap_or_else(|| self.shared.function_arn(&spec.name)),
             client_context: invocation.client_context.clone(),
         };
         let started = std::time::Instant::now();

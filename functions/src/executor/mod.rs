@@ -134,8 +134,7 @@ impl FunctionExecutor {
             Arc::new(move |environment: &EnvironmentId, key: &FunctionKey| {
                 let version = shared
                     .registry
-                    .get(key.function())
-                    .filter(|v| v.key() == *key)
+                    .version(key.function(), key.version())
                     .ok_or_else(|| Error::not_found("function version", key))?;
                 let attachment = addresses
                     .lock()
@@ -270,7 +269,24 @@ impl FunctionExecutor {
         Ok(version)
     }
 
-    /// Removes a function; its idle environments stop.
+    /// Keeps `spec` invocable as a version of its own (a published version), beside the
+    /// current one and without replacing it: invoke it with its number as the qualifier. It
+    /// shares the function's limits (one reservation for every version, as on AWS).
+    pub fn retain(&self, spec: FunctionSpec) -> hoist_core::Result<Arc<FunctionVersion>> {
+        spec.validate()?;
+        self.check_runtime(&spec)?;
+        self.apply_limits(&spec)?;
+        self.shared.registry.retain(spec)
+    }
+
+    /// Forgets a retained version; its idle environments stop.
+    pub fn release_version(&self, name: &str, version: u64) {
+        if let Some(released) = self.shared.registry.release(name, version) {
+            self.pool.retire(&released.key());
+        }
+    }
+
+    /// Removes a function and its retained versions; its idle environments stop.
     pub fn delete(&self, name: &str) -> hoist_core::Result<Arc<FunctionVersion>> {
         let version = self.shared.registry.delete(name)?;
         self.pool.remove_function(name);

@@ -50,6 +50,19 @@ use hoist_core::{
 
 use crate::function::{FunctionSpec, Handler};
 
+/// Unpacks a zip archive of `function`'s code into `dir`, keeping the files' permission bits
+/// and refusing entries that escape `dir`.
+pub fn unzip(bytes: &[u8], dir: &Path, function: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::new(
+            ErrorKind::Backend,
+            format!("cannot create {}", dir.display()),
+        )
+        .with_source(e)
+    })?;
+    provision::unzip(bytes, dir, function)
+}
+
 /// Where the work directory is mounted inside Docker containers.
 pub const DOCKER_WORK_DIR: &str = "/hoist";
 

@@ -92,7 +92,7 @@ fn archive_error(function: &str, kind: &str, e: impl std::fmt::Display) -> Error
     .with_context("function", function)
 }
 
-fn unzip(bytes: &[u8], dir: &Path, function: &str) -> Result<()> {
+pub(crate) fn unzip(bytes: &[u8], dir: &Path, function: &str) -> Result<()> {
     let mut archive =
         zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| archive_error(function, "zip", e))?;
     for i in 0..archive.len() {
@@ -121,6 +121,14 @@ fn unzip(bytes: &[u8], dir: &Path, function: &str) -> Result<()> {
             .read_to_end(&mut data)
             .map_err(|e| archive_error(function, "zip", e))?;
         std::fs::write(&path, data).map_err(|e| io_error("cannot write".into(), &path, e))?;
+        // Keep the permission bits the archive records (a custom runtime's `bootstrap` must
+        // stay executable).
+        if let Some(mode) = entry.unix_mode() {
+            use std::os::unix::fs::PermissionsExt as _;
+            let permissions = std::fs::Permissions::from_mode(mode & 0o777);
+            std::fs::set_permissions(&path, permissions)
+                .map_err(|e| io_error("cannot set the permissions of".into(), &path, e))?;
+        }
     }
     Ok(())
 }

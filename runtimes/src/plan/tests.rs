@@ -359,3 +359,31 @@ fn a_directory_of_code_is_copied_into_the_work_directory() {
         "X = 1"
     );
 }
+
+#[test]
+fn unzip_keeps_the_permission_bits_a_custom_runtime_needs() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut zipped = Vec::new();
+    {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(&mut zipped));
+        let executable = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        writer.start_file("bootstrap", executable).unwrap();
+        writer.write_all(b"#!/bin/sh\n").unwrap();
+        let plain = zip::write::SimpleFileOptions::default().unix_permissions(0o644);
+        writer.start_file("data.txt", plain).unwrap();
+        writer.write_all(b"x").unwrap();
+        writer.finish().unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("code");
+    super::unzip(&zipped, &code, "f").unwrap();
+    let mode = |name: &str| {
+        std::fs::metadata(code.join(name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("bootstrap"), 0o755);
+    assert_eq!(mode("data.txt"), 0o644);
+}

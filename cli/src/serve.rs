@@ -1,0 +1,189 @@
+//! `hoist serve`: the AWS endpoint. One port (`127.0.0.1:4566` by default, `--listen`; an
+//! address beyond loopback only with `--allow-remote`) serving the Lambda API over a state
+//! directory (`--state-dir`, default `$XDG_DATA_HOME/hoist` or `~/.local/share/hoist`), with
+//! functions running in warm environments on the backend `LAMBDA_RUNTIME_EXECUTOR` names.
+//! LocalStack's `LAMBDA_*` variables configure it. On the process backend, Python runtimes run
+//! under the interpreter `HOIST_LAMBDA_PYTHON` names (which must have `awslambdaric`), Node
+//! runtimes under the program `HOIST_LAMBDA_NODE` names (a runtime interface client taking the
+//! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use hoist::function_backend::{BackendSettings, containerizer};
+use hoist::{Error, ErrorKind};
+use hoist_aws::lambda::{LambdaConfig, LambdaService};
+use hoist_functions::FunctionExecutor;
+use hoist_functions::config::{Backend, FunctionsConfig, RuntimeCommand};
+use hoist_functions::lambda_host::LambdaHost;
+
+use crate::exit;
+
+/// The arguments of `hoist serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The address to serve on.
+    #[arg(long, default_value = "127.0.0.1:4566", value_name = "ADDRESS:PORT")]
+    listen: SocketAddr,
+    /// Allow `--listen` on an address other than loopback (anyone who reaches it can run code).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Where functions, code, versions and aliases are kept across restarts.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// AWS's Python runtime identifiers.
+const PYTHON_RUNTIMES: [&str; 6] = [
+    "python3.8",
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+];
+/// AWS's Node runtime identifiers.
+const NODE_RUNTIMES: [&str; 4] = ["nodejs16.x", "nodejs18.x", "nodejs20.x", "nodejs22.x"];
+/// AWS's OS-only runtimes: the zip's `bootstrap` is the runtime.
+const PROVIDED_RUNTIMES: [&str; 3] = ["provided", "provided.al2", "provided.al2023"];
+
+/// The default state directory: `$XDG_DATA_HOME/hoist`, else `~/.local/share/hoist`.
+fn default_state_dir() -> Result<PathBuf, Error> {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("hoist"));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".local/share/hoist")),
+        None => Err(Error::invalid_field(
+            "--state-dir",
+            "is needed: neither XDG_DATA_HOME nor HOME is set",
+        )),
+    }
+}
+
+/// How each AWS runtime identifier starts: on the process backend from `HOIST_LAMBDA_PYTHON`
+/// and `HOIST_LAMBDA_NODE`; on container backends in the image the mapping gives it.
+fn add_runtimes(config: &mut FunctionsConfig, vars: &[(String, String)]) {
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let mut commands: Vec<(&str, Vec<String>)> = Vec::new();
+    for runtime in PROVIDED_RUNTIMES {
+        commands.push((runtime, vec!["{code}/bootstrap".into()]));
+    }
+    if let Some(python) = var("HOIST_LAMBDA_PYTHON") {
+        for runtime in PYTHON_RUNTIMES {
+            let argv = [python.as_str(), "-m", "awslambdaric", "{handler}"];
+            commands.push((runtime, argv.map(str::to_owned).to_vec()));
+        }
+    }
+    if let Some(node) = var("HOIST_LAMBDA_NODE") {
+        for runtime in NODE_RUNTIMES {
+            commands.push((runtime, vec![node.clone(), "{handler}".into()]));
+        }
+    }
+    match config.backend {
+        Backend::Process => {
+            for (runtime, argv) in commands {
+                config
+                    .runtimes
+                    .insert(runtime.to_owned(), RuntimeCommand::lambda(argv));
+            }
+        }
+        // Images come from LAMBDA_RUNTIME_IMAGE_MAPPING; AWS's base images start their
+        // runtime interface client from their entry point, given the handler.
+        _ => {
+            for command in config.runtimes.values_mut() {
+                if command.command.is_empty() {
+                    command.command = vec!["/lambda-entrypoint.sh".into(), "{handler}".into()];
+                }
+            }
+        }
+    }
+}
+
+async fn start(args: &Args) -> Result<(), Error> {
+    if !args.listen.ip().is_loopback() && !args.allow_remote {
+        return Err(Error::invalid_field(
+            "--listen",
+            format!(
+                "is {}, beyond loopback: anyone who reaches it can run code; pass --allow-remote to mean it",
+                args.listen
+            ),
+        ));
+    }
+    let state_dir = match &args.state_dir {
+        Some(dir) => dir.clone(),
+        None => default_state_dir()?,
+    };
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    let mut functions_config = FunctionsConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
+    let lambda_config = LambdaConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
+    functions_config.region = lambda_config.region.clone();
+    add_runtimes(&mut functions_config, &vars);
+    let reachable = if args.listen.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], args.listen.port()))
+    } else {
+        args.listen
+    };
+    functions_config.endpoint_url = Some(format!("http://{reachable}"));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("cannot listen on {}", args.listen),
+            )
+            .with_source(e)
+        })?;
+    let backend = containerizer(
+        &functions_config,
+        &BackendSettings::new(state_dir.join("backend")),
+    )
+    .await?;
+    let functions = FunctionExecutor::start(backend, functions_config)?;
+    let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
+        Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
+    })?;
+    let host = LambdaHost::new(functions.clone(), state_dir.join("unpacked"));
+    let service = LambdaService::start(store, Arc::new(host), lambda_config).await;
+    eprintln!(
+        "hoist: serving the AWS endpoint on http://{} (state in {})",
+        listener.local_addr().unwrap_or(args.listen),
+        state_dir.display()
+    );
+    let served = axum::serve(listener, service.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    service.shutdown().await;
+    functions.shutdown().await;
+    served.map_err(|e| Error::new(ErrorKind::Backend, "the server failed").with_source(e))
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
+/// Runs `hoist serve` until Ctrl-C or SIGTERM.
+pub async fn serve(args: Args) -> ExitCode {
+    match start(&args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::error(&e),
+    }
+}

@@ -1,0 +1,245 @@
+//! `hoist serve` end to end on the process backend, as a LocalStack user drives it: boto3 and
+//! the AWS CLI create a function from a zip, wait for it to be active, invoke it every way,
+//! update its code and configuration, publish a version, alias it, reserve concurrency and see
+//! the throttle; then the server restarts on the same state directory and lists, gets, invokes
+//! and deletes. Needs the venv of `functions/tests/setup-python.sh` (boto3, the AWS CLI and
+//! awslambdaric).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+fn venv() -> PathBuf {
+    let venv = std::env::var_os("HOIST_LAMBDA_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .unwrap()
+                .join("target/lambda-venv")
+        });
+    assert!(
+        venv.join("bin/aws").exists(),
+        "no venv with boto3, the AWS CLI and awslambdaric at {}: run functions/tests/setup-python.sh",
+        venv.display()
+    );
+    venv
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `hoist serve` and waits (up to 30 s) until it answers.
+async fn start(port: u16, state: &Path, venv: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--state-dir",
+        ])
+        .arg(state)
+        .env("HOIST_LAMBDA_PYTHON", venv.join("bin/python"))
+        .env("LAMBDA_RUNTIME_EXECUTOR", "process")
+        .env("LAMBDA_KEEPALIVE_MS", "600000")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hoist serve did not listen within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// Stops the server with SIGTERM and waits (up to 30 s) for it to exit cleanly.
+async fn stop(mut child: Child) {
+    let pid = child.id().unwrap() as i32;
+    // SAFETY: kill(2) on the pid of the child this test started, with a valid signal.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("hoist serve stops within 30 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "hoist serve exited with {status}");
+}
+
+async fn phase(endpoint: &str, name: &str, venv: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/serve_e2e.py");
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        Command::new(venv.join("bin/python"))
+            .arg(script)
+            .arg(endpoint)
+            .arg(name)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PAGER", "")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_ENDPOINT_URL")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the client phase finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "phase {name} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
+    let venv = venv();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+
+    let server = start(port, state.path(), &venv).await;
+    let r = phase(&endpoint, "before", &venv).await;
+    assert_eq!(r["create"], "Pending", "{r}");
+    assert_eq!(r["wait_active"]["code"], 0, "{r}");
+
+    assert_eq!(r["sync"]["status"], 200, "{r}");
+    assert_eq!(r["sync"]["payload"]["event"], json!({"hello": "world"}));
+    assert_eq!(r["sync"]["payload"]["code"], "v1");
+    assert_eq!(r["sync"]["version"], "$LATEST");
+    assert_eq!(r["sync"]["payload"]["version"], "$LATEST");
+    assert_eq!(
+        r["again"]["payload"]["pid"], r["sync"]["payload"]["pid"],
+        "warm reuse"
+    );
+    assert_eq!(r["event"]["status"], 202);
+    assert_eq!(r["dry_run"]["status"], 204);
+    let log = r["tail"]["log"].as_str().unwrap_or_default();
+    assert!(
+        log.starts_with("START RequestId: ") && log.contains("log: marker-7"),
+        "{log}"
+    );
+    assert_eq!(
+        r["client_context"]["payload"]["custom"],
+        json!({"k": "v"}),
+        "{r}"
+    );
+    assert_eq!(r["cli_no_payload"]["code"], 0, "{r}");
+    assert_eq!(r["cli_no_payload"]["payload"]["event"], json!({}), "{r}");
+    assert_eq!(r["bad_json"]["status"], 400);
+    assert_eq!(r["bad_json"]["code"], "InvalidRequestContentException");
+    assert_eq!(r["big_request"]["status"], 413, "{r}");
+    assert_eq!(r["big_request"]["code"], "RequestEntityTooLargeException");
+    assert_eq!(r["big_response"]["function_error"], "Unhandled", "{r}");
+    assert_eq!(
+        r["big_response"]["payload"]["errorType"],
+        "Function.ResponseSizeTooLarge"
+    );
+    assert_eq!(
+        r["after_big"]["payload"]["pid"], r["sync"]["payload"]["pid"],
+        "the environment survived the oversize response"
+    );
+
+    assert_eq!(r["wait_code"]["code"], 0, "{r}");
+    assert_eq!(r["updated_code"]["payload"]["code"], "v2", "{r}");
+    assert_eq!(r["wait_config"]["code"], 0, "{r}");
+    assert_eq!(r["updated_config"]["payload"]["greeting"], "hola", "{r}");
+    assert_eq!(r["configuration"]["Timeout"], 20);
+
+    let published = r["publish"].as_str().unwrap();
+    assert_eq!(r["by_alias"]["status"], 200, "{r}");
+    assert_eq!(r["by_alias"]["version"], published, "{r}");
+    assert_eq!(r["by_alias"]["payload"]["version"], published, "{r}");
+    assert_eq!(
+        r["by_alias"]["payload"]["context_version"], published,
+        "{r}"
+    );
+    assert!(
+        r["by_alias"]["payload"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":function:e2e:live"),
+        "{r}"
+    );
+    assert_eq!(r["by_version"]["payload"]["greeting"], "hola");
+
+    assert_eq!(r["throttled"]["status"], 429, "{r}");
+    assert_eq!(r["throttled"]["code"], "TooManyRequestsException");
+    assert_eq!(
+        r["throttled"]["reason"],
+        "ReservedFunctionConcurrentInvocationLimitExceeded"
+    );
+    assert_eq!(
+        r["throttled_alias"]["reason"], "ReservedFunctionConcurrentInvocationLimitExceeded",
+        "every version shares the function's reservation: {r}"
+    );
+    assert_eq!(r["slow"]["status"], 200, "{r}");
+    stop(server).await;
+
+    let server = start(port, state.path(), &venv).await;
+    let r = phase(&endpoint, "after", &venv).await;
+    assert_eq!(r["list"], json!(["e2e"]), "{r}");
+    assert_eq!(r["get"]["State"], "Active", "{r}");
+    assert_eq!(r["get"]["Environment"]["Variables"]["GREETING"], "hola");
+    assert!(r["versions"].as_array().unwrap().len() >= 2, "{r}");
+    assert_eq!(r["invoke"]["status"], 200, "{r}");
+    assert_eq!(r["invoke"]["payload"]["code"], "v2");
+    assert_eq!(r["invoke"]["payload"]["event"], json!({"after": "restart"}));
+    assert_eq!(r["by_alias"]["version"], published, "{r}");
+    assert_eq!(r["cli_get"]["code"], 0, "{r}");
+    assert_eq!(r["deleted"]["status"], 404, "{r}");
+    assert_eq!(r["deleted"]["code"], "ResourceNotFoundException");
+    assert_eq!(r["list_after_delete"], json!([]), "{r}");
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn listening_beyond_loopback_needs_allow_remote() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--state-dir"])
+        .arg(state.path())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a refused flag is a usage error"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--listen") && stderr.contains("--allow-remote"),
+        "{stderr}"
+    );
+    assert!(
+        std::fs::read_dir(state.path()).unwrap().next().is_none(),
+        "nothing was written before the refusal"
+    );
+}
