@@ -64,6 +64,16 @@ impl Bundle {
         self.root.join("sandbox.json")
     }
 
+    /// Notes that hoist sent the container KILL, so its end is not taken for an OOM kill.
+    pub(crate) fn mark_killed(&self) -> Result<()> {
+        write(&self.root.join("killed"), b"")
+    }
+
+    /// Whether hoist sent the container KILL.
+    pub(crate) fn killed(&self) -> bool {
+        self.root.join("killed").exists()
+    }
+
     /// The record, or `None` when the folder has none (it is being made or removed).
     pub(crate) fn read(&self) -> Result<Option<SandboxRecord>> {
         let path = self.record_path();

@@ -33,6 +33,9 @@ const SIGNAL_RETRY: Duration = Duration::from_millis(10);
 pub struct SandboxContainerizer {
     processes: ProcessContainerizer,
     runtime: Runtime,
+    /// On cgroup v1, the memory controller's directory of hoist's cgroups: the kernel counts an
+    /// OOM kill only in the container's own cgroup, which runc removes as the container ends.
+    memory_v1: Option<PathBuf>,
 }
 
 impl SandboxContainerizer {
@@ -41,25 +44,68 @@ impl SandboxContainerizer {
     /// `/sys/fs/cgroup` ([`Cgroups::detect`]). What the machine lacks is an
     /// [`ErrorKind::Unavailable`] error naming it: no half-isolated containers.
     pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self> {
-        let cgroups = Cgroups::detect().map_err(|e| {
+        SandboxContainerizer::with_parts(
+            state_dir,
+            Runtime::detect()?,
+            Path::new("/sys/fs/cgroup"),
+            "hoist",
+        )
+    }
+
+    /// A containerizer with the given runtime, and its containers' cgroups under `parent` in
+    /// the hierarchy mounted at `cgroup_mount` (see [`Cgroups::detect_at`]).
+    pub fn with_parts(
+        state_dir: impl Into<PathBuf>,
+        runtime: Runtime,
+        cgroup_mount: &Path,
+        parent: &str,
+    ) -> Result<Self> {
+        let cgroups = Cgroups::detect_at(cgroup_mount, parent).map_err(|e| {
             unavailable(format!(
                 "resource limits cannot be enforced: {}",
                 e.message()
             ))
         })?;
-        SandboxContainerizer::with_parts(state_dir, Runtime::detect()?, cgroups)
-    }
-
-    /// A containerizer with the given runtime and cgroups.
-    pub fn with_parts(
-        state_dir: impl Into<PathBuf>,
-        runtime: Runtime,
-        cgroups: Cgroups,
-    ) -> Result<Self> {
+        let memory_v1 = (cgroups.version() == 1).then(|| cgroup_mount.join("memory").join(parent));
         let processes = ProcessContainerizer::new(state_dir)?
             .with_resources(ResourcePolicy::Enforce(cgroups))
             .with_poll_interval(Duration::from_millis(50));
-        Ok(SandboxContainerizer { processes, runtime })
+        Ok(SandboxContainerizer {
+            processes,
+            runtime,
+            memory_v1,
+        })
+    }
+
+    /// `status` with `oom_killed` set where cgroup v1 cannot say it: the container ended by
+    /// KILL that hoist did not send, after its cgroup's memory use reached the limit.
+    fn with_oom(
+        &self,
+        id: &ContainerId,
+        record: &SandboxRecord,
+        mut status: ExitStatus,
+    ) -> ExitStatus {
+        if let Some(memory) = &self.memory_v1
+            && !status.oom_killed
+            && status.signal == Some(9)
+            && record.spec.resources.memory.is_some()
+            && !self.bundle(id).killed()
+        {
+            // The kernel's failure counters stay at 0 when the limit is hit through a child
+            // cgroup, but the peak reaches the limit (with swap accounting, of memory and swap).
+            let dir = memory.join(id.as_str());
+            let number = |file: &str| {
+                std::fs::read_to_string(dir.join(file))
+                    .ok()
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            };
+            status.oom_killed = ["memory", "memory.memsw"].iter().any(|prefix| {
+                let peak = number(&format!("{prefix}.max_usage_in_bytes"));
+                let limit = number(&format!("{prefix}.limit_in_bytes"));
+                peak.zip(limit).is_some_and(|(peak, limit)| peak >= limit)
+            });
+        }
+        status
     }
 
     /// The state directory.
@@ -164,6 +210,7 @@ impl SandboxContainerizer {
                 return Ok(());
             }
         }
+        bundle.mark_killed()?;
         self.kill(id, &bundle, &record.runc_id, "KILL").await?;
         if self.exited_within(id, KILL_WAIT).await? {
             return Ok(());
@@ -290,7 +337,11 @@ impl Containerizer for SandboxContainerizer {
     }
 
     async fn wait(&self, id: &ContainerId) -> Result<ExitStatus> {
-        self.processes.wait(id).await.map(from_runc)
+        let status = self.processes.wait(id).await.map(from_runc)?;
+        Ok(match self.bundle(id).read() {
+            Ok(Some(record)) => self.with_oom(id, &record, status),
+            _ => status,
+        })
     }
 
     async fn stop(&self, id: &ContainerId, grace: Duration) -> Result<()> {
@@ -337,7 +388,7 @@ impl Containerizer for SandboxContainerizer {
     async fn inspect(&self, id: &ContainerId) -> Result<ContainerInfo> {
         let mut info = self.processes.inspect(id).await?;
         let (bundle, record) = self.record(id, "inspect")?;
-        info.exit = info.exit.map(from_runc);
+        info.exit = info.exit.map(|e| self.with_oom(id, &record, from_runc(e)));
         info.details
             .insert("command".to_owned(), record.spec.argv().join(" "));
         info.details
@@ -373,7 +424,10 @@ impl Containerizer for SandboxContainerizer {
     }
 
     async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
-        self.record(id, "signal")?;
+        let (bundle, _) = self.record(id, "signal")?;
+        if signal == 9 {
+            bundle.mark_killed()?;
+        }
         // runc passes every signal it gets on to the container's init, and tini to its child.
         self.processes.signal(id, signal).await
     }
