@@ -19,6 +19,7 @@ use hoist_process::{Cgroups, ProcessContainerizer, ResourcePolicy};
 
 use crate::BACKEND;
 use crate::bundle::{self, Bundle, SandboxRecord};
+use crate::image::LayerCache;
 use crate::runtime::{Runtime, unavailable};
 
 /// How long a stop waits for a KILLed container to end before it reports a timeout.
@@ -36,6 +37,7 @@ pub struct SandboxContainerizer {
     /// On cgroup v1, the memory controller's directory of hoist's cgroups: the kernel counts an
     /// OOM kill only in the container's own cgroup, which runc removes as the container ends.
     memory_v1: Option<PathBuf>,
+    images: LayerCache,
 }
 
 impl SandboxContainerizer {
@@ -67,14 +69,36 @@ impl SandboxContainerizer {
             ))
         })?;
         let memory_v1 = (cgroups.version() == 1).then(|| cgroup_mount.join("memory").join(parent));
-        let processes = ProcessContainerizer::new(state_dir)?
+        let state_dir = state_dir.into();
+        let images = LayerCache::new(state_dir.join("images"));
+        let processes = ProcessContainerizer::new(state_dir.join("containers"))?
             .with_resources(ResourcePolicy::Enforce(cgroups))
             .with_poll_interval(Duration::from_millis(50));
         Ok(SandboxContainerizer {
             processes,
             runtime,
             memory_v1,
+            images,
         })
+    }
+
+    /// The image's layers, top first, unpacked off the async workers.
+    async fn layers(&self, spec: &ContainerSpec) -> Result<Vec<PathBuf>> {
+        let Some(image) = spec.image.clone() else {
+            return Err(Error::invalid_field(
+                "image",
+                "a sandboxed container needs a root file system: a directory, an OCI image layout or a `docker save` archive",
+            ));
+        };
+        let images = self.images.clone();
+        tokio::task::spawn_blocking(move || images.layers(&image))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    format!("unpacking the image failed: {e}"),
+                )
+            })?
     }
 
     /// `status` with `oom_killed` set where cgroup v1 cannot say it: the container ended by
@@ -108,8 +132,8 @@ impl SandboxContainerizer {
         status
     }
 
-    /// The state directory.
-    pub fn state_dir(&self) -> &Path {
+    /// The directory of the containers' folders (`containers/` in the state directory).
+    pub fn containers_dir(&self) -> &Path {
         self.processes.state_dir()
     }
 
@@ -119,7 +143,7 @@ impl SandboxContainerizer {
     }
 
     fn bundle(&self, id: &ContainerId) -> Bundle {
-        Bundle::new(&self.state_dir().join(id.as_str()))
+        Bundle::new(&self.containers_dir().join(id.as_str()))
     }
 
     /// The sandbox record of a container the process backend knows, or NotFound.
@@ -142,6 +166,11 @@ impl SandboxContainerizer {
         runc_id: &str,
         signal: &str,
     ) -> Result<()> {
+        match self.made(id, bundle, runc_id).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::InvalidState => return Ok(()),
+            Err(e) => return Err(e),
+        }
         let root = bundle.runc_root();
         let deadline = tokio::time::Instant::now() + KILL_WAIT;
         loop {
@@ -164,12 +193,13 @@ impl SandboxContainerizer {
         }
     }
 
-    /// Waits until runc has made the container (its state file exists), so `runc exec` finds
-    /// it: a container just started may still be being set up.
+    /// Waits until runc has made and started the container (its state file exists and its
+    /// start FIFO is gone), so `runc exec` finds it and a signal reaches the container's init,
+    /// not runc's own: a container just started may still be being set up.
     async fn made(&self, id: &ContainerId, bundle: &Bundle, runc_id: &str) -> Result<()> {
-        let state = bundle.runc_root().join(runc_id).join("state.json");
+        let dir = bundle.runc_root().join(runc_id);
         let deadline = tokio::time::Instant::now() + KILL_WAIT;
-        while !state.exists() {
+        while !dir.join("state.json").exists() || dir.join("exec.fifo").exists() {
             if self.processes.inspect(id).await?.state != ContainerState::Running {
                 return Err(
                     Error::new(ErrorKind::InvalidState, "the container is not running")
@@ -248,30 +278,6 @@ fn runc_id() -> String {
     format!("hoist-{:016x}", hasher.finish())
 }
 
-/// The image's layers, top first. A directory is one layer.
-fn layers(spec: &ContainerSpec) -> Result<Vec<PathBuf>> {
-    let Some(image) = &spec.image else {
-        return Err(Error::invalid_field(
-            "image",
-            "a sandboxed container needs a root file system: an absolute directory",
-        ));
-    };
-    let path = PathBuf::from(image);
-    if !path.is_dir() {
-        return Err(Error::invalid_field(
-            "image",
-            format!("{image} is not a directory"),
-        ));
-    }
-    if image.contains([':', ',']) {
-        return Err(Error::invalid_field(
-            "image",
-            format!("{image}: overlayfs takes no path with `:` or `,`"),
-        ));
-    }
-    Ok(vec![path])
-}
-
 #[async_trait]
 impl Containerizer for SandboxContainerizer {
     fn name(&self) -> &str {
@@ -316,7 +322,7 @@ impl Containerizer for SandboxContainerizer {
         let record = SandboxRecord {
             runc_id: runc_id(),
             spec: spec.clone(),
-            layers: layers(spec).map_err(fail)?,
+            layers: self.layers(spec).await.map_err(fail)?,
         };
         let mut runs = ContainerSpec::command(self.runtime.run_argv(&record.runc_id));
         runs.resources = spec.resources;

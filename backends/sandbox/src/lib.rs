@@ -14,7 +14,7 @@
 //! | field | on this backend |
 //! |---|---|
 //! | `command`, `args` | the program and its arguments inside the container; required (a directory image has no command). |
-//! | `image` | required: an **absolute directory** that is the root file system. It is never written: the container sees an overlay with a writable layer of its own, dropped at `remove`. |
+//! | `image` | required, an absolute path: a **directory** that is the root file system, an **OCI image layout** (a directory with `oci-layout` and `index.json`: its first manifest), or a **`docker save` archive** (its first image). Layers are unpacked once each into a cache named by their digest and shared by every container that uses them; whiteouts are honoured. Nothing is pulled. The image is never written: the container sees an overlay with a writable layer of its own, dropped at `remove`. |
 //! | `env` | exactly the container's environment; `PATH` defaults to [`hoist_process::DEFAULT_PATH`]. |
 //! | `working_dir` | absolute, inside the container; default `/`. |
 //! | `user` | `uid` or `uid:gid`, numeric; default root (with the Docker Engine's default capabilities). |
@@ -42,6 +42,14 @@
 //! - `remove` ends the container, has runc delete what it left, unmounts the root file system
 //!   and deletes the folder: no mount, cgroup or state is left behind.
 //!
+//! # The state directory
+//!
+//! ```text
+//! <state dir>/containers/<id>/             the process backend's folder: record, logs
+//! <state dir>/containers/<id>/sandbox/     the bundle, the overlay's layers, runc's state
+//! <state dir>/images/sha256/<digest>/      one unpacked layer, shared; kept after remove
+//! ```
+//!
 //! # What the machine must offer
 //!
 //! Root, the pid, mount, ipc, uts and network namespaces, overlayfs, a writable cgroup tree
@@ -51,6 +59,7 @@
 
 mod bundle;
 mod containerizer;
+mod image;
 mod runtime;
 
 pub use bundle::READ_ONLY_LABEL;

@@ -13,7 +13,9 @@ async fn the_sandbox_backend_passes_the_conformance_suite() {
     let target =
         ConformanceTarget::posix_shell(["/bin/sh"]).with_image(rootfs.display().to_string());
     conformance::run_all(&sandbox, &target).await.unwrap();
-    let left: Vec<_> = std::fs::read_dir(state.path()).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(state.path().join("containers"))
+        .unwrap()
+        .collect();
     assert!(
         left.is_empty(),
         "the suite left container folders behind: {left:?}"

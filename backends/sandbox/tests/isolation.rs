@@ -57,7 +57,7 @@ impl Fixture {
             .await
             .expect("the container ends")
             .unwrap();
-        let dir = self.state.path().join(id.as_str());
+        let dir = self.state.path().join("containers").join(id.as_str());
         let output = ["stdout.log", "stderr.log"]
             .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
             .concat();
@@ -223,7 +223,9 @@ async fn nothing_is_left_after_remove() {
         Vec::<std::path::PathBuf>::new(),
         "cgroups are left"
     );
-    let left: Vec<_> = std::fs::read_dir(f.state.path()).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(f.state.path().join("containers"))
+        .unwrap()
+        .collect();
     assert!(left.is_empty(), "{left:?}");
     let err = f.sandbox.inspect(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
@@ -274,7 +276,12 @@ async fn a_restarted_executor_finds_stops_and_removes_its_containers() {
         .unwrap()
         .unwrap();
     again.remove(&id, false).await.unwrap();
-    assert!(std::fs::read_dir(f.state.path()).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(f.state.path().join("containers"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 #[tokio::test]
@@ -297,7 +304,12 @@ async fn bridge_networking_and_names_are_refused_with_the_field() {
     no_image.image = None;
     let err = f.sandbox.create(&owner, &no_image).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput);
-    assert!(std::fs::read_dir(f.state.path()).unwrap().next().is_none());
+    assert!(
+        std::fs::read_dir(f.state.path().join("containers"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 #[test]
