@@ -191,22 +191,11 @@ async fn a_docker_save_archive_runs_with_its_deletions() {
     let context = images.path().join("context");
     std::fs::create_dir_all(&context).unwrap();
     common::busybox_rootfs(&context);
-    std::fs::write(
-        context.join("Dockerfile"),
-        "FROM scratch\nCOPY rootfs /\nRUN echo added > /etc/added && rm /etc/passwd\n",
-    )
-    .unwrap();
     let tag = format!("hoist-sandbox-test:{}", std::process::id());
-    let built = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&context)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    common::docker_build(
+        &context,
+        &tag,
+        "RUN echo added > /etc/added && rm /etc/passwd\n",
     );
     let archive = images.path().join("image.tar");
     let saved = std::process::Command::new("docker")

@@ -40,3 +40,25 @@ pub fn busybox_rootfs(dir: &Path) -> PathBuf {
 pub fn sandbox(state: &Path) -> SandboxContainerizer {
     SandboxContainerizer::new(state).expect("this machine runs sandboxed containers")
 }
+
+/// Builds the directory `context` (with a root file system in `context/rootfs`) as a local
+/// Docker image tagged `tag`, from a Dockerfile of the given lines after `FROM scratch` and
+/// `COPY rootfs /`.
+pub fn docker_build(context: &Path, tag: &str, lines: &str) {
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM scratch\nCOPY rootfs /\n{lines}"),
+    )
+    .unwrap();
+    let built = std::process::Command::new("docker")
+        .args(["build", "-q", "-t", tag])
+        .arg(context)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+}
