@@ -364,3 +364,123 @@ pub(crate) fn io_error(what: &str, path: &Path, e: std::io::Error) -> Error {
         format!("{what} {}: {e}", path.display()),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(spec: ContainerSpec) -> SandboxRecord {
+        SandboxRecord {
+            runc_id: "hoist-0123456789abcdef".to_owned(),
+            spec,
+            layers: vec![PathBuf::from("/images/root")],
+        }
+    }
+
+    fn namespaces(config: &serde_json::Value) -> Vec<&str> {
+        config["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn the_init_runs_the_argv_with_the_specs_environment_and_namespaces() {
+        let mut spec = ContainerSpec::command(["/bin/sh", "-c", "true"]);
+        spec.env.insert("A".to_owned(), "1".to_owned());
+        spec.working_dir = Some("/srv".into());
+        let config = config(
+            &record(spec.clone()),
+            Path::new("/usr/bin/tini-static"),
+            None,
+        );
+        assert_eq!(
+            config["process"]["args"],
+            json!(["/dev/init", "--", "/bin/sh", "-c", "true"])
+        );
+        assert_eq!(
+            config["process"]["env"],
+            json!(["A=1", format!("PATH={DEFAULT_PATH}")])
+        );
+        assert_eq!(config["process"]["cwd"], "/srv");
+        assert_eq!(config["process"]["user"], json!({"uid": 0, "gid": 0}));
+        assert_eq!(config["root"], json!({"path": "rootfs", "readonly": false}));
+        assert_eq!(config["hostname"], "0123456789abcdef");
+        assert_eq!(namespaces(&config), ["pid", "ipc", "uts", "mount"]);
+
+        spec.network = Some(NetworkMode::None);
+        spec.user = Some("1000:100".to_owned());
+        spec.labels
+            .insert(READ_ONLY_LABEL.to_owned(), "true".to_owned());
+        let config = super::config(&record(spec), Path::new("/tini"), None);
+        assert_eq!(
+            namespaces(&config),
+            ["pid", "ipc", "uts", "mount", "network"]
+        );
+        assert_eq!(config["process"]["user"], json!({"uid": 1000, "gid": 100}));
+        assert_eq!(config["root"]["readonly"], true);
+        let mounts = config["mounts"].as_array().unwrap();
+        assert!(
+            !mounts
+                .iter()
+                .any(|m| m["destination"] == "/etc/resolv.conf"),
+            "network none gets no resolver"
+        );
+        assert!(mounts.iter().any(|m| m["destination"] == "/dev/init"
+            && m["source"] == "/tini"
+            && m["options"] == json!(["rbind", "rprivate", "ro"])));
+    }
+
+    #[test]
+    fn volumes_and_a_written_resolv_conf_are_bind_mounts() {
+        let mut spec = ContainerSpec::command(["true"]);
+        spec.volumes = vec![hoist_core::Volume {
+            host_path: "/var/data".into(),
+            container_path: "/data".into(),
+            read_only: false,
+        }];
+        let config = config(
+            &record(spec),
+            Path::new("/tini"),
+            Some(Path::new("/state/resolv.conf")),
+        );
+        let mounts = config["mounts"].as_array().unwrap();
+        assert!(
+            mounts.contains(&json!({"destination": "/data", "type": "bind",
+            "source": "/var/data", "options": ["rbind", "rprivate"]}))
+        );
+        assert!(
+            mounts.contains(&json!({"destination": "/etc/resolv.conf", "type": "bind",
+            "source": "/state/resolv.conf", "options": ["rbind", "rprivate", "ro"]}))
+        );
+    }
+
+    #[test]
+    fn bad_paths_and_users_are_refused_naming_the_field() {
+        let mut spec = ContainerSpec::command(["true"]);
+        spec.working_dir = Some("srv".into());
+        assert_eq!(
+            check(&spec).unwrap_err().context_value("field"),
+            Some("working_dir")
+        );
+        let mut spec = ContainerSpec::command(["true"]);
+        spec.user = Some("1000:staff".to_owned());
+        assert_eq!(
+            check(&spec).unwrap_err().context_value("field"),
+            Some("user")
+        );
+        let mut spec = ContainerSpec::command(["true"]);
+        spec.volumes = vec![hoist_core::Volume {
+            host_path: "/nonexistent/hoist".into(),
+            container_path: "/data".into(),
+            read_only: true,
+        }];
+        assert_eq!(
+            check(&spec).unwrap_err().context_value("field"),
+            Some("volumes[0].host_path")
+        );
+        assert_eq!(parse_user("7").unwrap(), (7, 7));
+    }
+}

@@ -17,7 +17,7 @@
 //! | `image` | required, an absolute path: a **directory** that is the root file system, an **OCI image layout** (a directory with `oci-layout` and `index.json`: its first manifest), or a **`docker save` archive** (its first image). Layers are unpacked once each into a cache named by their digest and shared by every container that uses them; whiteouts are honoured. Nothing is pulled. The image is never written: the container sees an overlay with a writable layer of its own, dropped at `remove`. |
 //! | `env` | exactly the container's environment; `PATH` defaults to [`hoist_process::DEFAULT_PATH`]. |
 //! | `working_dir` | absolute, inside the container; default `/`. |
-//! | `user` | `uid` or `uid:gid`, numeric; default root (with the Docker Engine's default capabilities). |
+//! | `user` | `uid` or `uid:gid`, numeric (`uid` alone: the group id equals it); default root (with the Docker Engine's default capabilities). |
 //! | `network` | `host` (the default) or `none` (a network namespace with loopback only). `bridge` and user networks are refused. |
 //! | `ports` | with `host`, as on the process backend: the container binds the port itself; with `none`, refused. |
 //! | `resources` | enforced: `memory` and `cpus` (a CFS quota) in a cgroup (v1 or v2) that holds runc and the container; an OOM kill is reported as `oom_killed`. |
