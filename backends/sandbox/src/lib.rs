@@ -39,6 +39,9 @@
 //!   root and cgroup, with its environment.
 //! - `logs`, `wait`, `inspect`, `list_owned`, `stats` and recovery after a restart are the
 //!   process backend's, on the `runc run` process (its captured output is the container's).
+//!   `stats` is therefore runc's process group (not the task's, which tini puts in a group of
+//!   its own) and, with limits, the cgroup holding runc and the container: see the guide's
+//!   known gaps.
 //!   `stats` covers the whole container only when it has limits (its cgroup); without, the
 //!   `/proc` sample is runc's process group, which the task (in tini's child group) is not in.
 //!   cgroup v2 is untested: see the guide's known gaps.
