@@ -1,5 +1,6 @@
 //! Choosing a backend by name: local processes (feature `process`), Docker containers
-//! (feature `docker`) or Kubernetes pods (feature `kube`). Programs take the name from a flag
+//! (feature `docker`), Kubernetes pods (feature `kube`) or sandboxed containers through runc
+//! (feature `sandbox`). Programs take the name from a flag
 //! or a variable (`--backend`, LocalStack's `LAMBDA_RUNTIME_EXECUTOR`); a backend whose feature
 //! is not compiled in is an error naming the feature to enable.
 //!
@@ -31,18 +32,26 @@ pub enum Backend {
     Docker,
     /// Kubernetes pods (feature `kube`).
     Kubernetes,
+    /// Namespaces, cgroups and an image's root through runc (feature `sandbox`); needs root.
+    Sandbox,
 }
 
 impl Backend {
     /// Every backend, in the order of their names.
-    pub const ALL: [Backend; 3] = [Backend::Process, Backend::Docker, Backend::Kubernetes];
+    pub const ALL: [Backend; 4] = [
+        Backend::Process,
+        Backend::Docker,
+        Backend::Kubernetes,
+        Backend::Sandbox,
+    ];
 
-    /// The backend's name: `process`, `docker` or `kubernetes`.
+    /// The backend's name: `process`, `docker`, `kubernetes` or `sandbox`.
     pub fn as_str(self) -> &'static str {
         match self {
             Backend::Process => "process",
             Backend::Docker => "docker",
             Backend::Kubernetes => "kubernetes",
+            Backend::Sandbox => "sandbox",
         }
     }
 
@@ -52,6 +61,7 @@ impl Backend {
             Backend::Process => "process",
             Backend::Docker => "docker",
             Backend::Kubernetes => "kube",
+            Backend::Sandbox => "sandbox",
         }
     }
 
@@ -61,12 +71,14 @@ impl Backend {
             Backend::Process => cfg!(feature = "process"),
             Backend::Docker => cfg!(feature = "docker"),
             Backend::Kubernetes => cfg!(feature = "kube"),
+            Backend::Sandbox => cfg!(feature = "sandbox"),
         }
     }
 
     /// Connects to the backend: makes the process backend's state directory, or reaches the
     /// Docker Engine the way the Docker CLI does (`DOCKER_HOST`, else the local socket), or the
-    /// Kubernetes API server of the kubeconfig (or the in-cluster service account).
+    /// Kubernetes API server of the kubeconfig (or the in-cluster service account), or checks
+    /// that this machine can run sandboxed containers and makes their state directory.
     pub async fn connect(self, settings: &BackendSettings) -> Result<Arc<dyn Containerizer>> {
         if !self.is_available() {
             return Err(Error::new(
@@ -84,6 +96,10 @@ impl Backend {
         match self {
             #[cfg(feature = "process")]
             Backend::Process => Ok(Arc::new(hoist_process::ProcessContainerizer::new(
+                &settings.state_dir,
+            )?)),
+            #[cfg(feature = "sandbox")]
+            Backend::Sandbox => Ok(Arc::new(hoist_sandbox::SandboxContainerizer::new(
                 &settings.state_dir,
             )?)),
             #[cfg(feature = "docker")]
@@ -134,7 +150,7 @@ impl std::str::FromStr for Backend {
             .find(|b| b.as_str() == name)
             .ok_or_else(|| {
                 Error::invalid(format!(
-                    "`{name}` is not a backend (known: process, docker, kubernetes)"
+                    "`{name}` is not a backend (known: process, docker, kubernetes, sandbox)"
                 ))
             })
     }
@@ -143,7 +159,7 @@ impl std::str::FromStr for Backend {
 /// What the backends need to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendSettings {
-    /// The process backend's state directory.
+    /// The process and sandbox backends' state directory.
     pub state_dir: PathBuf,
     /// The Kubernetes backend's kubeconfig; `None` uses the in-cluster service account.
     pub kubeconfig: Option<PathBuf>,

@@ -38,6 +38,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `process` | yes | [`process`]: tasks as local child processes; no daemon needed |
+//! | `sandbox` | | `sandbox`: tasks in namespaces and cgroups on an image's root, through runc; no daemon needed |
 //! | `https` | yes | HTTPS health probes (rustls; certificates are not verified, as Mesos does) |
 //! | `docker` | | `docker`: the Docker Engine API through bollard |
 //! | `kube` | | `kube`: one pod per container through kube-rs (your program picks the Kubernetes version through `k8s-openapi`'s features) |
@@ -80,6 +81,9 @@ pub mod testing {
 
 #[cfg(feature = "process")]
 pub use hoist_process as process;
+
+#[cfg(feature = "sandbox")]
+pub use hoist_sandbox as sandbox;
 
 #[cfg(feature = "docker")]
 pub use hoist_docker as docker;
