@@ -12,8 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use hoist::backend::Backend as ComputeBackend;
 use hoist::function_backend::{BackendSettings, containerizer};
-use hoist::{Error, ErrorKind};
+use hoist::{Containerizer, Error, ErrorKind};
+use hoist_aws::compute::{ComputeConfig, ComputeService};
 use hoist_aws::lambda::{LambdaConfig, LambdaService};
 use hoist_functions::FunctionExecutor;
 use hoist_functions::config::{Backend, FunctionsConfig, RuntimeCommand};
@@ -150,18 +152,75 @@ async fn start(args: &Args) -> Result<(), Error> {
         Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
     })?;
     let host = LambdaHost::new(functions.clone(), state_dir.join("unpacked"));
-    let service = LambdaService::start(store, Arc::new(host), lambda_config).await;
+    let compute_backend = compute_backend(&vars, &state_dir).await?;
+    let compute_config = ComputeConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
+    let service = LambdaService::start(store.clone(), Arc::new(host), lambda_config).await;
+    let compute = ComputeService::start(store, compute_backend, compute_config).await;
     eprintln!(
         "hoist: serving the AWS endpoint on http://{} (state in {})",
         listener.local_addr().unwrap_or(args.listen),
         state_dir.display()
     );
-    let served = axum::serve(listener, service.router())
+    let served = axum::serve(listener, service.router().merge(compute.router()))
         .with_graceful_shutdown(shutdown_signal())
         .await;
+    compute.shutdown().await;
     service.shutdown().await;
     functions.shutdown().await;
     served.map_err(|e| Error::new(ErrorKind::Backend, "the server failed").with_source(e))
+}
+
+/// The backend EC2 instances and ECS tasks run on, from LocalStack's `EC2_VM_MANAGER` and
+/// `ECS_TASK_EXECUTOR` (hoist runs both on one backend, so when both are set they must agree):
+/// `docker`, `kubernetes`, `process` or `sandbox`. Unset, it is Docker, as LocalStack's, or the
+/// process backend when no Docker Engine answers, said on standard error.
+async fn compute_backend(
+    vars: &[(String, String)],
+    state_dir: &std::path::Path,
+) -> Result<Arc<dyn Containerizer>, Error> {
+    let named: Vec<(&str, &str)> = ["EC2_VM_MANAGER", "ECS_TASK_EXECUTOR"]
+        .into_iter()
+        .filter_map(|key| {
+            vars.iter()
+                .find(|(k, v)| k == key && !v.is_empty())
+                .map(|(_, v)| (key, v.as_str()))
+        })
+        .collect();
+    let settings = BackendSettings::new(state_dir.join("compute-backend"));
+    let chosen = match named.as_slice() {
+        [] => None,
+        [(_, one)] => Some(*one),
+        [(k1, v1), (k2, v2)] if v1 == v2 => {
+            let _ = (k1, k2);
+            Some(*v1)
+        }
+        [(k1, v1), (k2, v2), ..] => {
+            return Err(Error::invalid_field(
+                *k2,
+                format!(
+                    "is `{v2}` but {k1} is `{v1}`: hoist runs EC2 instances and ECS tasks on one backend"
+                ),
+            ));
+        }
+    };
+    match chosen {
+        Some(name) => {
+            let backend: ComputeBackend = name.parse().map_err(|e: Error| {
+                let key = named.first().map_or("EC2_VM_MANAGER", |(k, _)| *k);
+                Error::invalid_field(key, e.to_string())
+            })?;
+            backend.connect(&settings).await
+        }
+        None => match ComputeBackend::Docker.connect(&settings).await {
+            Ok(docker) => Ok(docker),
+            Err(e) => {
+                eprintln!(
+                    "hoist: EC2 and ECS run on the process backend: no Docker Engine answered ({e}); set EC2_VM_MANAGER to choose"
+                );
+                ComputeBackend::Process.connect(&settings).await
+            }
+        },
+    }
 }
 
 /// Ctrl-C or SIGTERM.

@@ -38,6 +38,7 @@ fn free_port() -> u16 {
 }
 
 /// Starts `hoist serve` and waits (up to 30 s) until it answers.
+/// EC2 and ECS run on the process backend too.
 async fn start(port: u16, state: &Path, venv: &Path) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args([
@@ -51,6 +52,7 @@ async fn start(port: u16, state: &Path, venv: &Path) -> Child {
         .env("LAMBDA_RUNTIME_EXECUTOR", "process")
         .env("LAMBDA_KEEPALIVE_MS", "600000")
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("EC2_VM_MANAGER", "process")
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -81,28 +83,56 @@ async fn stop(mut child: Child) {
     assert!(status.success(), "hoist serve exited with {status}");
 }
 
+/// The test credentials and region, and nothing of the user's own AWS configuration.
+fn aws_env(command: &mut Command) -> &mut Command {
+    command
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        )
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+}
+
+/// `aws ARGS --endpoint-url ENDPOINT --output json`, its JSON answer.
+async fn aws(endpoint: &str, venv: &Path, args: &[&str]) -> Value {
+    let mut command = Command::new(venv.join("bin/aws"));
+    command
+        .args(args)
+        .args(["--endpoint-url", endpoint, "--output", "json"]);
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        aws_env(&mut command).kill_on_drop(true).output(),
+    )
+    .await
+    .expect("the AWS CLI answers within 60 s")
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "aws {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or(Value::Null)
+}
+
 async fn phase(endpoint: &str, name: &str, venv: &Path) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/serve_e2e.py");
     let output = tokio::time::timeout(
         Duration::from_secs(300),
-        Command::new(venv.join("bin/python"))
-            .arg(script)
-            .arg(endpoint)
-            .arg(name)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                "/nonexistent/aws-credentials",
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_ENDPOINT_URL")
-            .kill_on_drop(true)
-            .output(),
+        aws_env(
+            Command::new(venv.join("bin/python"))
+                .arg(script)
+                .arg(endpoint)
+                .arg(name),
+        )
+        .kill_on_drop(true)
+        .output(),
     )
     .await
     .expect("the client phase finishes")
@@ -216,6 +246,111 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     assert_eq!(r["deleted"]["code"], "ResourceNotFoundException");
     assert_eq!(r["list_after_delete"], json!([]), "{r}");
     stop(server).await;
+}
+
+/// The instance state of `id` as DescribeInstances gives it.
+async fn instance_state(endpoint: &str, venv: &Path, id: &str) -> String {
+    let described = aws(
+        endpoint,
+        venv,
+        &["ec2", "describe-instances", "--instance-ids", id],
+    )
+    .await;
+    described["Reservations"][0]["Instances"][0]["State"]["Name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// EC2 on the same port as Lambda, on the backend `EC2_VM_MANAGER` names: the AWS CLI runs an
+/// instance whose user data keeps it running, sees it running, stops it, and it survives a
+/// restart of the server until it is terminated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoist_serve_answers_ec2_on_the_same_port() {
+    let venv = venv();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let server = start(port, state.path(), &venv).await;
+
+    let ran = aws(
+        &endpoint,
+        &venv,
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-12345678",
+            "--count",
+            "1",
+            "--user-data",
+            "sleep 1000",
+            "--tag-specifications",
+            "ResourceType=instance,Tags=[{Key=team,Value=hoist}]",
+        ],
+    )
+    .await;
+    let id = ran["Instances"][0]["InstanceId"]
+        .as_str()
+        .expect("an instance id")
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while instance_state(&endpoint, &venv, &id).await != "running" {
+        assert!(tokio::time::Instant::now() < deadline, "never running");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tagged = aws(
+        &endpoint,
+        &venv,
+        &[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=tag:team,Values=hoist",
+        ],
+    )
+    .await;
+    assert_eq!(
+        tagged["Reservations"][0]["Instances"][0]["InstanceId"], id,
+        "{tagged}"
+    );
+
+    stop(server).await;
+    let server = start(port, state.path(), &venv).await;
+    assert_eq!(instance_state(&endpoint, &venv, &id).await, "running");
+    aws(
+        &endpoint,
+        &venv,
+        &["ec2", "terminate-instances", "--instance-ids", &id],
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while instance_state(&endpoint, &venv, &id).await != "terminated" {
+        assert!(tokio::time::Instant::now() < deadline, "never terminated");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(server).await;
+}
+
+#[tokio::test]
+async fn two_backends_for_ec2_and_ecs_are_refused_naming_both() {
+    let state = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(state.path())
+        .env("EC2_VM_MANAGER", "process")
+        .env("ECS_TASK_EXECUTOR", "docker")
+        .env("LAMBDA_RUNTIME_EXECUTOR", "process")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ECS_TASK_EXECUTOR") && stderr.contains("EC2_VM_MANAGER"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test]
