@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# Creates the Python virtual environment the Lambda tests use: boto3 and the AWS CLI (the client
-# side) and
-# awslambdaric (the runtime interface client that runs inside environments); the runtime tests
-# use it too: prometheus_client (its text and OpenMetrics parsers) and bottle (the responses
-# Kubeless functions return).
+# Creates the Python virtual environment the AWS tests use: boto3 and the AWS CLI (the client
+# side) and awslambdaric (the runtime interface client that runs inside environments); the
+# runtime tests use it too: prometheus_client (its text and OpenMetrics parsers) and bottle (the
+# responses Kubeless functions return).
 # Usage: functions/tests/setup-python.sh [venv-dir]   (default: target/lambda-venv)
 # The tests find the venv through HOIST_LAMBDA_VENV, or at target/lambda-venv.
 set -euo pipefail
