@@ -132,14 +132,7 @@ fn pipe_session(plan: &Plan, request: &ExecRequest) -> Result<ExecSession> {
         chunks(ReaderStream::new(stderr), LogStream::Stderr),
     )
     .boxed();
-    let exit = async move {
-        let status = child.wait().await;
-        guard.ended();
-        status.map(exit_status).map_err(|e| {
-            Error::new(ErrorKind::Backend, "could not wait for the session").with_source(e)
-        })
-    }
-    .boxed();
+    let exit = exit_of(child, guard);
     Ok(ExecSession::new(input, output, None, exit))
 }
 
@@ -151,7 +144,7 @@ fn terminal_session(plan: &Plan, request: &ExecRequest) -> Result<ExecSession> {
     if let Some(size) = request.size {
         pty.resize(pty_size(size)).map_err(pty_error)?;
     }
-    let mut child = pty_process::Command::new(&plan.program)
+    let child = pty_process::Command::new(&plan.program)
         .args(&plan.args)
         .env_clear()
         .envs(&plan.env)
@@ -183,15 +176,23 @@ fn terminal_session(plan: &Plan, request: &ExecRequest) -> Result<ExecSession> {
         })
         .boxed();
     let output = chunks(output, LogStream::Stdout).boxed();
-    let exit = async move {
+    let exit = exit_of(child, guard);
+    Ok(ExecSession::new(input, output, Some(resize), exit))
+}
+
+/// The session's exit: its leader's, after which its group is left alone.
+fn exit_of(
+    mut child: tokio::process::Child,
+    guard: GroupGuard,
+) -> futures::future::BoxFuture<'static, Result<hoist_core::ExitStatus>> {
+    async move {
         let status = child.wait().await;
         guard.ended();
         status.map(exit_status).map_err(|e| {
             Error::new(ErrorKind::Backend, "could not wait for the session").with_source(e)
         })
     }
-    .boxed();
-    Ok(ExecSession::new(input, output, Some(resize), exit))
+    .boxed()
 }
 
 /// Reads as output chunks of `stream`.
