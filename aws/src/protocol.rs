@@ -63,6 +63,39 @@ pub async fn request_id_layer(mut request: Request, next: Next) -> Response {
     response
 }
 
+/// Middleware (for `axum::middleware::from_fn`) that gives a framework's own rejection (a path
+/// that does not decode, a body that is not what an extractor wanted) the shape of an AWS
+/// error, so that no answer of a REST-JSON service is ever a plain-text default: an error
+/// response without `X-Amzn-ErrorType` becomes `InvalidParameterValueException` (400, the
+/// code AWS answers a malformed parameter with), `RequestEntityTooLargeException` (413),
+/// `UnsupportedMediaTypeException` (415) or `ServiceException` (5xx), with the rejection's
+/// text as its message.
+pub async fn aws_shaped_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error())
+        || response.headers().contains_key("x-amzn-errortype")
+    {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let (code, status) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ("RequestEntityTooLargeException", status),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("UnsupportedMediaTypeException", status),
+        s if s.is_server_error() => ("ServiceException", StatusCode::INTERNAL_SERVER_ERROR),
+        _ => ("InvalidParameterValueException", StatusCode::BAD_REQUEST),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    AwsError::new(code, status, message).into_response()
+}
+
 /// Whether the caller or the service is at fault (the body's `Type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

@@ -148,3 +148,31 @@ async fn requests_outside_the_model_and_bad_bodies_get_aws_errors() {
     assert_eq!(body["AccountUsage"]["FunctionCount"], 0);
     service.shutdown().await;
 }
+
+/// Found by the `lambda_api` fuzz target: a path whose percent-encoding does not decode was
+/// refused by the framework's own extractor, a plain-text 400 without AWS's error headers.
+#[tokio::test]
+async fn a_path_that_does_not_decode_gets_an_aws_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, router) = start(dir.path()).await;
+    for uri in [
+        "/2015-03-31/functions/%ff%fe/configuration",
+        "/2015-03-31/functions/f%cc%/invocations",
+        "/2019-09-30/functions/%c3%28/concurrency",
+    ] {
+        let method = if uri.ends_with("invocations") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (status, headers, body) = call(&router, method, uri, "").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {body}");
+        assert_aws_error(uri, status, &headers, &body);
+        assert_eq!(
+            headers["x-amzn-errortype"],
+            "InvalidParameterValueException"
+        );
+        assert!(headers.contains_key("x-amzn-requestid"), "{uri}");
+    }
+    service.shutdown().await;
+}

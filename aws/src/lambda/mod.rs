@@ -263,6 +263,9 @@ impl LambdaService {
             .fallback(unserved)
             .method_not_allowed_fallback(unserved)
             .layer(DefaultBodyLimit::disable())
+            .layer(axum::middleware::from_fn(
+                crate::protocol::aws_shaped_errors,
+            ))
             .layer(axum::middleware::from_fn(crate::protocol::request_id_layer))
             .with_state(self.clone())
     }
