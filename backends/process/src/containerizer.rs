@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,6 +20,8 @@ use nix::sys::signal::Signal;
 use tokio_util::task::TaskTracker;
 
 use crate::BACKEND;
+
+mod known;
 use crate::entry::{Entry, Phase};
 use crate::observe;
 use crate::plan::{self, Plan};
@@ -212,71 +214,6 @@ impl ProcessContainerizer {
         // The leader has just gone; anything it left in its group goes too.
         signal_group(pid, Signal::SIGKILL);
         Ok(())
-    }
-}
-
-impl Inner {
-    fn containers(&self) -> std::sync::MutexGuard<'_, HashMap<ContainerId, Arc<Entry>>> {
-        self.containers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The container `id`: from memory, or else from its folder (a container an earlier
-    /// containerizer created). `None` when there is no such container.
-    fn lookup(self: &Arc<Self>, id: &ContainerId) -> Result<Option<Arc<Entry>>> {
-        if let Some(entry) = self.containers().get(id) {
-            return Ok(Some(entry.clone()));
-        }
-        let Some(dir) = ContainerDir::new(&self.state_dir, id) else {
-            return Ok(None);
-        };
-        let Some(record) = dir.read()? else {
-            return Ok(None);
-        };
-        if record.id != *id {
-            return Err(Error::invalid(format!(
-                "the record in {} names container {}",
-                dir.root().display(),
-                record.id
-            )));
-        }
-        let entry = Arc::new(Entry::new(dir, record));
-        let entry = self.containers().entry(id.clone()).or_insert(entry).clone();
-        self.watch_adopted(&entry);
-        Ok(Some(entry))
-    }
-
-    /// For a running container this containerizer did not start (it cannot `waitpid` it):
-    /// polls `/proc` until the process has gone. Its exit status is then the one its starter
-    /// recorded, if that starter is still alive, and unknown otherwise.
-    fn watch_adopted(self: &Arc<Self>, entry: &Arc<Entry>) {
-        let record = entry.snapshot();
-        if record.state != ContainerState::Running || record.exit.is_some() {
-            return;
-        }
-        let Some(process) = record.process() else {
-            entry.finish(ExitStatus::default());
-            return;
-        };
-        let weak: Weak<Entry> = Arc::downgrade(entry);
-        let interval = self.poll_interval;
-        self.tasks.spawn(async move {
-            // A zombie still exists: its parent is alive and about to reap it and record how
-            // it ended, so wait until it has been reaped.
-            loop {
-                if !process.exists() {
-                    break;
-                }
-                tokio::time::sleep(interval).await;
-                if weak.strong_count() == 0 {
-                    return;
-                }
-            }
-            // Give the process's own parent a moment to record the real status.
-            tokio::time::sleep(interval).await;
-            let Some(entry) = weak.upgrade() else { return };
-            let recorded = entry.dir.read().ok().flatten().and_then(|r| r.exit);
-            entry.finish(recorded.unwrap_or_default());
-        });
     }
 }
 
