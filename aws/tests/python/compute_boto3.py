@@ -358,10 +358,16 @@ def ecs_delete():
     before = service_tasks()[0]
     updated = ecs.update_service(cluster="web", service="web", taskDefinition="web:1")["service"]
     assert updated["taskDefinition"].endswith(":task-definition/web:1"), updated
-    replaced = wait_for("the task on web:1", lambda: [t for t in service_tasks()
-                        if t["taskDefinitionArn"].endswith("web:1")])
-    assert len(service_tasks()) == 1 and replaced[0]["taskArn"] != before["taskArn"], service_tasks()
-    assert [p for _, p, _ in target_states(arn)] == ports_of(replaced), target_states(arn)
+    # The replacement starts before the old task stops (ECS's default minimumHealthyPercent of
+    # 100), so the service has two tasks for a while: wait for the one on web:1 alone.
+    def only_web1():
+        tasks = service_tasks()
+        alone = len(tasks) == 1 and tasks[0]["taskDefinitionArn"].endswith("web:1")
+        return tasks if alone else None
+    replaced = wait_for("the task on web:1 alone", only_web1)
+    assert replaced[0]["taskArn"] != before["taskArn"], replaced
+    wait_for("the group to follow the replacement",
+             lambda: [p for _, p, _ in target_states(arn)] == ports_of(replaced))
     old_task = ecs.describe_tasks(cluster="web", tasks=[before["taskArn"]])["tasks"][0]
     assert old_task["lastStatus"] == "STOPPED" and old_task["stopCode"] == "ServiceSchedulerInitiated", old_task
     deleted = ecs.delete_service(cluster="web", service="web", force=True)["service"]
