@@ -232,21 +232,7 @@ impl IntoResponse for AwsError {
     }
 }
 
-/// `secs` since the epoch as UTC `(year, month, day, hour, minute, second)`, for the time
-/// formats AWS writes (Howard Hinnant's `civil_from_days`).
-pub fn utc_parts(secs: u64) -> (i64, i64, i64, u64, u64, u64) {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
-}
+pub use hoist_core::units::utc_parts;
 
 /// A JSON answer with `status`, as REST-JSON services send it.
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
