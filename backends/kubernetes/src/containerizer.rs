@@ -1,8 +1,11 @@
-//! [`KubeContainerizer`]: one pod per container. Exec and logs are in their own modules.
+//! [`KubeContainerizer`]: one pod per container. Exec, logs, resource usage, signals and
+//! interactive sessions are in their own modules.
 
 mod exec;
 mod logs;
 mod pod_state;
+mod session;
+mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -12,6 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use hoist_core::capabilities::Users;
+use hoist_core::observe::UsageStream;
+use hoist_core::session::{ExecRequest, ExecSession};
 use hoist_core::{
     Capabilities, ContainerId, ContainerInfo, ContainerSpec, ContainerState, Containerizer, Error,
     ErrorKind, ExecOutput, ExecutorId, ExitStatus, LogChunks, LogOptions, MappedPort,
@@ -263,11 +268,7 @@ impl Containerizer for KubeContainerizer {
         capabilities.network_none = false;
         capabilities.network_user = false;
         capabilities.user = Users::Numeric;
-        // Not yet on pods: resource usage (metrics.k8s.io), signals, interactive sessions.
-        capabilities.stats = false;
-        capabilities.signal = false;
-        capabilities.exec_stream = false;
-        capabilities.tty = false;
+        // Resource usage comes from metrics.k8s.io, signals and sessions go through exec.
         capabilities
     }
 
@@ -556,6 +557,18 @@ impl Containerizer for KubeContainerizer {
 
     async fn logs(&self, id: &ContainerId, options: LogOptions) -> Result<LogChunks> {
         self.log_chunks(id, options).await
+    }
+
+    async fn stats(&self, id: &ContainerId, interval: Duration) -> Result<UsageStream> {
+        self.pod_stats(id, interval).await
+    }
+
+    async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
+        self.signal_pod(id, signal).await
+    }
+
+    async fn exec_stream(&self, id: &ContainerId, request: ExecRequest) -> Result<ExecSession> {
+        self.exec_session(id, request).await
     }
 
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {

@@ -25,55 +25,47 @@ impl KubeContainerizer {
                 .with_operation("exec")
                 .with_context("container", id));
         }
-        let run =
-            async {
-                let params = AttachParams::default()
-                    .container(MAIN_CONTAINER)
-                    .stdin(false)
-                    .stdout(true)
-                    .stderr(true);
-                let mut process = self.api.exec(name, argv.to_vec(), &params).await.map_err(
-                    |e| match from_kube(e, "exec", name) {
-                        // The API server refuses exec into a container that is not running with 400.
-                        err if err.kind() == ErrorKind::InvalidInput => Error::new(
-                            ErrorKind::InvalidState,
-                            format!("the container is not running ({})", err.message()),
-                        )
-                        .with_operation("exec")
-                        .with_context("container", name),
-                        err => err,
-                    },
-                )?;
-                let mut stdout = process.stdout();
-                let mut stderr = process.stderr();
-                let status = process.take_status();
-                let read_out = async {
-                    let mut buf = Vec::new();
-                    if let Some(out) = stdout.as_mut() {
-                        out.read_to_end(&mut buf).await?;
-                    }
-                    Ok::<_, std::io::Error>(buf)
-                };
-                let read_err = async {
-                    let mut buf = Vec::new();
-                    if let Some(err) = stderr.as_mut() {
-                        err.read_to_end(&mut buf).await?;
-                    }
-                    Ok::<_, std::io::Error>(buf)
-                };
-                let (out, err) = tokio::try_join!(read_out, read_err)?;
-                let status = match status {
-                    Some(status) => status.await,
-                    None => None,
-                };
-                let _ = process.join().await;
-                let exit_code = exec_exit_code(name, status)?;
-                Ok::<_, Error>(ExecOutput {
-                    exit_code: Some(exit_code),
-                    stdout: Bytes::from(out),
-                    stderr: Bytes::from(err),
-                })
+        let run = async {
+            let params = AttachParams::default()
+                .container(MAIN_CONTAINER)
+                .stdin(false)
+                .stdout(true)
+                .stderr(true);
+            let mut process = self
+                .api
+                .exec(name, argv.to_vec(), &params)
+                .await
+                .map_err(|e| not_running(from_kube(e, "exec", name), "exec", name))?;
+            let mut stdout = process.stdout();
+            let mut stderr = process.stderr();
+            let status = process.take_status();
+            let read_out = async {
+                let mut buf = Vec::new();
+                if let Some(out) = stdout.as_mut() {
+                    out.read_to_end(&mut buf).await?;
+                }
+                Ok::<_, std::io::Error>(buf)
             };
+            let read_err = async {
+                let mut buf = Vec::new();
+                if let Some(err) = stderr.as_mut() {
+                    err.read_to_end(&mut buf).await?;
+                }
+                Ok::<_, std::io::Error>(buf)
+            };
+            let (out, err) = tokio::try_join!(read_out, read_err)?;
+            let status = match status {
+                Some(status) => status.await,
+                None => None,
+            };
+            let _ = process.join().await;
+            let exit_code = exec_exit_code(name, status)?;
+            Ok::<_, Error>(ExecOutput {
+                exit_code: Some(exit_code),
+                stdout: Bytes::from(out),
+                stderr: Bytes::from(err),
+            })
+        };
         match tokio::time::timeout(timeout, run).await {
             Ok(result) => result,
             Err(_) => Err(Error::new(
@@ -86,9 +78,23 @@ impl KubeContainerizer {
     }
 }
 
+/// The API server refuses exec into a container that is not running with 400: that is
+/// [`ErrorKind::InvalidState`].
+pub(super) fn not_running(err: Error, operation: &'static str, name: &str) -> Error {
+    if err.kind() != ErrorKind::InvalidInput {
+        return err;
+    }
+    Error::new(
+        ErrorKind::InvalidState,
+        format!("the container is not running ({})", err.message()),
+    )
+    .with_operation(operation)
+    .with_context("container", name)
+}
+
 /// The exit code of an exec from the status the remote-command protocol sends on its error
 /// channel: `Success`, or `NonZeroExitCode` with the code in `details.causes[ExitCode]`.
-fn exec_exit_code(
+pub(super) fn exec_exit_code(
     name: &str,
     status: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Status>,
 ) -> Result<i32> {

@@ -18,6 +18,8 @@ use super::selector::{FieldSelector, LabelSelector};
 use super::store::{Entry, EventType, Store, now};
 
 mod io;
+mod metrics;
+mod session;
 mod watch;
 
 use io::{exec, log};
@@ -41,6 +43,7 @@ pub(crate) fn router(store: Store) -> Router {
             get(exec).post(exec),
         )
         .merge(super::config_maps::routes())
+        .merge(metrics::routes())
         .fallback(|| async {
             status(
                 404,
@@ -225,6 +228,7 @@ async fn create(State(store): State<Store>, Path(ns): Path<String>, body: Bytes)
                 script: script.clone(),
                 log: String::new(),
                 log_tx,
+                signals: Vec::new(),
             },
         );
     }

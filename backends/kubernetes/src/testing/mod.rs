@@ -33,7 +33,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use tokio::task::JoinHandle;
 
-pub use script::{ExecHandler, ExecReply, OnTerm, PodScript, ScriptFn, simulate_command};
+pub use script::{
+    ExecHandler, ExecReply, OnTerm, PodScript, PodUsage, ScriptFn, Trap, simulate_command,
+};
 use store::{Broadcast, Store};
 
 /// A fake API server on `127.0.0.1`, stopped when dropped.
@@ -209,6 +211,37 @@ impl FakeApiServer {
         self.with_ns(name, |s, ns| {
             s.set_terminated(ns, name, 137, None, "OOMKilled")
         })
+    }
+
+    /// The signals delivered to a pod's main process (by a `kill -N 1` exec'd in it), in order.
+    pub fn signals(&self, name: &str) -> Vec<i32> {
+        self.entry(name, |e| e.signals.clone()).unwrap_or_default()
+    }
+
+    /// Reads the entry of the pod `name` (in any namespace).
+    fn entry<T>(&self, name: &str, read: impl FnOnce(&store::Entry) -> T) -> Option<T> {
+        let state = self.store().lock();
+        state
+            .pods
+            .iter()
+            .find(|((_, n), _)| n == name)
+            .map(|(_, e)| read(e))
+    }
+
+    /// Stops serving `metrics.k8s.io`, as a cluster without metrics-server: its paths answer
+    /// 404 like any unknown path.
+    pub fn without_metrics_api(&self) {
+        self.store().lock().metrics_api = false;
+    }
+
+    /// The terminal sizes (rows, columns) interactive sessions were resized to, in order.
+    pub fn resizes(&self) -> Vec<(u16, u16)> {
+        self.store().lock().resizes.clone()
+    }
+
+    /// What a pod has printed so far.
+    pub fn pod_log(&self, name: &str) -> String {
+        self.entry(name, |e| e.log.clone()).unwrap_or_default()
     }
 
     /// Appends `text` to a pod's log.

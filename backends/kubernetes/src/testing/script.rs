@@ -1,6 +1,7 @@
 //! What a fake pod does: when it starts, when it exits, how it answers TERM, what it prints and
 //! how it answers exec. Tests choose it per pod, or for every pod.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,36 @@ impl ExecReply {
     }
 }
 
+/// What a pod's main process does on a signal it has a handler for (a shell's `trap`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trap {
+    /// Nothing (`trap '' HUP`).
+    Ignore,
+    /// Prints a line and goes on (`trap 'echo hup' HUP`).
+    Print(String),
+    /// Exits with a code (`trap 'exit 0' TERM`).
+    Exit(i32),
+}
+
+/// What metrics-server reports for a running pod's main container (`metrics.k8s.io`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodUsage {
+    /// CPU in use, in billionths of a core (`usage.cpu`, written `<n>n`).
+    pub cpu_nanocores: u64,
+    /// Working set, in bytes (`usage.memory`, written `<n>Ki`).
+    pub memory_bytes: u64,
+}
+
+impl Default for PodUsage {
+    /// One thousandth of a core and 1 MiB: an idle process.
+    fn default() -> Self {
+        PodUsage {
+            cpu_nanocores: 1_000_000,
+            memory_bytes: 1 << 20,
+        }
+    }
+}
+
 /// Answers exec requests with the command's argv.
 pub type ExecHandler = Arc<dyn Fn(&[String]) -> ExecReply + Send + Sync>;
 
@@ -56,6 +87,13 @@ pub struct PodScript {
     pub output: String,
     /// How it answers exec.
     pub exec: ExecHandler,
+    /// What its main process does on the signals it handles, by number. A `kill` exec'd in
+    /// the pod against process 1 delivers to it; a signal without an entry does nothing (the
+    /// kernel drops a signal without a handler sent to a namespace's init), except KILL.
+    pub traps: BTreeMap<i32, Trap>,
+    /// What `metrics.k8s.io` reports while it runs; `None` answers 404, as metrics-server does
+    /// for a pod it has no sample of yet.
+    pub usage: Option<PodUsage>,
 }
 
 impl fmt::Debug for PodScript {
@@ -65,13 +103,16 @@ impl fmt::Debug for PodScript {
             .field("exit_after", &self.exit_after)
             .field("on_term", &self.on_term)
             .field("output", &self.output)
+            .field("traps", &self.traps)
+            .field("usage", &self.usage)
             .finish_non_exhaustive()
     }
 }
 
 impl Default for PodScript {
-    /// Starts at once, runs until stopped, exits 143 on TERM, prints nothing, and runs exec'd
-    /// commands with [`simulate_command`].
+    /// Starts at once, runs until stopped, exits 143 on TERM, prints nothing, handles no other
+    /// signal, reports [`PodUsage::default`], and runs exec'd commands with
+    /// [`simulate_command`].
     fn default() -> Self {
         PodScript {
             start_after: Some(Duration::ZERO),
@@ -79,6 +120,8 @@ impl Default for PodScript {
             on_term: OnTerm::Exit(143),
             output: String::new(),
             exec: Arc::new(simulate_command),
+            traps: BTreeMap::new(),
+            usage: Some(PodUsage::default()),
         }
     }
 }
@@ -117,10 +160,17 @@ impl PodScript {
         self
     }
 
+    /// Reports `usage` to `metrics.k8s.io` (`None`: no sample).
+    pub fn uses(mut self, usage: Option<PodUsage>) -> Self {
+        self.usage = usage;
+        self
+    }
+
     /// The script a pod's own command asks for, read the way a shell would run a few
     /// busybox-style programs: `sleep N`, `true`, `false`, `exit N`, `echo ...` (also inside
-    /// `sh -c '...'`, joined with `;` or `&&`), and a `trap '' TERM` that makes it ignore TERM.
-    /// Anything else runs until stopped.
+    /// `sh -c '...'`, joined with `;` or `&&`), and `trap ACTION SIGNAL...` with an empty
+    /// action, `echo TEXT` or `exit N` (`trap '' TERM` ignores TERM). Anything else runs until
+    /// stopped.
     pub fn from_command(argv: &[String]) -> Self {
         let mut script = PodScript::default();
         let text = match argv {
@@ -137,8 +187,16 @@ impl PodScript {
             }
             match words.as_slice() {
                 [] => {}
-                ["trap", _, "TERM"] | ["trap", _, "TERM", ..] | ["trap", _, "15"] => {
-                    script.on_term = OnTerm::Ignore;
+                ["trap", ..] => {
+                    for (signal, trap) in parse_trap(step) {
+                        if signal == SIGTERM {
+                            script.on_term = match trap {
+                                Trap::Exit(code) => OnTerm::Exit(code),
+                                Trap::Ignore | Trap::Print(_) => OnTerm::Ignore,
+                            };
+                        }
+                        script.traps.insert(signal, trap);
+                    }
                 }
                 [prog, seconds] if prog.ends_with("sleep") => {
                     if *seconds == "infinity" {
@@ -202,6 +260,52 @@ pub fn simulate_command(argv: &[String]) -> ExecReply {
             delay: Duration::ZERO,
         },
     }
+}
+
+const SIGTERM: i32 = 15;
+
+/// The signal a name (`HUP`, `SIGHUP`) or number stands for.
+pub(crate) fn signal_number(name: &str) -> Option<i32> {
+    let name = name.trim_start_matches('-');
+    if let Ok(n) = name.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = name.strip_prefix("SIG").unwrap_or(name);
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "KILL" => 9,
+        "USR1" => 10,
+        "USR2" => 12,
+        "TERM" => 15,
+        _ => return None,
+    })
+}
+
+/// The handlers `trap ACTION SIGNAL...` installs (ACTION quoted or one word).
+fn parse_trap(step: &str) -> Vec<(i32, Trap)> {
+    let rest = step.trim().trim_start_matches("trap").trim_start();
+    let (action, signals) = match rest.chars().next() {
+        Some(quote @ ('\'' | '"')) => match rest[1..].find(quote) {
+            Some(end) => (&rest[1..=end], &rest[end + 2..]),
+            None => return Vec::new(),
+        },
+        _ => rest.split_once(' ').unwrap_or((rest, "")),
+    };
+    let words: Vec<&str> = action.split_whitespace().collect();
+    let trap = match words.as_slice() {
+        [] => Trap::Ignore,
+        ["exit", code] => Trap::Exit(code.parse().unwrap_or(0)),
+        ["exit"] => Trap::Exit(0),
+        [prog, text @ ..] if prog.ends_with("echo") => Trap::Print(format!("{}\n", text.join(" "))),
+        _ => Trap::Ignore,
+    };
+    signals
+        .split_whitespace()
+        .filter_map(signal_number)
+        .map(|n| (n, trap.clone()))
+        .collect()
 }
 
 fn shell_join(argv: &[String]) -> String {
@@ -293,6 +397,26 @@ mod tests {
         let s = PodScript::from_command(&argv(&["/bin/server", "--port", "80"]));
         assert_eq!(s.exit_after, None);
         assert_eq!(s.on_term, OnTerm::Exit(143));
+    }
+
+    #[test]
+    fn traps_become_handlers() {
+        let s = PodScript::from_command(&argv(&[
+            "sh",
+            "-c",
+            "trap 'echo hup' HUP USR1; echo ready; while true; do sleep 1; done",
+        ]));
+        assert_eq!(s.traps.get(&1), Some(&Trap::Print("hup\n".into())));
+        assert_eq!(s.traps.get(&10), Some(&Trap::Print("hup\n".into())));
+        assert_eq!(s.output, "ready\n");
+        assert_eq!(s.exit_after, None);
+        let s = PodScript::from_command(&argv(&["sh", "-c", "trap 'exit 0' TERM; sleep 5"]));
+        assert_eq!(s.on_term, OnTerm::Exit(0));
+        let s = PodScript::from_command(&argv(&["sh", "-c", "trap '' SIGINT 15; sleep 5"]));
+        assert_eq!(s.traps.get(&2), Some(&Trap::Ignore));
+        assert_eq!(s.on_term, OnTerm::Ignore);
+        assert_eq!(signal_number("bogus"), None);
+        assert_eq!(signal_number("99"), None);
     }
 
     #[test]

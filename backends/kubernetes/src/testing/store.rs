@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::{broadcast, watch};
 
-use super::script::{OnTerm, PodScript, Scripter};
+use super::script::{OnTerm, PodScript, Scripter, Trap};
 
 /// A watch event type, as it appears on the wire (`ADDED`, `MODIFIED`, `DELETED`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +56,8 @@ pub(crate) struct Entry {
     pub(crate) script: PodScript,
     pub(crate) log: String,
     pub(crate) log_tx: watch::Sender<usize>,
+    /// The signals delivered to its main process, in order.
+    pub(crate) signals: Vec<i32>,
 }
 
 pub(crate) struct State {
@@ -72,6 +74,10 @@ pub(crate) struct State {
     pub(crate) pod_network: std::net::Ipv4Addr,
     pub(crate) next_uid: u64,
     pub(crate) requests: BTreeMap<String, u64>,
+    /// Whether `metrics.k8s.io` is served (a cluster with metrics-server).
+    pub(crate) metrics_api: bool,
+    /// The terminal sizes interactive sessions were resized to, in order.
+    pub(crate) resizes: Vec<(u16, u16)>,
 }
 
 impl State {
@@ -110,6 +116,8 @@ impl Store {
                 pod_network: std::net::Ipv4Addr::new(10, 244, 0, 0),
                 next_uid: 1,
                 requests: BTreeMap::new(),
+                metrics_api: true,
+                resizes: Vec::new(),
             })),
             events,
             scripter: Arc::new(Mutex::new(Scripter::default())),
@@ -328,6 +336,33 @@ impl Store {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Delivers `signal` to the pod's main process, as `kill -N 1` in the pod does: its trap
+    /// runs (printing, or exiting), KILL ends it with 137, and any other signal does nothing.
+    /// Every delivery is recorded (`FakeApiServer::signals`).
+    pub(crate) fn deliver_signal(&self, ns: &str, name: &str, signal: i32) {
+        let trap = {
+            let mut state = self.lock();
+            let Some(entry) = state.pods.get_mut(&(ns.to_owned(), name.to_owned())) else {
+                return;
+            };
+            entry.signals.push(signal);
+            entry.script.traps.get(&signal).cloned()
+        };
+        match (signal, trap) {
+            (9, _) => {
+                self.set_terminated(ns, name, 137, Some(9), "Error");
+            }
+            (_, Some(Trap::Print(text))) => {
+                self.append_log(ns, name, &text);
+            }
+            (_, Some(Trap::Exit(code))) => {
+                let reason = if code == 0 { "Completed" } else { "Error" };
+                self.set_terminated(ns, name, code, None, reason);
+            }
+            (_, Some(Trap::Ignore) | None) => {}
         }
     }
 

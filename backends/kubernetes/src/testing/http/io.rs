@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::{Params, Refusal, not_found, param, status};
-use crate::testing::script::ExecHandler;
+use crate::testing::script::{ExecHandler, ExecReply, signal_number};
 use crate::testing::store::Store;
 
 /// Which container of the pod a subresource request names; errors as the API server words them.
@@ -209,6 +209,20 @@ pub(super) async fn exec(
     let Some(upgrade) = upgrade else {
         return status(400, "BadRequest", "Upgrade request required");
     };
+    let protocols = ["v5.channel.k8s.io", "v4.channel.k8s.io"];
+    if param(&params, "stdin") == Some("true") {
+        let tty = param(&params, "tty") == Some("true");
+        return upgrade
+            .protocols(protocols)
+            .on_upgrade(move |socket| super::session::run(socket, argv, tty, store));
+    }
+    if let Some(signal) = kill_of_init(&argv) {
+        store.deliver_signal(&ns, &name, signal);
+        let handler: ExecHandler = std::sync::Arc::new(|_: &[String]| ExecReply::new(0, ""));
+        return upgrade
+            .protocols(protocols)
+            .on_upgrade(move |socket| run_exec(socket, argv, handler));
+    }
     let handler = {
         let state = store.lock();
         match state.pods.get(&(ns, name.clone())) {
@@ -217,8 +231,23 @@ pub(super) async fn exec(
         }
     };
     upgrade
-        .protocols(["v5.channel.k8s.io", "v4.channel.k8s.io"])
+        .protocols(protocols)
         .on_upgrade(move |socket| run_exec(socket, argv, handler))
+}
+
+/// The signal of `kill -N 1` / `kill -s NAME 1` / `kill -NAME 1`: a signal to the pod's main
+/// process.
+fn kill_of_init(argv: &[String]) -> Option<i32> {
+    let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let (prog, signal) = match words.as_slice() {
+        [prog, "-s", signal, "1"] => (*prog, *signal),
+        [prog, signal, "1"] if signal.starts_with('-') => (*prog, *signal),
+        _ => return None,
+    };
+    if !prog.ends_with("kill") {
+        return None;
+    }
+    signal_number(signal)
 }
 
 async fn run_exec(mut socket: WebSocket, argv: Vec<String>, handler: ExecHandler) {
