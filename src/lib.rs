@@ -64,7 +64,7 @@ pub use hoist_core::{
     NetworkMode, OwnedContainer, Owner, Phase, PortMapping, Protocol, PullPolicy, Reason,
     Resources, Result, TaskFile, TaskId, TaskSpec, TaskState, TaskStatus, Volume,
 };
-pub use hoist_core::{catalog, health, input, labels, layer, scheduler, units};
+pub use hoist_core::{catalog, health, input, labels, layer, observe, scheduler, session, units};
 
 /// What a backend can honour ([`Capabilities`], at the top of the crate) and the kinds of
 /// support it declares.

@@ -6,6 +6,8 @@
 //! could not be reached. Errors are printed as one line on standard error.
 
 mod exit;
+mod metrics;
+mod progress;
 mod run;
 mod serve;
 

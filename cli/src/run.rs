@@ -1,14 +1,20 @@
-//! `hoist run TASKFILE`: the tasks of a task file on a backend, every status printed as one
-//! line, until every task has ended, `--for` has passed, or Ctrl-C.
+//! `hoist run TASKFILE`: the tasks of a task file on a backend, every status and task event
+//! printed as one line (image pulls as a progress bar on a terminal), until every task has
+//! ended, `--for` has passed, or Ctrl-C; with `--metrics ADDRESS`, the engine's metrics on
+//! `http://ADDRESS/metrics` meanwhile.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use hoist::backend::{Backend, BackendSettings};
 use hoist::{Error, Executor, TaskFile, TaskState};
 
 use crate::exit;
+use crate::metrics::MetricsServer;
+use crate::progress::EventPrinter;
 
 /// The arguments of `hoist run`.
 #[derive(Debug, clap::Args)]
@@ -36,6 +42,12 @@ pub struct Args {
     /// Keep every container after its task ends, for debugging.
     #[arg(long)]
     keep_containers: bool,
+    /// Serve the engine's Prometheus metrics on `http://ADDRESS/metrics` while running.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    metrics: Option<SocketAddr>,
+    /// Print statuses only, not task events (created, started, hook phases, failed probes...).
+    #[arg(long)]
+    no_events: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -77,13 +89,29 @@ pub async fn run(args: Args) -> ExitCode {
         Ok(containerizer) => containerizer,
         Err(e) => return exit::error(&e),
     };
-    let executor = match Executor::builder(containerizer)
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mut builder = Executor::builder(containerizer)
         .executor_id(args.executor_id.as_str())
-        .keep_containers(args.keep_containers)
-        .build()
-    {
+        .keep_containers(args.keep_containers);
+    if args.metrics.is_some() {
+        builder = builder.metrics(&mut registry);
+    }
+    let executor = match builder.build() {
         Ok(executor) => executor,
         Err(e) => return exit::error(&e),
+    };
+    let _metrics = match args.metrics {
+        Some(addr) => match MetricsServer::start(addr, Arc::new(registry)).await {
+            Ok(server) => {
+                eprintln!("hoist: metrics on http://{}/metrics", server.addr());
+                Some(server)
+            }
+            Err(e) => {
+                executor.shutdown(None).await;
+                return exit::error(&e);
+            }
+        },
+        None => None,
     };
     // What an earlier run with the same id left behind is cleaned up.
     if let Err(e) = executor.recover([]).await {
@@ -92,6 +120,8 @@ pub async fn run(args: Args) -> ExitCode {
     // Every status is printed from the shared stream; the tasks' handles say for sure when
     // each has ended, even if printing fell behind.
     let mut statuses = executor.statuses();
+    let mut events = executor.events();
+    let mut printer = EventPrinter::new(!args.no_events);
     let mut handles = Vec::with_capacity(file.tasks.len());
     for task in file.tasks {
         match executor.launch(task) {
@@ -116,6 +146,7 @@ pub async fn run(args: Args) -> ExitCode {
         tokio::select! {
             biased;
             Some(status) = statuses.recv() => print(status),
+            Some(event) = events.recv() => printer.print(&event),
             _ = &mut ended => break,
             () = &mut deadline => break,
             _ = tokio::signal::ctrl_c() => {
@@ -125,6 +156,10 @@ pub async fn run(args: Args) -> ExitCode {
         }
     }
     executor.shutdown(None).await;
+    while let Some(event) = events.try_recv() {
+        printer.print(&event);
+    }
+    printer.finish();
     while let Some(status) = statuses.try_recv() {
         print(status);
     }

@@ -124,3 +124,121 @@ fn unknown_backends_and_version() {
         format!("hoist {}", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `GET /metrics` on loopback `port`: the content type and the body, or `None` while nothing
+/// answers.
+fn scrape(port: u16) -> Option<(String, String)> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    let (head, body) = reply.split_once("\r\n\r\n")?;
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))?
+        .to_owned();
+    Some((content_type, body.to_owned()))
+}
+
+#[test]
+fn the_engine_metrics_are_served_while_running_and_events_are_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let demo = std::fs::read_to_string(repo().join("examples/tasks/demo.yaml"))
+        .unwrap()
+        .replace("18080", &free_port().to_string());
+    std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
+    let metrics_port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["run", "demo.yaml", "--for", "60s", "--state-dir"])
+        .arg(&state)
+        .args(["--metrics", &format!("127.0.0.1:{metrics_port}")])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ends the run (gracefully, as Ctrl-C does) even if an assertion fails first.
+    struct Interrupt(Option<std::process::Child>);
+    impl Interrupt {
+        fn stop(&mut self) -> Output {
+            let child = self.0.take().unwrap();
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            child.wait_with_output().unwrap()
+        }
+    }
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            if self.0.is_some() {
+                let _ = self.stop();
+            }
+        }
+    }
+    let mut run = Interrupt(Some(child));
+    // The job finishes and the web server runs healthy: both show in the metrics.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let (content_type, body) = loop {
+        if let Some((content_type, body)) = scrape(metrics_port)
+            && body.contains("hoist_tasks{state=\"running\"} 1")
+            && body.contains("hoist_health_checks_total{result=\"healthy\"}")
+            && body.contains("state=\"finished\"")
+        {
+            break (content_type, body);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the metrics never showed the demo running: {:?}",
+            scrape(metrics_port)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    assert!(body.contains("hoist_task_launches_total 2\n"), "{body}");
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) runs");
+    {
+        use std::io::Write as _;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.as_bytes())
+            .unwrap();
+    }
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics: {}{}\non:\n{body}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let output = run.stop();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "metrics on http://127.0.0.1:{metrics_port}/metrics"
+        )),
+        "{stderr}"
+    );
+    // Task events, one line each, beside the statuses.
+    for line in [
+        "job created: container ",
+        "web started: container ",
+        "web killed (executor_shutdown)",
+    ] {
+        assert!(stdout.contains(line), "`{line}` missing from:\n{stdout}");
+    }
+}
