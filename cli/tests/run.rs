@@ -35,15 +35,21 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn the_demo_runs_its_tasks_and_stops_them_after_for() {
+/// A directory with the README's demo as `demo.yaml`, its web server on a port of its own
+/// (other tests run it at the same time), and the path of a state directory in it.
+fn demo_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    // The README's demo, on a port of its own (other tests run it at the same time).
     let demo = std::fs::read_to_string(repo().join("examples/tasks/demo.yaml"))
         .unwrap()
         .replace("18080", &free_port().to_string());
     std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
+    (dir, state)
+}
+
+#[test]
+fn the_demo_runs_its_tasks_and_stops_them_after_for() {
+    let (dir, state) = demo_dir();
     let output = hoist(
         &[
             "run",
@@ -148,12 +154,7 @@ fn scrape(port: u16) -> Option<(String, String)> {
 
 #[test]
 fn the_engine_metrics_are_served_while_running_and_events_are_printed() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let demo = std::fs::read_to_string(repo().join("examples/tasks/demo.yaml"))
-        .unwrap()
-        .replace("18080", &free_port().to_string());
-    std::fs::write(dir.path().join("demo.yaml"), demo).unwrap();
+    let (dir, state) = demo_dir();
     let metrics_port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args(["run", "demo.yaml", "--for", "60s", "--state-dir"])
