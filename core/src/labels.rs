@@ -20,6 +20,17 @@ pub const FRAMEWORK_NAME: &str = "io.hoist.framework-name";
 /// The function a function executor's environment serves (its name).
 pub const FUNCTION: &str = "io.hoist.function";
 
+/// The AWS-style service a container works for (`lambda`, `ec2`, `ecs`): the function
+/// executor and hoist-aws set it on every container they create, and the Kubernetes backend
+/// chooses a pod profile by it (LocalStack's `LOCALSTACK_K8S_POD_CONFIG` `services`).
+pub const SERVICE: &str = "io.hoist.service";
+
+/// The CPU architecture a container's workload is built for, as Kubernetes names it (`amd64`,
+/// `arm64`), when the service knows it (a Lambda function's `Architectures`, an ECS task
+/// definition's `runtimePlatform`, an EC2 instance type's family); the Kubernetes backend
+/// chooses a pod profile by it.
+pub const ARCHITECTURE: &str = "io.hoist.architecture";
+
 /// The keys that record a container's owner: only hoist writes them, and a spec's own labels
 /// may not set them.
 pub const OWNERSHIP: [&str; 2] = [EXECUTOR_ID, TASK_ID];

@@ -8,6 +8,19 @@ use std::time::Duration;
 use hoist_core::{Error, Result};
 use k8s_openapi::api::core::v1::{Affinity, SecurityContext, Toleration};
 
+use crate::profiles::{POD_CONFIG_VARIABLE, PodProfiles, parse_strict};
+
+/// The variable naming the namespace of pods (LocalStack's).
+pub const NAMESPACE_VARIABLE: &str = "LOCALSTACK_K8S_NAMESPACE";
+/// The variable of labels on every pod, `k=v,k2=v2` (LocalStack's).
+pub const LABELS_VARIABLE: &str = "LOCALSTACK_K8S_LABELS";
+/// The older name of [`LABELS_VARIABLE`], which LocalStack still reads.
+pub const OLD_LABELS_VARIABLE: &str = "LAMBDA_K8S_LABELS";
+/// The variable of annotations on every pod, `k=v,k2=v2` (LocalStack's).
+pub const ANNOTATIONS_VARIABLE: &str = "LOCALSTACK_K8S_ANNOTATIONS";
+/// The variable holding the containers' security context as Kubernetes's JSON (LocalStack's).
+pub const SECURITY_CONTEXT_VARIABLE: &str = "K8S_CONTAINER_SECURITY_CONTEXT";
+
 /// DNS settings every pod gets, merged with the container spec's `dns` servers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DnsSettings {
@@ -79,16 +92,25 @@ pub enum HostVolumes {
 pub struct KubeConfig {
     /// The namespace pods are created in. Default `default`.
     pub namespace: String,
-    /// Labels on every pod (LocalStack's `LAMBDA_K8S_LABELS`), besides the spec's own labels
-    /// and the ownership labels.
+    /// Labels on every pod (LocalStack's `LOCALSTACK_K8S_LABELS`, formerly
+    /// `LAMBDA_K8S_LABELS`), under the spec's own labels, the pod profile's and hoist's.
     pub labels: BTreeMap<String, String>,
+    /// Annotations on every pod (LocalStack's `LOCALSTACK_K8S_ANNOTATIONS`), under the pod
+    /// profile's and hoist's ownership annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Pod profiles (LocalStack's `LOCALSTACK_K8S_POD_CONFIG`): each pod gets the one its
+    /// service and architecture resolve to, read from the spec's
+    /// [`SERVICE`](hoist_core::labels::SERVICE) and
+    /// [`ARCHITECTURE`](hoist_core::labels::ARCHITECTURE) labels.
+    pub pod_profiles: PodProfiles,
     /// Names of secrets used to pull images (`imagePullSecrets`).
     pub image_pull_secrets: Vec<String>,
     /// DNS settings for every pod.
     pub dns: DnsSettings,
     /// The image used when a spec names none (Kubernetes always needs one).
     pub default_image: Option<String>,
-    /// Node selector; empty leaves scheduling to the cluster's defaults.
+    /// Node selector; empty leaves scheduling to the cluster's defaults. A pod profile's
+    /// replaces it, as do its affinity and tolerations.
     pub node_selector: BTreeMap<String, String>,
     /// Affinity rules; `None` leaves scheduling to the cluster's defaults.
     pub affinity: Option<Affinity>,
@@ -96,8 +118,9 @@ pub struct KubeConfig {
     pub tolerations: Vec<Toleration>,
     /// The service account; with none, no service account token is mounted.
     pub service_account: Option<String>,
-    /// The container security context. `None` gives the non-root default: `runAsNonRoot`, no
-    /// privilege escalation, every capability dropped, the runtime's default seccomp profile.
+    /// The security context of every container (LocalStack's `K8S_CONTAINER_SECURITY_CONTEXT`).
+    /// `None` gives the non-root default: `runAsNonRoot`, no privilege escalation, every
+    /// capability dropped, the runtime's default seccomp profile.
     pub security_context: Option<SecurityContext>,
     /// The prefix of pod names (`<prefix>-<task>-<random>`).
     pub name_prefix: String,
@@ -120,6 +143,8 @@ impl Default for KubeConfig {
         KubeConfig {
             namespace: "default".into(),
             labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            pod_profiles: PodProfiles::default(),
             image_pull_secrets: Vec::new(),
             dns: DnsSettings::default(),
             default_image: None,
@@ -137,6 +162,121 @@ impl Default for KubeConfig {
             stop_slack: Duration::from_secs(30),
         }
     }
+}
+
+impl KubeConfig {
+    /// The default configuration with LocalStack's variables of pods read from `vars` (a
+    /// program passes its environment; unknown variables are ignored): `LOCALSTACK_K8S_NAMESPACE`,
+    /// `LOCALSTACK_K8S_LABELS` (or its older name `LAMBDA_K8S_LABELS`; the newer wins a key
+    /// both set), `LOCALSTACK_K8S_ANNOTATIONS`, `LOCALSTACK_K8S_POD_CONFIG` ([`PodProfiles`])
+    /// and `K8S_CONTAINER_SECURITY_CONTEXT` (Kubernetes's `SecurityContext` JSON). These are
+    /// the variables of LocalStack's Kubernetes configuration reference
+    /// (`localstack/localstack-docs`, `src/content/docs/aws/enterprise/kubernetes/
+    /// configuration.md`). A malformed value is an
+    /// [`InvalidInput`](hoist_core::ErrorKind::InvalidInput) error whose `field` context is
+    /// the variable; unknown fields of the JSON ones are named by their paths.
+    ///
+    /// ```
+    /// use hoist_kube::KubeConfig;
+    ///
+    /// let config = KubeConfig::from_vars([
+    ///     ("LOCALSTACK_K8S_NAMESPACE", "workloads"),
+    ///     ("LOCALSTACK_K8S_ANNOTATIONS", "prometheus.io/scrape=true"),
+    ///     ("K8S_CONTAINER_SECURITY_CONTEXT", r#"{"runAsUser": 1000}"#),
+    /// ]).unwrap();
+    /// assert_eq!(config.namespace, "workloads");
+    /// assert_eq!(config.annotations["prometheus.io/scrape"], "true");
+    /// assert_eq!(config.security_context.unwrap().run_as_user, Some(1000));
+    ///
+    /// let err = KubeConfig::from_vars([("K8S_CONTAINER_SECURITY_CONTEXT", r#"{"runAsUsr": 1}"#)]);
+    /// assert!(err.unwrap_err().to_string().contains("runAsUsr"));
+    /// ```
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = KubeConfig::default();
+        let mut old_labels = BTreeMap::new();
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            let in_variable =
+                |e: Error| Error::invalid_field(key, format!("is malformed: {}", e.message()));
+            match key {
+                NAMESPACE_VARIABLE => {
+                    let namespace = value.trim();
+                    if !is_dns_label(namespace) {
+                        return Err(Error::invalid_field(
+                            key,
+                            format!(
+                                "is `{value}`, not a namespace name (1-63 lowercase letters, digits and `-`, starting and ending with a letter or digit)"
+                            ),
+                        ));
+                    }
+                    config.namespace = namespace.to_owned();
+                }
+                LABELS_VARIABLE => config
+                    .labels
+                    .extend(parse_labels(value).map_err(in_variable)?),
+                OLD_LABELS_VARIABLE => old_labels = parse_labels(value).map_err(in_variable)?,
+                ANNOTATIONS_VARIABLE => {
+                    config.annotations = parse_annotations(value).map_err(in_variable)?
+                }
+                POD_CONFIG_VARIABLE => config.pod_profiles = PodProfiles::parse(value)?,
+                SECURITY_CONTEXT_VARIABLE => {
+                    config.security_context = Some(parse_strict(key, value)?);
+                }
+                _ => {}
+            }
+        }
+        for (key, value) in old_labels {
+            config.labels.entry(key).or_insert(value);
+        }
+        Ok(config)
+    }
+}
+
+fn is_dns_label(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-')
+}
+
+/// Parses annotations written as `k=v,k2=v2` (LocalStack's `LOCALSTACK_K8S_ANNOTATIONS`),
+/// checking each key against Kubernetes's rules (values are free text without commas). Errors
+/// name the bad pair.
+///
+/// ```
+/// use hoist_kube::parse_annotations;
+///
+/// let annotations = parse_annotations("prometheus.io/scrape=true,note=a=b").unwrap();
+/// assert_eq!(annotations["note"], "a=b");
+/// assert!(parse_annotations("no-value").is_err());
+/// ```
+pub fn parse_annotations(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut annotations = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(annotation_error(pair, "is not of the form key=value"));
+        };
+        let key = key.trim();
+        check_label(key, "").map_err(|problem| annotation_error(pair, &problem))?;
+        if annotations
+            .insert(key.to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(annotation_error(pair, "repeats a key given earlier"));
+        }
+    }
+    Ok(annotations)
+}
+
+fn annotation_error(pair: &str, problem: &str) -> Error {
+    Error::invalid(format!("annotation `{pair}` {problem}")).with_context("annotation", pair)
 }
 
 /// Parses labels written as `k=v,k2=v2` (LocalStack's `LAMBDA_K8S_LABELS` form), checking each
@@ -278,6 +418,66 @@ mod tests {
         assert!(check_label("k", &a).is_ok(), "{a}");
         assert!(check_label("k", &label_value(&"x".repeat(100))).is_ok());
         assert!(check_label("k", &label_value("///")).is_ok());
+    }
+
+    #[test]
+    fn localstack_variables_shape_the_config() {
+        let config = KubeConfig::from_vars([
+            (OLD_LABELS_VARIABLE, "team=old,tier=fn"),
+            (LABELS_VARIABLE, "team=new"),
+            (ANNOTATIONS_VARIABLE, "a.example.com/x=1, b=two"),
+            (NAMESPACE_VARIABLE, "workloads"),
+            (
+                SECURITY_CONTEXT_VARIABLE,
+                r#"{"runAsNonRoot": true, "runAsUser": 1000, "allowPrivilegeEscalation": false}"#,
+            ),
+            (
+                POD_CONFIG_VARIABLE,
+                r#"{"profiles": {"default": {"priorityClassName": "low"}}}"#,
+            ),
+            ("UNRELATED", "{"),
+        ])
+        .unwrap();
+        assert_eq!(config.namespace, "workloads");
+        assert_eq!(config.labels["team"], "new", "the newer name wins");
+        assert_eq!(config.labels["tier"], "fn");
+        assert_eq!(config.annotations["a.example.com/x"], "1");
+        assert_eq!(config.annotations["b"], "two");
+        let context = config.security_context.unwrap();
+        assert_eq!(context.run_as_user, Some(1000));
+        assert_eq!(context.allow_privilege_escalation, Some(false));
+        let profile = config.pod_profiles.resolve(None, None).unwrap();
+        assert_eq!(profile.priority_class_name.as_deref(), Some("low"));
+    }
+
+    #[test]
+    fn bad_variables_are_named() {
+        for (variable, value, named) in [
+            (NAMESPACE_VARIABLE, "Not_A_Namespace", "Not_A_Namespace"),
+            (LABELS_VARIABLE, "a=1,b", "`b`"),
+            (OLD_LABELS_VARIABLE, "x", "`x`"),
+            (ANNOTATIONS_VARIABLE, "-bad=1", "-bad"),
+            (
+                SECURITY_CONTEXT_VARIABLE,
+                r#"{"runAsUser": "me"}"#,
+                "runAsUser",
+            ),
+            (
+                SECURITY_CONTEXT_VARIABLE,
+                r#"{"capabilities": {"dorp": ["ALL"]}}"#,
+                "capabilities.dorp",
+            ),
+            (
+                POD_CONFIG_VARIABLE,
+                r#"{"profiles": {"p": {"lables": {}}}}"#,
+                "profiles.p.lables",
+            ),
+        ] {
+            let err = KubeConfig::from_vars([(variable, value)]).unwrap_err();
+            assert_eq!(err.kind(), hoist_core::ErrorKind::InvalidInput);
+            assert_eq!(err.context_value("field"), Some(variable), "{err}");
+            assert!(err.to_string().contains(named), "{variable}: {err}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::config::{KubeConfig, check_label, fnv, label_value};
 use crate::copy::CopiedVolume;
+use crate::profiles::{Architecture, PodProfile};
 
 /// The name of the main container in every pod.
 pub const MAIN_CONTAINER: &str = "main";
@@ -71,26 +72,15 @@ pub(crate) fn render_pod(
             .with_operation("create")
             .with_context("field", "container.image")
         })?;
-    let mut labels = config.labels.clone();
     for (key, value) in &spec.labels {
         check_label(key, value).map_err(|problem| {
             Error::invalid(format!("container label `{key}={value}` {problem}"))
                 .with_operation("create")
                 .with_context("label", key)
         })?;
-        labels.insert(key.clone(), value.clone());
     }
-    labels.extend(ownership_labels(owner));
-    let annotations = BTreeMap::from([
-        (
-            hoist_core::labels::EXECUTOR_ID.to_owned(),
-            owner.executor_id.to_string(),
-        ),
-        (
-            hoist_core::labels::TASK_ID.to_owned(),
-            owner.task_id.to_string(),
-        ),
-    ]);
+    let profile = profile_of(config, spec);
+    let (labels, annotations) = metadata(config, owner, spec, profile);
 
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
@@ -141,7 +131,10 @@ pub(crate) fn render_pod(
         env: env_vars(&spec.env),
         working_dir: spec.working_dir.as_ref().map(|d| d.display().to_string()),
         ports: ports(spec),
-        resources: resources(spec),
+        resources: match profile.and_then(|p| p.resources.clone()) {
+            Some(resources) => Some(resources),
+            None => resources(spec),
+        },
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         security_context: Some(security_context.clone()),
         ..Container::default()
@@ -193,15 +186,76 @@ pub(crate) fn render_pod(
             host_network,
             dns_policy,
             dns_config,
-            node_selector: (!config.node_selector.is_empty()).then(|| config.node_selector.clone()),
-            affinity: config.affinity.clone(),
-            tolerations: (!config.tolerations.is_empty()).then(|| config.tolerations.clone()),
+            node_selector: match profile.and_then(|p| p.node_selector.clone()) {
+                Some(selector) => Some(selector),
+                None => (!config.node_selector.is_empty()).then(|| config.node_selector.clone()),
+            },
+            affinity: match profile.and_then(|p| p.affinity.clone()) {
+                Some(affinity) => Some(affinity),
+                None => config.affinity.clone(),
+            },
+            tolerations: match profile.and_then(|p| p.tolerations.clone()) {
+                Some(tolerations) => Some(tolerations),
+                None => (!config.tolerations.is_empty()).then(|| config.tolerations.clone()),
+            },
+            topology_spread_constraints: profile
+                .and_then(|p| p.topology_spread_constraints.clone()),
+            priority_class_name: profile.and_then(|p| p.priority_class_name.clone()),
             service_account_name: config.service_account.clone(),
             automount_service_account_token: Some(config.service_account.is_some()),
             ..PodSpec::default()
         }),
         status: None,
     })
+}
+
+/// The pod profile of `spec`'s pod: the one its service and architecture labels resolve to.
+fn profile_of<'a>(config: &'a KubeConfig, spec: &ContainerSpec) -> Option<&'a PodProfile> {
+    let service = spec.labels.get(hoist_core::labels::SERVICE);
+    let architecture = spec
+        .labels
+        .get(hoist_core::labels::ARCHITECTURE)
+        .and_then(|a| Architecture::parse(a));
+    config
+        .pod_profiles
+        .resolve(service.map(String::as_str), architecture)
+}
+
+/// The pod's labels and annotations, each layer over the one before: the backend's, the
+/// spec's, the profile's (LocalStack's profiles override its `LOCALSTACK_K8S_LABELS` and
+/// `_ANNOTATIONS`), then hoist's own, which nothing overrides: the spec's `io.hoist.*` labels
+/// and the ownership labels and annotations.
+fn metadata(
+    config: &KubeConfig,
+    owner: &Owner,
+    spec: &ContainerSpec,
+    profile: Option<&PodProfile>,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let (hoist, others): (BTreeMap<_, _>, BTreeMap<_, _>) = spec
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| k.starts_with(hoist_core::labels::PREFIX));
+    let mut labels = config.labels.clone();
+    labels.extend(others);
+    let mut annotations = config.annotations.clone();
+    if let Some(profile) = profile {
+        labels.extend(profile.labels.clone());
+        annotations.extend(profile.annotations.clone());
+    }
+    labels.extend(hoist);
+    labels.extend(ownership_labels(owner));
+    annotations.extend([
+        (
+            hoist_core::labels::EXECUTOR_ID.to_owned(),
+            owner.executor_id.to_string(),
+        ),
+        (
+            hoist_core::labels::TASK_ID.to_owned(),
+            owner.task_id.to_string(),
+        ),
+    ]);
+    (labels, annotations)
 }
 
 fn pull_policy(policy: PullPolicy) -> &'static str {
