@@ -27,6 +27,10 @@ enum Command {
     Run(run::Args),
     /// Serves the AWS endpoint (the Lambda API) until Ctrl-C or SIGTERM.
     Serve(serve::Args),
+    /// Holds the Runtime API ports of `hoist serve`'s warm environments across its restarts
+    /// (started by `hoist serve`).
+    #[command(hide = true)]
+    LambdaRelay(serve::RelayArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +44,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run(args) => run::run(args).await,
             Command::Serve(args) => serve::serve(args).await,
+            Command::LambdaRelay(args) => serve::relay(args).await,
         }
     })
 }

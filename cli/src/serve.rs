@@ -6,20 +6,27 @@
 //! under the interpreter `HOIST_LAMBDA_PYTHON` names (which must have `awslambdaric`), Node
 //! runtimes under the program `HOIST_LAMBDA_NODE` names (a runtime interface client taking the
 //! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`.
+//!
+//! Warm environments outlive a restart (`--lambda-environments reattach`, the default): their
+//! Runtime API ports are held by a relay (`hoist lambda-relay`, started detached in the state
+//! directory), and a restarted server re-attaches to them. With `cleanup` a start removes what
+//! an earlier server left, and a stop removes every environment.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hoist::backend::Backend as ComputeBackend;
 use hoist::function_backend::{BackendSettings, containerizer};
 use hoist::{Containerizer, Error, ErrorKind};
 use hoist_aws::compute::{ComputeConfig, ComputeService};
 use hoist_aws::lambda::{LambdaConfig, LambdaService};
-use hoist_functions::FunctionExecutor;
 use hoist_functions::config::{Backend, FunctionsConfig, RuntimeCommand};
 use hoist_functions::lambda_host::LambdaHost;
+use hoist_functions::relay::{RelayClient, run_relay};
+use hoist_functions::{EnvironmentRecovery, FunctionExecutor};
 
 use crate::exit;
 
@@ -35,7 +42,36 @@ pub struct Args {
     /// Where functions, code, versions and aliases are kept across restarts.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// What becomes of warm Lambda environments across a restart: `reattach` leaves them
+    /// running at a stop and the next start takes them over (so its first invoke is warm);
+    /// `cleanup` stops them at a stop and removes what an earlier server left at a start.
+    #[arg(
+        long,
+        env = "HOIST_LAMBDA_ENVIRONMENTS",
+        default_value = "reattach",
+        value_name = "reattach|cleanup",
+        value_parser = parse_recovery
+    )]
+    lambda_environments: EnvironmentRecovery,
 }
+
+fn parse_recovery(value: &str) -> Result<EnvironmentRecovery, String> {
+    value.parse().map_err(|e: Error| e.to_string())
+}
+
+/// The arguments of `hoist lambda-relay` (started by `hoist serve`, not by hand).
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// The relay's directory: its control socket, and the server's Runtime API socket.
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// How long the relay waits for a server to come back before it exits.
+    #[arg(long, value_name = "MS")]
+    linger_ms: u64,
+}
+
+/// The relay keeps waiting for a restarted server at least this long.
+const MIN_RELAY_LINGER: Duration = Duration::from_secs(10);
 
 /// AWS's Python runtime identifiers.
 const PYTHON_RUNTIMES: [&str; 6] = [
@@ -147,7 +183,30 @@ async fn start(args: &Args) -> Result<(), Error> {
         &BackendSettings::new(state_dir.join("backend")),
     )
     .await?;
-    let functions = FunctionExecutor::start(backend, functions_config)?;
+    let relay_dir = state_dir.join("lambda-relay");
+    let recovery = args.lambda_environments;
+    let functions = match recovery {
+        EnvironmentRecovery::Reattach => {
+            let linger = functions_config.pool.keepalive.max(MIN_RELAY_LINGER);
+            let program = std::env::current_exe().map_err(|e| {
+                Error::new(
+                    ErrorKind::Backend,
+                    "cannot find this program to start the relay",
+                )
+                .with_source(e)
+            })?;
+            let mut command = std::process::Command::new(program);
+            command
+                .arg("lambda-relay")
+                .arg("--dir")
+                .arg(&relay_dir)
+                .arg("--linger-ms")
+                .arg(linger.as_millis().to_string());
+            let relay = RelayClient::start(&relay_dir, command).await?;
+            FunctionExecutor::start_relayed(backend, functions_config, Arc::new(relay))?
+        }
+        EnvironmentRecovery::Cleanup => FunctionExecutor::start(backend, functions_config)?,
+    };
     let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
         Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
     })?;
@@ -155,6 +214,21 @@ async fn start(args: &Args) -> Result<(), Error> {
     let compute_backend = compute_backend(&vars, &state_dir).await?;
     let compute_config = ComputeConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
     let service = LambdaService::start(store.clone(), Arc::new(host), lambda_config).await;
+    // Once the functions are registered again: the environments an earlier server left.
+    match functions.recover_environments(recovery).await {
+        Ok(recovered) if recovered.reattached.len() + recovered.removed.len() > 0 => eprintln!(
+            "hoist: {} warm Lambda environments re-attached, {} removed",
+            recovered.reattached.len(),
+            recovered.removed.len()
+        ),
+        Ok(_) => {}
+        Err(e) => eprintln!("hoist: could not recover the Lambda environments: {e}"),
+    }
+    if recovery == EnvironmentRecovery::Cleanup
+        && let Some(relay) = RelayClient::connect(&relay_dir).await
+    {
+        relay.shutdown().await;
+    }
     let compute = ComputeService::start(store, compute_backend, compute_config).await;
     eprintln!(
         "hoist: serving the AWS endpoint on http://{} (state in {})",
@@ -166,7 +240,10 @@ async fn start(args: &Args) -> Result<(), Error> {
         .await;
     compute.shutdown().await;
     service.shutdown().await;
-    functions.shutdown().await;
+    match recovery {
+        EnvironmentRecovery::Reattach => functions.detach().await,
+        EnvironmentRecovery::Cleanup => functions.shutdown().await,
+    }
     served.map_err(|e| Error::new(ErrorKind::Backend, "the server failed").with_source(e))
 }
 
@@ -236,6 +313,29 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
+    }
+}
+
+/// Runs the Runtime API relay of `hoist serve` until the server tells it to stop, it has
+/// waited for a server longer than its linger, or SIGTERM.
+pub async fn relay(args: RelayArgs) -> ExitCode {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let relay = run_relay(
+        &args.dir,
+        Duration::from_millis(args.linger_ms),
+        stop.clone(),
+    );
+    tokio::pin!(relay);
+    let result = tokio::select! {
+        result = &mut relay => result,
+        () = shutdown_signal() => {
+            stop.cancel();
+            relay.await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::error(&e),
     }
 }
 

@@ -40,6 +40,11 @@ fn free_port() -> u16 {
 /// Starts `hoist serve` and waits (up to 30 s) until it answers.
 /// EC2 and ECS run on the process backend too.
 async fn start(port: u16, state: &Path, venv: &Path) -> Child {
+    start_with(port, state, venv, "reattach").await
+}
+
+/// Starts `hoist serve` with `--lambda-environments recovery`, as [`start`].
+async fn start_with(port: u16, state: &Path, venv: &Path, recovery: &str) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args([
             "serve",
@@ -48,6 +53,7 @@ async fn start(port: u16, state: &Path, venv: &Path) -> Child {
             "--state-dir",
         ])
         .arg(state)
+        .args(["--lambda-environments", recovery])
         .env("HOIST_LAMBDA_PYTHON", venv.join("bin/python"))
         .env("LAMBDA_RUNTIME_EXECUTOR", "process")
         .env("LAMBDA_KEEPALIVE_MS", "600000")
@@ -81,6 +87,66 @@ async fn stop(mut child: Child) {
         .expect("hoist serve stops within 30 s of SIGTERM")
         .unwrap();
     assert!(status.success(), "hoist serve exited with {status}");
+}
+
+/// The processes running out of the state directory `state`, but this test's own: the relay
+/// (its command line names the directory), the environments (their working directory is in
+/// it) and the servers.
+fn leftover_pids(state: &Path) -> Vec<i32> {
+    let own = std::process::id() as i32;
+    let needle = state.to_string_lossy().into_owned();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == own || !alive(pid) {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.starts_with(state) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Whether `pid` runs (exists and is not a zombie).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// Kills, when dropped, whatever still runs out of a test's state directory, so that a test
+/// that fails half-way leaves no relay or environment behind.
+struct Leftovers(PathBuf);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for pid in leftover_pids(&self.0) {
+            // SAFETY: kill(2) with a valid signal on a process running out of this test's
+            // own state directory.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Waits (up to 30 s) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The test credentials and region, and nothing of the user's own AWS configuration.
@@ -150,6 +216,7 @@ async fn phase(endpoint: &str, name: &str, venv: &Path) -> Value {
 async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     let venv = venv();
     let state = tempfile::tempdir().unwrap();
+    let _leftovers = Leftovers(state.path().to_path_buf());
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
 
@@ -231,7 +298,7 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     assert_eq!(r["slow"]["status"], 200, "{r}");
     stop(server).await;
 
-    let server = start(port, state.path(), &venv).await;
+    let server = start_with(port, state.path(), &venv, "cleanup").await;
     let r = phase(&endpoint, "after", &venv).await;
     assert_eq!(r["list"], json!(["e2e"]), "{r}");
     assert_eq!(r["get"]["State"], "Active", "{r}");
@@ -246,6 +313,97 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     assert_eq!(r["deleted"]["code"], "ResourceNotFoundException");
     assert_eq!(r["list_after_delete"], json!([]), "{r}");
     stop(server).await;
+}
+
+/// Runs `tests/python/warm.py ENDPOINT PHASE` and returns what the function answered.
+async fn warm(endpoint: &str, phase: &str, venv: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/warm.py");
+    let output = tokio::time::timeout(
+        Duration::from_secs(300),
+        aws_env(
+            Command::new(venv.join("bin/python"))
+                .arg(script)
+                .arg(endpoint)
+                .arg(phase),
+        )
+        .kill_on_drop(true)
+        .output(),
+    )
+    .await
+    .expect("the client finishes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "warm.py {phase} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+}
+
+/// Kills the server with SIGKILL: it has no chance to let anything go.
+async fn crash(mut child: Child) {
+    child.kill().await.unwrap();
+}
+
+/// Warm environments outlive restarts of the server: after a SIGTERM and after a SIGKILL, the
+/// first invoke lands in the same process, whose module-level counter went on counting. With
+/// `--lambda-environments cleanup`, a start removes what the predecessor left (its environment,
+/// its relay) and a stop leaves nothing running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_invoke_after_a_restart_is_warm_and_cleanup_leaves_nothing() {
+    let venv = venv();
+    let state = tempfile::tempdir().unwrap();
+    let _leftovers = Leftovers(state.path().to_path_buf());
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+
+    let server = start(port, state.path(), &venv).await;
+    let first = warm(&endpoint, "create", &venv).await;
+    assert_eq!(first["calls"], 1, "{first}");
+    let pid = first["pid"].as_i64().unwrap();
+
+    stop(server).await;
+    assert!(
+        alive(pid as i32),
+        "the environment outlives the server's stop"
+    );
+    let server = start(port, state.path(), &venv).await;
+    let after_stop = warm(&endpoint, "invoke", &venv).await;
+    assert_eq!(after_stop["pid"], pid, "warm after SIGTERM: {after_stop}");
+    assert_eq!(after_stop["calls"], 2, "{after_stop}");
+
+    crash(server).await;
+    let server = start(port, state.path(), &venv).await;
+    let after_crash = warm(&endpoint, "invoke", &venv).await;
+    assert_eq!(after_crash["pid"], pid, "warm after SIGKILL: {after_crash}");
+    assert_eq!(after_crash["calls"], 3, "{after_crash}");
+
+    crash(server).await;
+    let server = start_with(port, state.path(), &venv, "cleanup").await;
+    let relay_socket = state.path().join("lambda-relay/relay.sock");
+    eventually("the predecessor's environment is removed", || {
+        !alive(pid as i32)
+    })
+    .await;
+    eventually("the relay has exited", || !relay_socket.exists()).await;
+    let cold = warm(&endpoint, "invoke", &venv).await;
+    assert_ne!(cold["pid"], pid, "a new environment: {cold}");
+    assert_eq!(cold["calls"], 1, "{cold}");
+    let server_pid = server.id().unwrap() as i32;
+    let running = leftover_pids(state.path());
+    assert!(
+        running
+            .iter()
+            .all(|p| *p == server_pid || *p == cold["pid"].as_i64().unwrap() as i32),
+        "only the server and its one environment run: {running:?}"
+    );
+
+    stop(server).await;
+    eventually("nothing of the server is left running", || {
+        leftover_pids(state.path()).is_empty()
+    })
+    .await;
 }
 
 /// The instance state of `id` as DescribeInstances gives it.
@@ -269,6 +427,7 @@ async fn instance_state(endpoint: &str, venv: &Path, id: &str) -> String {
 async fn hoist_serve_answers_ec2_on_the_same_port() {
     let venv = venv();
     let state = tempfile::tempdir().unwrap();
+    let _leftovers = Leftovers(state.path().to_path_buf());
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let server = start(port, state.path(), &venv).await;
@@ -316,7 +475,7 @@ async fn hoist_serve_answers_ec2_on_the_same_port() {
     );
 
     stop(server).await;
-    let server = start(port, state.path(), &venv).await;
+    let server = start_with(port, state.path(), &venv, "cleanup").await;
     assert_eq!(instance_state(&endpoint, &venv, &id).await, "running");
     aws(
         &endpoint,

@@ -7,6 +7,9 @@
 //!   environments or starts new ones, and reaps idle ones after the keepalive.
 //! - [`launcher::ExecutorLauncher`] runs environments as tasks of a hoist
 //!   [`Executor`](hoist_core::Executor), on any containerizer.
+//! - [`relay`] keeps the Runtime API ports of warm environments across a restart of the
+//!   executor's process, so a restarted executor re-attaches to them
+//!   ([`FunctionExecutor::recover_environments`]).
 
 mod body;
 pub mod config;
@@ -18,9 +21,10 @@ pub mod lambda_host;
 pub mod launcher;
 pub mod pool;
 mod registry;
+pub mod relay;
 pub mod runtime_api;
 
-pub use executor::FunctionExecutor;
+pub use executor::{EnvironmentRecovery, FunctionExecutor, RecoveredEnvironments};
 pub use hoist_runtimes::function::{
     Code, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, FunctionSpec, MAX_TIMEOUT, Source,
 };

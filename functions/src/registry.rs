@@ -167,6 +167,14 @@ impl Registry {
             .cloned()
     }
 
+    /// Every version: each function's current one and its retained ones.
+    pub fn all_versions(&self) -> Vec<Arc<FunctionVersion>> {
+        let mut versions = self.list();
+        let retained = self.retained.read().unwrap_or_else(|e| e.into_inner());
+        versions.extend(retained.values().flat_map(|v| v.values().cloned()));
+        versions
+    }
+
     /// Every function, by name.
     pub fn list(&self) -> Vec<Arc<FunctionVersion>> {
         self.functions

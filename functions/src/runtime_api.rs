@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use crate::body::{BodyError, read_capped};
 use crate::invoke::new_trace_id;
 use crate::launcher::ReadySignal;
+use crate::relay::{ENVIRONMENT_HEADER, RUNTIME_SOCKET, RelayClient, retry_later};
 
 /// The largest response a function may return (6291556 bytes, as on AWS).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
@@ -81,14 +82,32 @@ struct Endpoint {
     announced: AtomicBool,
     ready: ReadySignal,
     closed: CancellationToken,
+    /// Fired when the executor lets its environments go ([`RuntimeApi::detach`]): a waiting
+    /// `next` asks the relay to send it again (to the next executor).
+    detached: CancellationToken,
 }
 
 /// The Runtime API endpoints of a pool's environments. Each endpoint serves on a task of the
 /// API's tracker until it is closed; [`RuntimeApi::shutdown`] closes them all and awaits them.
+///
+/// With a relay ([`RuntimeApi::relayed`]), the ports are the relay's, which outlive this
+/// process; the endpoints are then served on the relay's [`RUNTIME_SOCKET`], each request
+/// naming its environment.
 #[derive(Debug, Default)]
 pub struct RuntimeApi {
     endpoints: Mutex<HashMap<EnvironmentId, Arc<Endpoint>>>,
     servers: TaskTracker,
+    relay: Option<RelayLink>,
+    detached: CancellationToken,
+}
+
+/// The relay behind a relayed [`RuntimeApi`], and the routes it forwards to.
+#[derive(Debug)]
+struct RelayLink {
+    client: Arc<RelayClient>,
+    routes: Arc<Mutex<HashMap<String, Router>>>,
+    /// Ends the server on the runtime socket.
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -103,6 +122,47 @@ impl RuntimeApi {
     /// No endpoints yet.
     pub fn new() -> Self {
         RuntimeApi::default()
+    }
+
+    /// A Runtime API whose ports `relay` holds: it serves the endpoints on the relay's
+    /// [`RUNTIME_SOCKET`] (replacing a socket a predecessor left), where the relay forwards
+    /// each runtime's requests. Call inside a tokio runtime.
+    pub fn relayed(relay: Arc<RelayClient>) -> hoist_core::Result<Self> {
+        let socket = relay.dir().join(RUNTIME_SOCKET);
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).map_err(|e| {
+            Error::from(e)
+                .with_operation("serve the runtime api to its relay")
+                .with_context("socket", socket.display())
+        })?;
+        let routes: Arc<Mutex<HashMap<String, Router>>> = Arc::default();
+        let stop = CancellationToken::new();
+        let api = RuntimeApi {
+            relay: Some(RelayLink {
+                client: relay,
+                routes: routes.clone(),
+                stop: stop.clone(),
+            }),
+            ..RuntimeApi::default()
+        };
+        let detached = api.detached.clone();
+        let router = Router::new().fallback(move |request: axum::extract::Request| {
+            let (routes, detached) = (routes.clone(), detached.clone());
+            async move { relayed_request(&routes, &detached, request).await }
+        });
+        api.servers.spawn(async move {
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "the runtime api socket failed");
+            }
+        });
+        Ok(api)
+    }
+
+    /// The relay holding the ports, if the API is relayed.
+    pub fn relay(&self) -> Option<&Arc<RelayClient>> {
+        self.relay.as_ref().map(|r| &r.client)
     }
 
     fn endpoint(&self, environment: &EnvironmentId) -> Option<Arc<Endpoint>> {
@@ -133,23 +193,80 @@ impl RuntimeApi {
         bind: IpAddr,
         ready: ReadySignal,
     ) -> hoist_core::Result<SocketAddr> {
+        self.open_recorded(environment, bind, ready, String::new())
+            .await
+    }
+
+    /// Like [`RuntimeApi::open_on`]; a relayed API's relay keeps `record` with the port, for
+    /// the executor after a restart ([`RelayClient::environments`]).
+    pub async fn open_recorded(
+        &self,
+        environment: &EnvironmentId,
+        bind: IpAddr,
+        ready: ReadySignal,
+        record: String,
+    ) -> hoist_core::Result<SocketAddr> {
+        let fail = |e: Error| {
+            e.with_operation("open runtime api")
+                .with_context("environment", environment)
+        };
+        if let Some(relay) = &self.relay {
+            let addr = relay
+                .client
+                .open(&environment.0, bind, record)
+                .await
+                .map_err(fail)?;
+            let _ = self.register(environment, ready, false);
+            return Ok(addr);
+        }
         let listener = tokio::net::TcpListener::bind((bind, 0))
             .await
-            .map_err(|e| {
-                Error::from(e)
-                    .with_operation("open runtime api")
-                    .with_context("environment", environment)
-            })?;
+            .map_err(|e| fail(Error::from(e)))?;
         let addr = listener.local_addr()?;
+        let (endpoint, router) = self.register(environment, ready, false);
+        let closed = endpoint.closed.clone();
+        self.servers.spawn(async move {
+            let serve =
+                axum::serve(listener, router).with_graceful_shutdown(closed.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "runtime api endpoint failed");
+            }
+        });
+        Ok(addr)
+    }
+
+    /// Takes over `environment`, whose runtime already runs and calls a port of the relay
+    /// (after a restart of the executor): its endpoint is ready at once. Without a relay this
+    /// is [`ErrorKind::InvalidState`](hoist_core::ErrorKind::InvalidState).
+    pub fn adopt(&self, environment: &EnvironmentId) -> hoist_core::Result<()> {
+        if self.relay.is_none() {
+            return Err(Error::new(
+                hoist_core::ErrorKind::InvalidState,
+                "only a relayed runtime api adopts environments",
+            )
+            .with_context("environment", environment));
+        }
+        let _ = self.register(environment, ReadySignal::default(), true);
+        Ok(())
+    }
+
+    /// A new endpoint for `environment`, and its routes (also given to the relay's socket).
+    fn register(
+        &self,
+        environment: &EnvironmentId,
+        ready: ReadySignal,
+        announced: bool,
+    ) -> (Arc<Endpoint>, Router) {
         let (queue, next) = mpsc::unbounded_channel();
         let endpoint = Arc::new(Endpoint {
             environment: environment.clone(),
             queue,
             next: tokio::sync::Mutex::new(next),
             in_flight: Mutex::new(HashMap::new()),
-            announced: AtomicBool::new(false),
+            announced: AtomicBool::new(announced),
             ready,
             closed: CancellationToken::new(),
+            detached: self.detached.clone(),
         });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
@@ -163,19 +280,18 @@ impl RuntimeApi {
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES))
             .with_state(endpoint.clone());
-        let closed = endpoint.closed.clone();
-        self.servers.spawn(async move {
-            let serve =
-                axum::serve(listener, router).with_graceful_shutdown(closed.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::warn!(error = %e, "runtime api endpoint failed");
-            }
-        });
+        if let Some(relay) = &self.relay {
+            relay
+                .routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(environment.0.clone(), router.clone());
+        }
         self.endpoints
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(environment.clone(), endpoint);
-        Ok(addr)
+            .insert(environment.clone(), endpoint.clone());
+        (endpoint, router)
     }
 
     /// Hands `invocation` to `environment` and waits for the runtime's answer. An environment
@@ -210,6 +326,14 @@ impl RuntimeApi {
             return;
         };
         endpoint.closed.cancel();
+        if let Some(relay) = &self.relay {
+            relay
+                .routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&environment.0);
+            relay.client.close(&environment.0).await;
+        }
         let message = format!("the environment ended: {reason}");
         let running: Vec<ReplyTx> = endpoint
             .in_flight
@@ -241,6 +365,29 @@ impl RuntimeApi {
         for environment in environments {
             self.close(&environment, "the function executor shut down")
                 .await;
+        }
+        self.end_servers().await;
+    }
+
+    /// Lets every environment go without failing or closing anything the relay holds: each
+    /// waiting `next` asks the relay to send it again (to the executor that comes next), and
+    /// the server on the relay's socket ends. Without a relay this is
+    /// [`RuntimeApi::shutdown`].
+    pub async fn detach(&self) {
+        if self.relay.is_none() {
+            return self.shutdown().await;
+        }
+        self.detached.cancel();
+        self.endpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.end_servers().await;
+    }
+
+    async fn end_servers(&self) {
+        if let Some(relay) = &self.relay {
+            relay.stop.cancel();
         }
         self.servers.close();
         let deadline = std::time::Duration::from_secs(5);
@@ -289,6 +436,34 @@ const FUNCTION_ARN: HeaderName = HeaderName::from_static("lambda-runtime-invoked
 const TRACE_ID: HeaderName = HeaderName::from_static("lambda-runtime-trace-id");
 const CLIENT_CONTEXT: HeaderName = HeaderName::from_static("lambda-runtime-client-context");
 
+/// A request the relay forwarded: to the routes of the environment it names, or back to the
+/// relay to be sent again (an environment not adopted yet, or an executor letting go).
+async fn relayed_request(
+    routes: &Mutex<HashMap<String, Router>>,
+    detached: &CancellationToken,
+    request: axum::extract::Request,
+) -> Response {
+    use tower::ServiceExt;
+    let router = request
+        .headers()
+        .get(ENVIRONMENT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|environment| {
+            routes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(environment)
+                .cloned()
+        });
+    match router {
+        Some(router) if !detached.is_cancelled() => match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        _ => retry_later(),
+    }
+}
+
 async fn next_invocation(State(endpoint): State<Arc<Endpoint>>) -> Response {
     if !endpoint.announced.swap(true, Ordering::AcqRel) {
         endpoint.ready.ready(&endpoint.environment);
@@ -298,10 +473,12 @@ async fn next_invocation(State(endpoint): State<Arc<Endpoint>>) -> Response {
             let mut queue = tokio::select! {
                 queue = endpoint.next.lock() => queue,
                 () = endpoint.closed.cancelled() => return StatusCode::GONE.into_response(),
+                () = endpoint.detached.cancelled() => return retry_later(),
             };
             tokio::select! {
                 pending = queue.recv() => pending,
                 () = endpoint.closed.cancelled() => None,
+                () = endpoint.detached.cancelled() => return retry_later(),
             }
         };
         let Some(Pending { invocation, reply }) = pending else {

@@ -122,20 +122,27 @@ impl EnvironmentLauncher for EndpointLauncher {
         key: &FunctionKey,
     ) -> hoist_core::Result<()> {
         let version = self.shared.registry.version(key.function(), key.version());
-        if let Some(version) = version
+        if let Some(version) = &version
             && self.shared.protocol(&version.spec) == RuntimeProtocol::Contract
         {
             let own_network = (self.shared.config.runtimes.get(&version.spec.runtime))
                 .is_some_and(|runtime| self.shared.own_network(runtime));
             return self.start_contract(environment, key, own_network).await;
         }
+        // A relay keeps the version's spec with the port: a restarted executor re-attaches
+        // the environment to the version with the same spec.
+        let record = match (&version, self.shared.runtime_api.relay()) {
+            (Some(version), Some(_)) => serde_json::to_string(&version.spec).unwrap_or_default(),
+            _ => String::new(),
+        };
         let api = self
             .shared
             .runtime_api
-            .open_on(
+            .open_recorded(
                 environment,
                 self.shared.runtime_api_bind(),
                 self.inner.ready_signal(),
+                record,
             )
             .await?;
         self.attach(environment, Attachment::Api(api));

@@ -29,6 +29,9 @@ mod environment;
 mod events;
 mod invoke;
 mod logs;
+mod recovery;
+
+pub use recovery::{EnvironmentRecovery, RecoveredEnvironments};
 
 use endpoints::EndpointLauncher;
 use environment::{code_dir, unknown_runtime};
@@ -106,6 +109,27 @@ impl FunctionExecutor {
         containerizer: Arc<dyn Containerizer>,
         config: FunctionsConfig,
     ) -> hoist_core::Result<Self> {
+        Self::start_with(containerizer, config, RuntimeApi::new())
+    }
+
+    /// Starts a function executor whose environments' Runtime API ports `relay` holds, so
+    /// that they outlive this process: [`FunctionExecutor::detach`] lets them go, and the next
+    /// executor on the same backend state and relay takes them over with
+    /// [`FunctionExecutor::recover_environments`]. Each request of a runtime then takes one
+    /// more local hop (through the relay).
+    pub fn start_relayed(
+        containerizer: Arc<dyn Containerizer>,
+        config: FunctionsConfig,
+        relay: Arc<crate::relay::RelayClient>,
+    ) -> hoist_core::Result<Self> {
+        Self::start_with(containerizer, config, RuntimeApi::relayed(relay)?)
+    }
+
+    fn start_with(
+        containerizer: Arc<dyn Containerizer>,
+        config: FunctionsConfig,
+        runtime_api: RuntimeApi,
+    ) -> hoist_core::Result<Self> {
         if !config.dns.is_empty() && !containerizer.capabilities().dns {
             return Err(
                 Error::unsupported(containerizer.name(), "DNS servers for environments")
@@ -121,7 +145,7 @@ impl FunctionExecutor {
         let shared = Arc::new(Shared {
             config,
             registry: Registry::new(),
-            runtime_api: RuntimeApi::new(),
+            runtime_api,
             memory_limits,
             contract_addresses: std::sync::Mutex::default(),
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -318,5 +342,8 @@ impl FunctionExecutor {
             );
         }
         self.shared.runtime_api.shutdown().await;
+        if let Some(relay) = self.shared.runtime_api.relay() {
+            relay.shutdown().await;
+        }
     }
 }

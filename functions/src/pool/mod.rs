@@ -366,6 +366,64 @@ impl WarmPool {
         }
     }
 
+    /// Takes over `id`, an environment of `key` that already runs and is ready (one an earlier
+    /// process left, re-attached): it becomes idle, and its keepalive starts. Ids the pool
+    /// gives new environments from then on count past its number.
+    pub fn adopt(&self, id: &EnvironmentId, key: &FunctionKey) -> hoist_core::Result<()> {
+        if let Some(n) = id.0.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()) {
+            self.inner.next_id.fetch_max(n + 1, Ordering::Relaxed);
+        }
+        {
+            let mut state = self.inner.state();
+            if state.closed {
+                return Err(Error::new(ErrorKind::InvalidState, "the pool is shut down"));
+            }
+            if state.environments.contains_key(id) {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    "the environment is in the pool already",
+                )
+                .with_context("environment", id));
+            }
+            let capacity = state
+                .admissions
+                .limits(key.function())
+                .per_environment
+                .max(1);
+            state.environments.insert(
+                id.clone(),
+                Environment {
+                    key: key.clone(),
+                    state: EnvironmentState::Starting,
+                    in_flight: 0,
+                    capacity,
+                    idle_since: Instant::now(),
+                    reaper: false,
+                    pinned: false,
+                },
+            );
+        }
+        self.inner.idle(id);
+        Ok(())
+    }
+
+    /// Refuses new requests and forgets every environment without stopping any (they stay
+    /// for a later process to re-attach to), cancels starts and reapers, and waits (within a
+    /// deadline) for the pool's background work to end. Returns the environments let go.
+    pub async fn detach(&self) -> Vec<EnvironmentId> {
+        let ids: Vec<EnvironmentId> = {
+            let mut state = self.inner.state();
+            state.closed = true;
+            std::mem::take(&mut state.environments)
+                .into_keys()
+                .collect()
+        };
+        self.inner.freed.notify_waiters();
+        self.inner.cancel.cancel();
+        self.wait_background().await;
+        ids
+    }
+
     /// Refuses new requests, stops every environment, cancels starts and reapers, and waits
     /// (within a deadline) for the pool's background work to end.
     pub async fn shutdown(&self) {
@@ -380,6 +438,10 @@ impl WarmPool {
         self.inner.cancel.cancel();
         let stops = ids.iter().map(|id| self.inner.launcher.stop(id));
         futures::future::join_all(stops).await;
+        self.wait_background().await;
+    }
+
+    async fn wait_background(&self) {
         self.inner.tasks.close();
         if tokio::time::timeout(SHUTDOWN_DEADLINE, self.inner.tasks.wait())
             .await
