@@ -41,6 +41,8 @@ pub struct SandboxContainerizer {
     /// OOM kill only in the container's own cgroup, which runc removes as the container ends.
     memory_v1: Option<PathBuf>,
     images: LayerCache,
+    /// The image of a spec that names none.
+    default_image: Option<String>,
 }
 
 impl SandboxContainerizer {
@@ -85,7 +87,16 @@ impl SandboxContainerizer {
             cgroups,
             memory_v1,
             images,
+            default_image: None,
         })
+    }
+
+    /// Runs a spec without `image` on `image` (an absolute path, as a spec's `image`): a
+    /// directory, an OCI image layout or a `docker save` archive. Without it such a spec is
+    /// refused.
+    pub fn with_default_image(mut self, image: impl Into<String>) -> Self {
+        self.default_image = Some(image.into());
+        self
     }
 
     /// The image's layers, top first, unpacked off the async workers.
@@ -146,6 +157,11 @@ impl SandboxContainerizer {
     /// The directory of the containers' folders (`containers/` in the state directory).
     pub fn containers_dir(&self) -> &Path {
         self.processes.state_dir()
+    }
+
+    /// The containers' cgroups.
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
     }
 
     /// The runtime.
@@ -350,6 +366,11 @@ impl Containerizer for SandboxContainerizer {
                 .with_context("backend", BACKEND)
                 .with_context("task", &owner.task_id)
         };
+        let mut spec = spec.clone();
+        if spec.image.is_none() {
+            spec.image.clone_from(&self.default_image);
+        }
+        let spec = &spec;
         self.capabilities().check(spec).map_err(fail)?;
         if spec.network == Some(hoist_core::NetworkMode::None) && !spec.ports.is_empty() {
             return Err(fail(Error::invalid_field(

@@ -76,6 +76,8 @@ mod bundle;
 mod containerizer;
 mod image;
 mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use bundle::READ_ONLY_LABEL;
 pub use containerizer::SandboxContainerizer;
