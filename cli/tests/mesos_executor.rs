@@ -3,6 +3,8 @@
 //!
 //! `HOIST_MESOS_EXECUTOR=<path>` tests another copy of the program (an installed one).
 //!
+//! The sandbox tests run as root on a busybox root file system made on the spot.
+//!
 //! The Docker test builds a `FROM scratch` busybox image through the Engine API (no registry);
 //! without a reachable Engine it returns early with a note, unless `HOIST_REQUIRE_DOCKER=1`.
 
@@ -16,8 +18,8 @@ use hoist_docker::testing::{
 };
 use hoist_mesos::testing::{AgentSimulator, SimulatorOptions};
 use hoist_mesos::wire::{
-    CommandInfo, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, Resource, TaskInfo,
-    TaskInfoFields, TaskState,
+    CommandInfo, ContainerInfo, ContainerType, DockerInfo, DockerNetwork, Reason, Resource,
+    TaskInfo, TaskInfoFields, TaskState,
 };
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -100,6 +102,18 @@ async fn run_then_kill(
     container: &str,
     info: TaskInfoFields,
 ) -> String {
+    run_check_then_kill(agent, sandbox, container, info, &|| {}).await
+}
+
+/// [`run_then_kill`], calling `while_running` once the task is RUNNING (a failed assertion
+/// there still stops the executor).
+async fn run_check_then_kill(
+    agent: &AgentSimulator,
+    sandbox: &Path,
+    container: &str,
+    info: TaskInfoFields,
+    while_running: &(dyn Fn() + Sync),
+) -> String {
     let mut child = start(agent, container, sandbox);
     let id = info.task_id.value.clone();
     let stderr = || std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
@@ -111,6 +125,8 @@ async fn run_then_kill(
                 s.states(&id).contains(&TaskState::Running)
             })
             .await?;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(while_running))
+            .map_err(|_| hoist_core::Error::invalid("the check while running failed"))?;
         agent.kill(&id, None);
         agent
             .wait_for("TASK_KILLED", WAIT, |s| {
@@ -227,6 +243,143 @@ async fn a_docker_task_with_cpus_and_mem_runs_and_is_killed_once() {
         docker.remove(&c.id, true).await.unwrap();
     }
     remove_image(docker.client(), &image).await.unwrap();
+}
+
+/// The drop-in's configuration for the sandbox backend: tasks without an image on a busybox
+/// root, state in `state`.
+fn sandbox_config(sandbox: &Path, images: &Path, state: &Path) {
+    let rootfs = hoist_sandbox::testing::busybox_rootfs(images);
+    std::fs::write(
+        sandbox.join("config.yaml"),
+        format!(
+            "containerizer: sandbox\nsandbox:\n  rootfs: {}\n  state_dir: {}\n",
+            rootfs.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+}
+
+/// The one container folder under the sandbox backend's `state`: the container's id.
+fn only_container(state: &Path) -> Vec<String> {
+    std::fs::read_dir(state.join("containers"))
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The limits the kernel holds for hoist's cgroup `id`: the CFS quota and period in
+/// microseconds, and the memory limit in bytes (v1 or v2).
+fn cgroup_limits(id: &str) -> (String, String) {
+    let root = Path::new("/sys/fs/cgroup");
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .trim()
+            .to_owned()
+    };
+    if root.join("cgroup.controllers").exists() {
+        let dir = root.join("hoist").join(id);
+        (read(dir.join("cpu.max")), read(dir.join("memory.max")))
+    } else {
+        let cpu = root.join("cpu/hoist").join(id);
+        (
+            format!(
+                "{} {}",
+                read(cpu.join("cpu.cfs_quota_us")),
+                read(cpu.join("cpu.cfs_period_us"))
+            ),
+            read(
+                root.join("memory/hoist")
+                    .join(id)
+                    .join("memory.limit_in_bytes"),
+            ),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_task_with_cpus_and_mem_runs_enforced_and_is_killed_once() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    sandbox_config(sandbox.path(), images.path(), state.path());
+    let agent = AgentSimulator::start(SimulatorOptions::default())
+        .await
+        .unwrap();
+    let container = format!("mesos-sandbox-{}", std::process::id());
+    // The Mesos sandbox is mounted where the agent maps it; the host's files are not there.
+    let info = task(
+        "jailed",
+        "test \"$FROM_AGENT\" = 1 && test -d /mnt/mesos/sandbox && ! test -e /usr/bin/env \
+         && sleep 300",
+    );
+    let check = || {
+        let ids = only_container(state.path());
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        // cpus 0.1 is a 10 ms quota per 100 ms; mem 32 is 32 MiB.
+        let (cpu, memory) = cgroup_limits(&ids[0]);
+        assert_eq!(cpu, "10000 100000");
+        assert_eq!(memory, (32u64 << 20).to_string());
+    };
+    let stderr = run_check_then_kill(&agent, sandbox.path(), &container, info, &check).await;
+    assert!(
+        stderr.contains("sandbox: cpus and mem enforced"),
+        "{stderr}"
+    );
+    assert!(
+        only_container(state.path()).is_empty(),
+        "the container was not removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_task_over_its_mem_is_killed_and_reported() {
+    let sandbox = tempfile::tempdir().unwrap();
+    let images = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    sandbox_config(sandbox.path(), images.path(), state.path());
+    let agent = AgentSimulator::start(SimulatorOptions::default())
+        .await
+        .unwrap();
+    let container = format!("mesos-sandbox-hog-{}", std::process::id());
+    let mut child = start(&agent, &container, sandbox.path());
+    let stderr = || std::fs::read_to_string(sandbox.path().join("stderr")).unwrap_or_default();
+    // `tail` keeps the never-ending line of zeros it reads: far more than 32 MiB.
+    let info = task("hog", "exec tail /dev/zero");
+    let result = async {
+        agent.wait_for("a SUBSCRIBE", WAIT, |s| s.connected).await?;
+        agent.launch(TaskInfo::from_fields(&info));
+        agent
+            .wait_for("a terminal update", WAIT, |s| !s.terminal("hog").is_empty())
+            .await?;
+        agent.shutdown();
+        Ok::<(), hoist_core::Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = child.start_kill();
+        panic!("{e}\nexecutor's stderr:\n{}", stderr());
+    }
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the executor exits after SHUTDOWN")
+        .unwrap();
+    assert!(status.success(), "exit status {status}\n{}", stderr());
+    let s = agent.snapshot();
+    let terminal = s.terminal("hog");
+    assert_eq!(terminal.len(), 1, "{:?}", s.states("hog"));
+    assert_eq!(terminal[0].state, TaskState::Failed, "{:?}", terminal[0]);
+    assert_eq!(
+        terminal[0].reason,
+        Some(Reason::ContainerLimitationMemory),
+        "{:?}",
+        terminal[0]
+    );
+    assert!(only_container(state.path()).is_empty());
 }
 
 /// The executor run in `dir` with `args` and no environment at all.

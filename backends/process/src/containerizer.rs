@@ -128,10 +128,13 @@ impl ProcessContainerizer {
         }
     }
 
-    /// The cgroups that enforce `spec`'s limits, when the policy enforces and it has some.
+    /// The cgroups that enforce `spec`'s limits, when the policy enforces and it has some (or
+    /// always, when they are delegated to an OCI runtime).
     fn cgroups(&self, spec: &ContainerSpec) -> Option<&Cgroups> {
         match &self.inner.resources {
-            ResourcePolicy::Enforce(cgroups) if spec.resources != Resources::default() => {
+            ResourcePolicy::Enforce(cgroups)
+                if cgroups.is_delegated() || spec.resources != Resources::default() =>
+            {
                 Some(cgroups)
             }
             _ => None,
@@ -348,7 +351,7 @@ impl Containerizer for ProcessContainerizer {
             .stdout(open(entry.dir.stdout())?)
             .stderr(open(entry.dir.stderr())?);
         let cgroups = self.cgroups(&record.spec).cloned();
-        if let Some(cgroups) = &cgroups {
+        if let Some(cgroups) = cgroups.as_ref().filter(|c| !c.is_delegated()) {
             resources::join_before_exec(&mut command, cgroups.join_files(id).map_err(fail)?);
         }
         let mut child = command

@@ -36,11 +36,13 @@ use crate::signal::signal_group;
 /// The shortest interval between samples.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-/// One sample of process group `pid`, and of `cgroup` when the container has one.
+/// One sample of process group `pid`, and of `cgroup` when the container has one (only of the
+/// cgroup when it is delegated: the process group is then the runtime's, not the container's).
 pub(crate) fn sample(pid: u32, cgroup: Option<(&Cgroups, &ContainerId)>) -> ResourceUsage {
     let mut usage = ResourceUsage::now();
+    let delegated = cgroup.is_some_and(|(c, _)| c.is_delegated());
     let group = group_usage(pid);
-    if group.processes > 0 {
+    if group.processes > 0 && !delegated {
         let tick = tick_nanos();
         let time = |ticks: u64| Duration::from_nanos(ticks.saturating_mul(tick));
         usage.cpu.user = Some(time(group.user_ticks));
@@ -257,7 +259,7 @@ impl Drop for GroupGuard {
 }
 
 /// A clock tick (`USER_HZ`, the unit of `/proc`'s CPU times) in nanoseconds.
-fn tick_nanos() -> u64 {
+pub(crate) fn tick_nanos() -> u64 {
     let hz = sysconf(SysconfVar::CLK_TCK)
         .ok()
         .flatten()

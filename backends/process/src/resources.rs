@@ -98,6 +98,13 @@ enum Hierarchy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cgroups {
     hierarchy: Hierarchy,
+    /// Where the hierarchy is mounted (v1: the directory of the controllers' mounts).
+    mount: PathBuf,
+    /// hoist's cgroup, relative to the hierarchy's root.
+    parent: String,
+    /// Whether the program started is an OCI runtime that puts the container's processes in a
+    /// cgroup of its own under the container's (see [`Cgroups::delegated`]).
+    delegated: bool,
 }
 
 impl Cgroups {
@@ -115,13 +122,18 @@ impl Cgroups {
         let fail = |e: Error| e.with_operation("set up cgroups");
         let controllers = mount.join("cgroup.controllers");
         let hierarchy = if let Ok(text) = std::fs::read_to_string(&controllers) {
-            let has = |c: &str| text.split_whitespace().any(|w| w == c);
-            if !(has("memory") && has("cpu")) {
+            let missing: Vec<&str> = ["memory", "cpu"]
+                .into_iter()
+                .filter(|c| !text.split_whitespace().any(|w| w == *c))
+                .collect();
+            if !missing.is_empty() {
                 return Err(fail(Error::new(
                     ErrorKind::Unsupported,
                     format!(
-                        "the unified cgroup hierarchy at {} offers `{}`, without both memory and cpu",
+                        "the unified cgroup hierarchy at {} lacks the `{}` controller{}, which limits need (it offers `{}`)",
                         mount.display(),
+                        missing.join("` and `"),
+                        if missing.len() > 1 { "s" } else { "" },
                         text.trim()
                     ),
                 )));
@@ -152,7 +164,34 @@ impl Cgroups {
             create_dir(&cpu).map_err(fail)?;
             Hierarchy::V1 { memory, cpu }
         };
-        Ok(Cgroups { hierarchy })
+        Ok(Cgroups {
+            hierarchy,
+            mount: mount.to_owned(),
+            parent: parent.trim_matches('/').to_owned(),
+            delegated: false,
+        })
+    }
+
+    /// The same cgroups for containers whose program is an OCI runtime (runc) told to put the
+    /// container's processes in a cgroup under the container's ([`Cgroups::path`]): every
+    /// container gets a cgroup, limits or not, with its limits; the runtime itself joins none,
+    /// so the cgroup counts the container's processes alone and `stats` reads only the cgroup
+    /// (the runtime's process group is not the container's). On v1 the runtime also makes the
+    /// container's directory in the controllers hoist does not manage; they go at removal too.
+    pub fn delegated(mut self) -> Cgroups {
+        self.delegated = true;
+        self
+    }
+
+    /// Whether containers' cgroups are [delegated](Cgroups::delegated) to an OCI runtime.
+    pub fn is_delegated(&self) -> bool {
+        self.delegated
+    }
+
+    /// `id`'s cgroup as a path inside the hierarchy (`/<parent>/<id>`), the form an OCI
+    /// runtime configuration's `linux.cgroupsPath` takes.
+    pub fn path(&self, id: &ContainerId) -> String {
+        format!("/{}/{}", self.parent, id.as_str())
     }
 
     /// 1 or 2.
@@ -238,8 +277,9 @@ impl Cgroups {
             .collect()
     }
 
-    /// Whether the kernel's OOM killer killed a process of `id`'s cgroup.
-    pub(crate) fn oom_killed(&self, id: &ContainerId) -> bool {
+    /// Whether the kernel's OOM killer killed a process of `id`'s cgroup (on v2, or on v1 of
+    /// that cgroup itself: v1 does not count kills in child cgroups).
+    pub fn oom_killed(&self, id: &ContainerId) -> bool {
         let file = match &self.hierarchy {
             Hierarchy::V1 { .. } => self.dirs(id)[0].join("memory.oom_control"),
             Hierarchy::V2 { root } => root.join(id.as_str()).join("memory.events"),
@@ -256,7 +296,9 @@ impl Cgroups {
     /// Fills `usage` with what `id`'s cgroup counts: memory usage, its peak, rss, cache and
     /// swap, CPU time and throttling, and (v2) processes. A file the kernel does not offer
     /// (`memory.peak` before Linux 5.19) leaves its figure unset.
-    pub(crate) fn read_usage(&self, id: &ContainerId, usage: &mut ResourceUsage) {
+    /// On v1 the user and system split comes from `cpuacct.stat` and, when `usage` has no
+    /// process count, the threads of the cgroup and its children are counted.
+    pub fn read_usage(&self, id: &ContainerId, usage: &mut ResourceUsage) {
         let number = |path: PathBuf| {
             std::fs::read_to_string(path)
                 .ok()
@@ -272,9 +314,29 @@ impl Cgroups {
                 usage.memory.rss = stat.get("total_rss").or(stat.get("rss")).copied();
                 usage.memory.cache = stat.get("total_cache").or(stat.get("cache")).copied();
                 usage.memory.swap = stat.get("total_swap").or(stat.get("swap")).copied();
-                // cpuacct shares the CPU controller's directory where they are mounted together.
-                if let Some(ns) = number(cpu.join("cpuacct.usage")) {
+                // cpuacct shares the CPU controller's directory where they are mounted together;
+                // apart, a runtime's cgroups reach it (hoist's own processes join only memory
+                // and CPU).
+                let cpuacct = if cpu.join("cpuacct.usage").exists() {
+                    cpu.clone()
+                } else {
+                    self.beside(id, "cpuacct")
+                };
+                if let Some(ns) = number(cpuacct.join("cpuacct.usage")) {
                     usage.cpu.total = Some(Duration::from_nanos(ns));
+                }
+                let ticks = keyed(&cpuacct.join("cpuacct.stat"));
+                let tick = crate::observe::tick_nanos();
+                let time = |key: &str| {
+                    ticks
+                        .get(key)
+                        .map(|t| Duration::from_nanos(t.saturating_mul(tick)))
+                };
+                usage.cpu.user = time("user").or(usage.cpu.user);
+                usage.cpu.system = time("system").or(usage.cpu.system);
+                if usage.pids.is_none() {
+                    usage.pids = number(self.beside(id, "pids").join("pids.current"))
+                        .or_else(|| threads_under(memory));
                 }
                 let throttling = keyed(&cpu.join("cpu.stat"));
                 usage.cpu.throttled_periods = throttling.get("nr_throttled").copied();
@@ -302,10 +364,34 @@ impl Cgroups {
         }
     }
 
-    /// Removes `id`'s cgroup (a cgroup that is not there is fine). A cgroup still holding a
-    /// process cannot be removed; that is logged.
-    pub(crate) fn remove(&self, id: &ContainerId) {
-        for dir in self.dirs(id) {
+    /// `id`'s directory in v1 controller `controller`, which hoist does not manage.
+    fn beside(&self, id: &ContainerId, controller: &str) -> PathBuf {
+        self.mount
+            .join(controller)
+            .join(&self.parent)
+            .join(id.as_str())
+    }
+
+    /// Removes `id`'s cgroup (a cgroup that is not there is fine), and, when
+    /// [delegated](Cgroups::delegated) on v1, its directory in every other controller. A cgroup
+    /// still holding a process cannot be removed; that is logged.
+    pub fn remove(&self, id: &ContainerId) {
+        let mut dirs = self.dirs(id);
+        if self.delegated && self.version() == 1 {
+            let controllers = std::fs::read_dir(&self.mount)
+                .into_iter()
+                .flatten()
+                .flatten();
+            for controller in controllers {
+                let name = controller.file_name();
+                let dir = self.beside(id, &name.to_string_lossy());
+                // `cpu` and `cpuacct` may be links to `cpu,cpuacct`: one directory, once.
+                if dir.is_dir() && !dirs.iter().any(|d| same_file(d, &dir)) {
+                    dirs.push(dir);
+                }
+            }
+        }
+        for dir in dirs {
             match std::fs::remove_dir(&dir) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -315,6 +401,29 @@ impl Cgroups {
             }
         }
     }
+}
+
+/// Whether `a` and `b` are the same directory (through links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// The threads in v1 cgroup `dir` and its children (`tasks` lists threads), or `None` when
+/// there is no `tasks` file to read.
+fn threads_under(dir: &Path) -> Option<u64> {
+    let mut count = std::fs::read_to_string(dir.join("tasks"))
+        .ok()?
+        .lines()
+        .count() as u64;
+    for child in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if child.file_type().is_ok_and(|t| t.is_dir()) {
+            count += threads_under(&child.path()).unwrap_or(0);
+        }
+    }
+    Some(count)
 }
 
 /// A cgroup file of `key value` lines (`memory.stat`, `cpu.stat`); an unreadable file is empty.
@@ -493,6 +602,57 @@ mod tests {
     }
 
     #[test]
+    fn delegated_v1_reads_cpuacct_and_pids_beside_and_removes_every_controllers_directory() {
+        let mount = tempfile::tempdir().unwrap();
+        for controller in ["memory", "cpu", "cpuacct", "pids", "devices"] {
+            std::fs::create_dir_all(mount.path().join(controller)).unwrap();
+        }
+        std::fs::write(mount.path().join("memory/memory.limit_in_bytes"), "max").unwrap();
+        std::fs::write(mount.path().join("cpu/cpu.cfs_quota_us"), "-1").unwrap();
+        let cgroups = Cgroups::detect_at(mount.path(), "hoist")
+            .unwrap()
+            .delegated();
+        assert!(cgroups.is_delegated());
+        let id = ContainerId::new("c1");
+        assert_eq!(cgroups.path(&id), "/hoist/c1");
+        cgroups.create(&id, &Resources::default()).unwrap();
+        // What the runtime makes in the controllers hoist does not manage, and the kernel's
+        // figures there (cpuacct mounted apart from cpu).
+        for controller in ["cpuacct", "pids", "devices"] {
+            std::fs::create_dir_all(mount.path().join(controller).join("hoist/c1")).unwrap();
+        }
+        let beside = |file: &str, text: &str| {
+            std::fs::write(mount.path().join(file), text).unwrap();
+        };
+        beside("cpuacct/hoist/c1/cpuacct.usage", "1500000000\n");
+        beside("cpuacct/hoist/c1/cpuacct.stat", "user 100\nsystem 50\n");
+        beside("pids/hoist/c1/pids.current", "4\n");
+        beside("memory/hoist/c1/memory.usage_in_bytes", "1048576\n");
+        let mut usage = ResourceUsage::now();
+        cgroups.read_usage(&id, &mut usage);
+        let tick = crate::observe::tick_nanos();
+        assert_eq!(usage.memory.usage, Some(1 << 20));
+        assert_eq!(usage.cpu.total, Some(Duration::from_millis(1500)));
+        assert_eq!(usage.cpu.user, Some(Duration::from_nanos(100 * tick)));
+        assert_eq!(usage.cpu.system, Some(Duration::from_nanos(50 * tick)));
+        assert_eq!(usage.pids, Some(4));
+
+        for file in [
+            "cpuacct/hoist/c1/cpuacct.usage",
+            "cpuacct/hoist/c1/cpuacct.stat",
+            "pids/hoist/c1/pids.current",
+            "memory/hoist/c1/memory.usage_in_bytes",
+        ] {
+            std::fs::remove_file(mount.path().join(file)).unwrap();
+        }
+        cgroups.remove(&id);
+        for controller in ["memory", "cpu", "cpuacct", "pids", "devices"] {
+            let dir = mount.path().join(controller).join("hoist/c1");
+            assert!(!dir.exists(), "{} is left", dir.display());
+        }
+    }
+
+    #[test]
     fn a_tree_without_the_controllers_is_refused_saying_why() {
         let mount = tempfile::tempdir().unwrap();
         let err = Cgroups::detect_at(mount.path(), "hoist").unwrap_err();
@@ -501,7 +661,8 @@ mod tests {
         std::fs::write(mount.path().join("cgroup.controllers"), "pids\n").unwrap();
         let err = Cgroups::detect_at(mount.path(), "hoist").unwrap_err();
         assert!(
-            err.to_string().contains("without both memory and cpu"),
+            err.to_string()
+                .contains("lacks the `memory` and `cpu` controllers"),
             "{err}"
         );
     }

@@ -89,8 +89,9 @@ impl Bundle {
         }
     }
 
-    /// Writes the record and `config.json`, and mounts the root file system.
-    pub(crate) fn make(&self, record: &SandboxRecord, init: &Path) -> Result<()> {
+    /// Writes the record and `config.json` (the container's processes in cgroup `cgroup`, a
+    /// path inside the hierarchy), and mounts the root file system.
+    pub(crate) fn make(&self, record: &SandboxRecord, init: &Path, cgroup: &str) -> Result<()> {
         for dir in [
             self.rootfs(),
             self.root.join("upper"),
@@ -108,7 +109,7 @@ impl Bundle {
                 .collect();
             write(path, text.as_bytes())?;
         }
-        let config = config(record, init, resolv.as_deref());
+        let config = config(record, init, resolv.as_deref(), cgroup);
         write(
             &self.root.join(BUNDLE).join("config.json"),
             config.to_string().as_bytes(),
@@ -218,8 +219,14 @@ fn parse_user(user: &str) -> Result<(u32, u32)> {
 /// The OCI runtime configuration for `record`: its argv behind the init, environment, working
 /// directory and user; pid, mount, ipc and uts namespaces always and a network namespace for
 /// `network: none`; a root file system read-only when `spec.read_only` is set in its labels;
-/// the default mounts, volumes, and `resolv.conf`.
-fn config(record: &SandboxRecord, init: &Path, resolv: Option<&Path>) -> serde_json::Value {
+/// the default mounts, volumes, and `resolv.conf`; the processes in cgroup `cgroup` (its limits
+/// are set on its parent, which hoist makes).
+fn config(
+    record: &SandboxRecord,
+    init: &Path,
+    resolv: Option<&Path>,
+    cgroup: &str,
+) -> serde_json::Value {
     let spec = &record.spec;
     let mut args = vec![INIT_PATH.to_owned(), "--".to_owned()];
     args.extend(spec.argv());
@@ -282,6 +289,7 @@ fn config(record: &SandboxRecord, init: &Path, resolv: Option<&Path>) -> serde_j
         "hostname": hostname(&record.runc_id),
         "mounts": mounts,
         "linux": {
+            "cgroupsPath": cgroup,
             "namespaces": namespaces,
             "maskedPaths": [
                 "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
@@ -395,6 +403,7 @@ mod tests {
             &record(spec.clone()),
             Path::new("/usr/bin/tini-static"),
             None,
+            "/hoist/c1/hoist-0123456789abcdef",
         );
         assert_eq!(
             config["process"]["args"],
@@ -414,7 +423,11 @@ mod tests {
         spec.user = Some("1000:100".to_owned());
         spec.labels
             .insert(READ_ONLY_LABEL.to_owned(), "true".to_owned());
-        let config = super::config(&record(spec), Path::new("/tini"), None);
+        assert_eq!(
+            config["linux"]["cgroupsPath"],
+            "/hoist/c1/hoist-0123456789abcdef"
+        );
+        let config = super::config(&record(spec), Path::new("/tini"), None, "/hoist/c2/x");
         assert_eq!(
             namespaces(&config),
             ["pid", "ipc", "uts", "mount", "network"]
@@ -445,6 +458,7 @@ mod tests {
             &record(spec),
             Path::new("/tini"),
             Some(Path::new("/state/resolv.conf")),
+            "/hoist/c1/x",
         );
         let mounts = config["mounts"].as_array().unwrap();
         assert!(

@@ -34,10 +34,15 @@ const SIGNAL_RETRY: Duration = Duration::from_millis(10);
 pub struct SandboxContainerizer {
     processes: ProcessContainerizer,
     runtime: Runtime,
+    /// The containers' cgroups, delegated to runc: hoist makes `<parent>/<id>` with the limits
+    /// and keeps it until `remove`; runc puts the container in `<parent>/<id>/<runc id>`.
+    cgroups: Cgroups,
     /// On cgroup v1, the memory controller's directory of hoist's cgroups: the kernel counts an
     /// OOM kill only in the container's own cgroup, which runc removes as the container ends.
     memory_v1: Option<PathBuf>,
     images: LayerCache,
+    /// The image of a spec that names none.
+    default_image: Option<String>,
 }
 
 impl SandboxContainerizer {
@@ -62,24 +67,36 @@ impl SandboxContainerizer {
         cgroup_mount: &Path,
         parent: &str,
     ) -> Result<Self> {
-        let cgroups = Cgroups::detect_at(cgroup_mount, parent).map_err(|e| {
-            unavailable(format!(
-                "resource limits cannot be enforced: {}",
-                e.message()
-            ))
-        })?;
+        let cgroups = Cgroups::detect_at(cgroup_mount, parent)
+            .map_err(|e| {
+                unavailable(format!(
+                    "resource limits cannot be enforced: {}",
+                    e.message()
+                ))
+            })?
+            .delegated();
         let memory_v1 = (cgroups.version() == 1).then(|| cgroup_mount.join("memory").join(parent));
         let state_dir = state_dir.into();
         let images = LayerCache::new(state_dir.join("images"));
         let processes = ProcessContainerizer::new(state_dir.join("containers"))?
-            .with_resources(ResourcePolicy::Enforce(cgroups))
+            .with_resources(ResourcePolicy::Enforce(cgroups.clone()))
             .with_poll_interval(Duration::from_millis(50));
         Ok(SandboxContainerizer {
             processes,
             runtime,
+            cgroups,
             memory_v1,
             images,
+            default_image: None,
         })
+    }
+
+    /// Runs a spec without `image` on `image` (an absolute path, as a spec's `image`): a
+    /// directory, an OCI image layout or a `docker save` archive. Without it such a spec is
+    /// refused.
+    pub fn with_default_image(mut self, image: impl Into<String>) -> Self {
+        self.default_image = Some(image.into());
+        self
     }
 
     /// The image's layers, top first, unpacked off the async workers.
@@ -101,14 +118,19 @@ impl SandboxContainerizer {
             })?
     }
 
-    /// `status` with `oom_killed` set where cgroup v1 cannot say it: the container ended by
-    /// KILL that hoist did not send, after its cgroup's memory use reached the limit.
+    /// `status` with `oom_killed` set from the container's cgroup, which outlives runc's: on v2
+    /// its `memory.events` counts the kills in runc's cgroup below it; on v1, which counts
+    /// them only in runc's (gone with the container), the container ended by KILL that hoist
+    /// did not send, after its cgroup's memory use reached the limit.
     fn with_oom(
         &self,
         id: &ContainerId,
         record: &SandboxRecord,
         mut status: ExitStatus,
     ) -> ExitStatus {
+        if self.cgroups.version() == 2 {
+            status.oom_killed |= self.cgroups.oom_killed(id);
+        }
         if let Some(memory) = &self.memory_v1
             && !status.oom_killed
             && status.signal == Some(9)
@@ -135,6 +157,11 @@ impl SandboxContainerizer {
     /// The directory of the containers' folders (`containers/` in the state directory).
     pub fn containers_dir(&self) -> &Path {
         self.processes.state_dir()
+    }
+
+    /// The containers' cgroups.
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
     }
 
     /// The runtime.
@@ -194,12 +221,17 @@ impl SandboxContainerizer {
     }
 
     /// Waits until runc has made and started the container (its state file exists and its
-    /// start FIFO is gone), so `runc exec` finds it and a signal reaches the container's init,
-    /// not runc's own: a container just started may still be being set up.
+    /// start FIFO is gone) and its init has set up its signals, so `runc exec` finds it and a
+    /// signal reaches the container's init, not runc's own, and is not lost: the kernel drops
+    /// a signal to a namespace's pid 1 that neither handles nor blocks it, as the init does
+    /// for a moment after it starts. A container just started may still be being set up.
     async fn made(&self, id: &ContainerId, bundle: &Bundle, runc_id: &str) -> Result<()> {
         let dir = bundle.runc_root().join(runc_id);
         let deadline = tokio::time::Instant::now() + KILL_WAIT;
-        while !dir.join("state.json").exists() || dir.join("exec.fifo").exists() {
+        while !dir.join("state.json").exists()
+            || dir.join("exec.fifo").exists()
+            || !init_ready(&dir.join("state.json"))
+        {
             if self.processes.inspect(id).await?.state != ContainerState::Running {
                 return Err(
                     Error::new(ErrorKind::InvalidState, "the container is not running")
@@ -251,6 +283,29 @@ impl SandboxContainerizer {
         )
         .with_context("container", id))
     }
+}
+
+/// Whether the init of the container whose runc state is `state` has set up its signals:
+/// tini blocks the signals it passes on, then ignores `SIGTTOU`, so the ignored set of its
+/// process (`SigIgn` in `/proc/<pid>/status`) holds `SIGTTOU` once they are. An init that has
+/// gone is ready: there is nothing left to wait for.
+fn init_ready(state: &Path) -> bool {
+    let Some(pid) = std::fs::read(state)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|state| state["init_process_pid"].as_u64())
+    else {
+        return false;
+    };
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return true;
+    };
+    let ttou = 1u64 << (libc::SIGTTOU - 1);
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| mask & ttou != 0)
 }
 
 /// runc reports a container killed by signal `n` as exit code `128 + n`, as the Docker Engine
@@ -311,6 +366,11 @@ impl Containerizer for SandboxContainerizer {
                 .with_context("backend", BACKEND)
                 .with_context("task", &owner.task_id)
         };
+        let mut spec = spec.clone();
+        if spec.image.is_none() {
+            spec.image.clone_from(&self.default_image);
+        }
+        let spec = &spec;
         self.capabilities().check(spec).map_err(fail)?;
         if spec.network == Some(hoist_core::NetworkMode::None) && !spec.ports.is_empty() {
             return Err(fail(Error::invalid_field(
@@ -329,7 +389,8 @@ impl Containerizer for SandboxContainerizer {
         runs.labels = spec.labels.clone();
         let id = self.processes.create(owner, &runs).await.map_err(fail)?;
         let bundle = self.bundle(&id);
-        if let Err(e) = bundle.make(&record, self.runtime.init()) {
+        let cgroup = format!("{}/{}", self.cgroups.path(&id), record.runc_id);
+        if let Err(e) = bundle.make(&record, self.runtime.init(), &cgroup) {
             let _ = bundle.unmount();
             let _ = self.processes.remove(&id, true).await;
             return Err(fail(e));
@@ -430,9 +491,16 @@ impl Containerizer for SandboxContainerizer {
     }
 
     async fn signal(&self, id: &ContainerId, signal: i32) -> Result<()> {
-        let (bundle, _) = self.record(id, "signal")?;
+        let (bundle, record) = self.record(id, "signal")?;
         if signal == 9 {
             bundle.mark_killed()?;
+        }
+        // Not before the init can take it (an ended container is the process backend's answer).
+        match self.made(id, &bundle, &record.runc_id).await {
+            Err(e) if e.kind() != ErrorKind::InvalidState => {
+                return Err(e.with_operation("signal"));
+            }
+            _ => {}
         }
         // runc passes every signal it gets on to the container's init, and tini to its child.
         self.processes.signal(id, signal).await

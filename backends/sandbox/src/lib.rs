@@ -20,7 +20,7 @@
 //! | `user` | `uid` or `uid:gid`, numeric (`uid` alone: the group id equals it); default root (with the Docker Engine's default capabilities). |
 //! | `network` | `host` (the default) or `none` (a network namespace with loopback only). `bridge` and user networks are refused. |
 //! | `ports` | with `host`, as on the process backend: the container binds the port itself; with `none`, refused. |
-//! | `resources` | enforced: `memory` and `cpus` (a CFS quota) in a cgroup (v1 or v2) that holds runc and the container; an OOM kill is reported as `oom_killed`. |
+//! | `resources` | enforced: `memory` and `cpus` (a CFS quota, and shares on v1) on the container's cgroup (v1 or v2), which holds the container's processes and not runc; an OOM kill is reported as `oom_killed`. |
 //! | `volumes` | bind mounts of existing absolute host paths, read-only when asked. |
 //! | `dns` | written to a `resolv.conf` mounted read-only at `/etc/resolv.conf`; without it the host's is mounted (except with `network: none`). |
 //! | `labels` | kept; [`READ_ONLY_LABEL`] set to `"true"` makes the root file system read-only. |
@@ -37,16 +37,25 @@
 //!   as exit code `128 + n`, read back as the Docker backend reads the Engine's codes).
 //! - `exec` and `exec_stream` run `runc exec`: the command enters the container's namespaces,
 //!   root and cgroup, with its environment.
-//! - `logs`, `wait`, `inspect`, `list_owned`, `stats` and recovery after a restart are the
-//!   process backend's, on the `runc run` process (its captured output is the container's).
-//!   `stats` is therefore runc's process group (not the task's, which tini puts in a group of
-//!   its own) and, with limits, the cgroup holding runc and the container: see the guide's
-//!   known gaps.
-//!   `stats` covers the whole container only when it has limits (its cgroup); without, the
-//!   `/proc` sample is runc's process group, which the task (in tini's child group) is not in.
-//!   cgroup v2 is untested: see the guide's known gaps.
+//! - `logs`, `wait`, `inspect`, `list_owned` and recovery after a restart are the process
+//!   backend's, on the `runc run` process (its captured output is the container's).
+//! - `stats` reads the container's cgroup alone, limits or not: memory usage, its peak, rss,
+//!   cache and swap, CPU time (user and system) and its percentage, throttling, and the
+//!   processes' threads. Every process of the container is counted, whatever its process
+//!   group; runc is not.
 //! - `remove` ends the container, has runc delete what it left, unmounts the root file system
 //!   and deletes the folder: no mount, cgroup or state is left behind.
+//!
+//! # Cgroups
+//!
+//! Every container gets a cgroup of its own, `hoist/<id>` (in the memory and CPU controllers on
+//! v1, in the unified hierarchy on v2), made by hoist at `create` with the limits and kept until
+//! `remove`. runc is told (`linux.cgroupsPath`) to put the container's processes in
+//! `hoist/<id>/<runc id>` below it, and removes that one when the container ends; runc itself
+//! stays outside both. Limits, usage and OOM counts are hierarchical, so the container's cgroup
+//! enforces and counts them for runc's. On v2 an OOM kill is its `memory.events` `oom_kill`; v1
+//! counts kills only in runc's cgroup, so there it is a KILL hoist did not send after the peak
+//! reached the limit.
 //!
 //! # The state directory
 //!
@@ -67,6 +76,8 @@ mod bundle;
 mod containerizer;
 mod image;
 mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use bundle::READ_ONLY_LABEL;
 pub use containerizer::SandboxContainerizer;

@@ -6,6 +6,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use hoist_core::observe::ResourceUsage;
 use hoist_core::{
     ContainerId, ContainerSpec, Containerizer, ErrorKind, ExitStatus, NetworkMode, Owner, Volume,
 };
@@ -18,6 +20,27 @@ struct Fixture {
     _images: tempfile::TempDir,
     rootfs: String,
     sandbox: SandboxContainerizer,
+    started: std::sync::Mutex<Vec<ContainerId>>,
+}
+
+impl Drop for Fixture {
+    /// Removes every container the test started, passed or failed, so no busy loop, mount or
+    /// cgroup outlives it (containers outlive their containerizer). `remove` is async and the
+    /// test's runtime is busy dropping this, so it runs on a runtime of its own.
+    fn drop(&mut self) {
+        let ids = std::mem::take(&mut *self.started.lock().unwrap());
+        let sandbox = self.sandbox.clone();
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            for id in ids {
+                let _ = runtime.block_on(sandbox.remove(&id, true));
+            }
+        });
+        let _ = cleanup.join();
+    }
 }
 
 impl Fixture {
@@ -31,6 +54,7 @@ impl Fixture {
             _images: images,
             rootfs,
             sandbox,
+            started: Default::default(),
         }
     }
 
@@ -46,6 +70,7 @@ impl Fixture {
             task_id: "task".into(),
         };
         let id = self.sandbox.create(&owner, spec).await.unwrap();
+        self.started.lock().unwrap().push(id.clone());
         self.sandbox.start(&id).await.unwrap();
         id
     }
@@ -169,6 +194,70 @@ async fn a_memory_hog_is_oom_killed_and_reported() {
         "{status:?}"
     );
     f.sandbox.remove(&id, false).await.unwrap();
+}
+
+const MIB: u64 = 1 << 20;
+
+/// 48 MiB held by `tail` (its one line never ends, so it keeps it all) in a process group of
+/// its own under tini, and a busy loop.
+const HOG: &str = "(head -c 50331648 /dev/zero; sleep 1000) | tail > /dev/null & \
+                   while :; do :; done";
+
+/// Reads samples until one holds at least 48 MiB (the fill takes a moment), then one more, so
+/// the last has a CPU percentage over a full interval.
+async fn filled(sandbox: &SandboxContainerizer, id: &ContainerId) -> ResourceUsage {
+    let mut samples = sandbox.stats(id, Duration::from_millis(500)).await.unwrap();
+    tokio::time::timeout(DEADLINE, async {
+        let mut last = None;
+        loop {
+            let Some(sample) = samples.next().await else {
+                panic!("the samples ended while it runs; the last: {last:?}");
+            };
+            let sample = sample.unwrap();
+            if sample.memory.rss.unwrap_or(0) >= 48 * MIB && sample.cpu.percent.is_some() {
+                return samples.next().await.expect("one more sample").unwrap();
+            }
+            last = Some(sample);
+        }
+    })
+    .await
+    .expect("48 MiB within the deadline")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_count_the_tasks_memory_and_cpu_from_its_cgroup() {
+    let f = Fixture::new();
+    // Without limits (the task is in tini's child process group, not runc's), then with.
+    for limits in [None, Some(256 * MIB)] {
+        let mut spec = f.spec(HOG);
+        spec.resources.memory = limits;
+        let id = f.start(&spec).await;
+        let usage = filled(&f.sandbox, &id).await;
+        let measured = usage.measured();
+        for field in [
+            "cpu.user",
+            "cpu.system",
+            "cpu.total",
+            "cpu.percent",
+            "memory.usage",
+            "memory.rss",
+            "pids",
+        ] {
+            assert!(measured.contains(&field), "{field} not measured: {usage:?}");
+        }
+        for held in [usage.memory.rss.unwrap(), usage.memory.usage.unwrap()] {
+            assert!(
+                (48 * MIB..=(48 + 32) * MIB).contains(&held),
+                "{held} is not 48 MiB plus a little ({limits:?}): {usage:?}"
+            );
+        }
+        // One core busy; the machine is shared, so only a wide band is asserted.
+        let percent = usage.cpu.percent.unwrap();
+        assert!((25.0..=110.0).contains(&percent), "cpu {percent}%");
+        // tini, sh, the subshell or its `sleep`, tail and the loop's shell.
+        assert!(usage.pids.unwrap() >= 4, "{usage:?}");
+        f.sandbox.remove(&id, true).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

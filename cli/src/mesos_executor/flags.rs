@@ -115,7 +115,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         "(accepted; exec waits for the command's exit)",
     ),
     // hoist's own.
-    ("containerizer", Kind::Value, "docker (default) or process"),
+    (
+        "containerizer",
+        Kind::Value,
+        "docker (default), process or sandbox",
+    ),
 ];
 
 /// The flags the program reads but does not act on, reported once at start-up.

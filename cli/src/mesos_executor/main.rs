@@ -2,7 +2,8 @@
 //!
 //! Installed at the agent's Docker executor path (or named as a custom executor), it takes the
 //! agent's flags and `MESOS_*` environment, go-mesos-executor's flags and configuration file,
-//! subscribes to the agent and runs its tasks on Docker or as local processes until SHUTDOWN.
+//! subscribes to the agent and runs its tasks on Docker, as local processes, or sandboxed
+//! (namespaces and cgroups through runc) until SHUTDOWN.
 //!
 //! Exit codes: 0 after SHUTDOWN or SIGTERM/SIGINT/SIGHUP (every task killed and reported), 1
 //! when the agent was lost or did not come back in time, 2 for a bad flag, configuration file
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use hoist::mesos::{AgentEnv, DriverOptions, Exit, MesosDriver};
 use hoist::process::{Cgroups, ProcessContainerizer, ResourcePolicy};
+use hoist::sandbox::SandboxContainerizer;
 use hoist::{Containerizer, Executor};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -80,7 +82,7 @@ fn init_tracing(config: &Config, quiet: bool) {
         "off"
     } else if config.debug {
         "info,hoist=debug,hoist_core=debug,hoist_mesos=debug,hoist_process=debug,\
-         hoist_docker=debug,hoist_hooks=debug,hoist_mesos_executor=debug"
+         hoist_docker=debug,hoist_sandbox=debug,hoist_hooks=debug,hoist_mesos_executor=debug"
     } else {
         "info"
     };
@@ -135,7 +137,7 @@ async fn run(flags: Flags) -> Result<Exit, Failure> {
     let options = DriverOptions {
         default_kill_grace: flags.stop_timeout,
         // A process sees the host's files: the sandbox is already where it is.
-        sandbox_mount: (config.containerizer == Backend::Docker)
+        sandbox_mount: (config.containerizer != Backend::Process)
             .then(|| {
                 flags
                     .sandbox_directory
@@ -201,6 +203,22 @@ async fn containerizer(
                 .map_err(|e| Failure::backend(format!("cannot start the process backend: {e}")))?
                 .with_resources(policy);
             Ok(Arc::new(process))
+        }
+        Backend::Sandbox => {
+            let mut sandbox = SandboxContainerizer::new(&config.sandbox_state_dir)
+                .map_err(|e| Failure::backend(format!("cannot start the sandbox backend: {e}")))?;
+            match &config.sandbox_rootfs {
+                Some(rootfs) => sandbox = sandbox.with_default_image(rootfs.display().to_string()),
+                None => tracing::warn!(
+                    "sandbox.rootfs is not set: a task without an image will fail to launch"
+                ),
+            }
+            tracing::info!(
+                state = %config.sandbox_state_dir.display(),
+                "sandbox: cpus and mem enforced (cgroup v{})",
+                sandbox.cgroups().version()
+            );
+            Ok(Arc::new(sandbox))
         }
     }
 }

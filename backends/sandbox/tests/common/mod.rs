@@ -2,39 +2,11 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hoist_sandbox::SandboxContainerizer;
 
-/// The host's statically linked busybox (Debian's `busybox-static`).
-pub const BUSYBOX: &str = "/bin/busybox";
-
-/// Makes `dir/rootfs`: busybox and a link for each of its applets in `/bin`, an `/etc/passwd`
-/// with root and nobody, and the empty directories a container's mounts need.
-pub fn busybox_rootfs(dir: &Path) -> PathBuf {
-    let root = dir.join("rootfs");
-    let bin = root.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::fs::copy(BUSYBOX, bin.join("busybox")).unwrap();
-    let list = std::process::Command::new(BUSYBOX)
-        .arg("--list")
-        .output()
-        .unwrap();
-    for applet in String::from_utf8(list.stdout).unwrap().lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-        }
-    }
-    for empty in ["proc", "dev", "sys", "tmp", "etc", "root"] {
-        std::fs::create_dir_all(root.join(empty)).unwrap();
-    }
-    std::fs::write(
-        root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    )
-    .unwrap();
-    root
-}
+pub use hoist_sandbox::testing::busybox_rootfs;
 
 /// A sandbox containerizer on `state`, which the machine must be able to run.
 pub fn sandbox(state: &Path) -> SandboxContainerizer {

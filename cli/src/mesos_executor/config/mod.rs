@@ -24,12 +24,17 @@ pub fn search_dirs() -> Vec<PathBuf> {
 /// The file names tried in each folder, in order (viper's `SupportedExts` order).
 const NAMES: &[&str] = &["config.json", "config.toml", "config.yaml", "config.yml"];
 
+/// The sandbox backend's state directory by default: shared by the executors of one agent, so
+/// an image's layers are unpacked once for all of them.
+const DEFAULT_SANDBOX_STATE: &str = "/var/lib/hoist-mesos-executor/sandbox";
+
 /// Where tasks run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     #[default]
     Docker,
     Process,
+    Sandbox,
 }
 
 /// What the process backend does with `cpus` and `mem` (`process.resources`).
@@ -53,6 +58,10 @@ pub struct Config {
     pub docker_exec_poll_interval: Option<Duration>,
     pub containerizer: Backend,
     pub process_resources: ResourcesChoice,
+    /// The root file system of a task without an image (`sandbox.rootfs`).
+    pub sandbox_rootfs: Option<PathBuf>,
+    /// Where the sandbox backend keeps its containers and layers (`sandbox.state_dir`).
+    pub sandbox_state_dir: PathBuf,
     pub netns_path: PathBuf,
     pub acl_chain: Option<String>,
     pub acl_external_interface: Option<String>,
@@ -73,6 +82,8 @@ impl Default for Config {
             docker_exec_poll_interval: None,
             containerizer: Backend::Docker,
             process_resources: ResourcesChoice::Auto,
+            sandbox_rootfs: None,
+            sandbox_state_dir: PathBuf::from(DEFAULT_SANDBOX_STATE),
             netns_path: PathBuf::from("/var/run/netns"),
             acl_chain: None,
             acl_external_interface: None,
@@ -89,6 +100,8 @@ impl Default for Config {
 /// ([`CONFIG_FLAGS`]).
 const SECTION_KEYS: &[&str] = &[
     "process.resources",
+    "sandbox.rootfs",
+    "sandbox.state_dir",
     "netns.path",
     "acl.chain",
     "acl.external_interface",
@@ -106,7 +119,14 @@ fn is_key(key: &str) -> bool {
 }
 
 /// The sections keys nest in.
-const SECTIONS: &[&str] = &["process", "netns", "acl", "iptables", "iptables.chains"];
+const SECTIONS: &[&str] = &[
+    "process",
+    "sandbox",
+    "netns",
+    "acl",
+    "iptables",
+    "iptables.chains",
+];
 
 /// The configuration read, where from, and the warnings to log once logging is up.
 #[derive(Debug)]
@@ -240,7 +260,12 @@ fn read(
         config.containerizer = match string(k, v)?.to_lowercase().as_str() {
             "docker" => Backend::Docker,
             "process" => Backend::Process,
-            other => return Err(format!("`{k}` is `{other}`; expected docker or process")),
+            "sandbox" => Backend::Sandbox,
+            other => {
+                return Err(format!(
+                    "`{k}` is `{other}`; expected docker, process or sandbox"
+                ));
+            }
         };
     }
     if let Some((k, v)) = get("process.resources") {
@@ -254,6 +279,12 @@ fn read(
                 ));
             }
         };
+    }
+    if let Some((k, v)) = get("sandbox.rootfs") {
+        config.sandbox_rootfs = Some(absolute(k, v)?);
+    }
+    if let Some((k, v)) = get("sandbox.state_dir") {
+        config.sandbox_state_dir = absolute(k, v)?;
     }
     if let Some((k, v)) = get("netns.path") {
         config.netns_path = absolute(k, v)?;

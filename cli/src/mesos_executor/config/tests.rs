@@ -195,3 +195,30 @@ fn flags_override_the_file_and_are_named_as_flags() {
         "{err}"
     );
 }
+
+#[test]
+fn the_sandbox_backend_reads_its_root_and_state_directory() {
+    let loaded = from(
+        "config.yaml",
+        "containerizer: sandbox\nsandbox: { rootfs: /srv/rootfs, State_Dir: /var/lib/x }\n",
+    )
+    .unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(loaded.config.containerizer, Backend::Sandbox);
+    assert_eq!(
+        loaded.config.sandbox_rootfs.as_deref(),
+        Some(Path::new("/srv/rootfs"))
+    );
+    assert_eq!(loaded.config.sandbox_state_dir, Path::new("/var/lib/x"));
+    assert_eq!(
+        Config::default().sandbox_state_dir,
+        Path::new(DEFAULT_SANDBOX_STATE)
+    );
+    let err = from("config.yaml", "sandbox: { rootfs: images/root }\n").unwrap_err();
+    assert!(
+        err.contains("`sandbox.rootfs` must be an absolute path"),
+        "{err}"
+    );
+    let err = from("config.yaml", "containerizer: jail\n").unwrap_err();
+    assert!(err.contains("expected docker, process or sandbox"), "{err}");
+}
