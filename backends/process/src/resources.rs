@@ -382,6 +382,16 @@ impl Cgroups {
     /// [delegated](Cgroups::delegated) on v1, its directory in every other controller. A cgroup
     /// still holding a process cannot be removed; that is logged.
     pub fn remove(&self, id: &ContainerId) {
+        self.remove_dirs(id, true);
+    }
+
+    /// Removes what [`Cgroups::remove`] does, quietly: whether nothing is left.
+    pub(crate) fn try_remove(&self, id: &ContainerId) -> bool {
+        self.remove_dirs(id, false)
+    }
+
+    fn remove_dirs(&self, id: &ContainerId, warn: bool) -> bool {
+        let mut left = false;
         let mut dirs = self.dirs(id);
         if self.delegated && self.version() == 1 {
             let controllers = std::fs::read_dir(&self.mount)
@@ -402,10 +412,14 @@ impl Cgroups {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove a cgroup")
+                    left = true;
+                    if warn {
+                        tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove a cgroup");
+                    }
                 }
             }
         }
+        !left
     }
 }
 
