@@ -30,6 +30,9 @@ use crate::record::{ContainerDir, Record, io_error};
 use crate::resources::{self, Cgroups, ResourcePolicy};
 use crate::signal::signal_group;
 
+/// How long `remove` waits for a cgroup to empty (its KILLed processes to go) before it gives
+/// up on removing it.
+const CGROUP_EMPTY_WAIT: Duration = Duration::from_secs(2);
 /// How long a stop waits for a KILLed process to be reaped before it reports a timeout.
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
@@ -448,7 +451,17 @@ impl Containerizer for ProcessContainerizer {
             .delete()
             .map_err(|e| e.with_operation("remove").with_context("container", id))?;
         if let Some(cgroups) = self.cgroups(&entry.snapshot().spec) {
-            cgroups.remove(id);
+            // Processes KILLed with the main one may still be leaving the cgroup.
+            let deadline = tokio::time::Instant::now() + CGROUP_EMPTY_WAIT;
+            let mut removed = cgroups.try_remove(id);
+            while !removed && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                removed = cgroups.try_remove(id);
+            }
+            if !removed {
+                // Once more, saying what is left.
+                cgroups.remove(id);
+            }
         }
         self.inner.containers().remove(id);
         entry.phase.send_if_modified(|phase| {

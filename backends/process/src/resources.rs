@@ -7,7 +7,8 @@
 //! and exec), so every process of its group is counted from the first byte. The limits are the
 //! ones Mesos's cgroups isolators set: memory `memory.limit_in_bytes` (v1) or `memory.max` with
 //! no swap (v2); CPU a CFS quota of `cpus` × 100 ms per 100 ms period (`cpu.cfs_quota_us`, v1, or
-//! `cpu.max`, v2) and, on v1, `cpu.shares` of `cpus` × 1024 (apache/mesos
+//! `cpu.max`, v2) and shares of `cpus` × 1024 (`cpu.shares`, v1, or that on `cpu.weight`'s
+//! scale, v2, as OCI runtimes convert it) (apache/mesos
 //! `src/slave/containerizer/mesos/isolators/cgroups/subsystems/{memory,cpu}.cpp`). An exit by
 //! the kernel's OOM killer (the cgroup's `oom_kill` count, in `memory.oom_control` or
 //! `memory.events`) is reported as `oom_killed`, which the engine turns into the reason
@@ -254,8 +255,13 @@ impl Cgroups {
                         write(&swap, "0")?;
                     }
                 }
-                if let Some(quota) = quota {
+                if let (Some(cpus), Some(quota)) = (limits.cpus, quota) {
                     write(&dir.join("cpu.max"), &format!("{quota} {CFS_PERIOD_US}"))?;
+                    // v1's shares on v2's weight scale, as OCI runtimes convert them (runc's
+                    // ConvertCPUSharesToCgroupV2Value): 2..262144 onto 1..10000.
+                    let shares = ((cpus * 1024.0) as u64).clamp(2, 262_144);
+                    let weight = 1 + ((shares - 2) * 9_999) / 262_142;
+                    write(&dir.join("cpu.weight"), &weight.to_string())?;
                 }
             }
         }
@@ -376,6 +382,16 @@ impl Cgroups {
     /// [delegated](Cgroups::delegated) on v1, its directory in every other controller. A cgroup
     /// still holding a process cannot be removed; that is logged.
     pub fn remove(&self, id: &ContainerId) {
+        self.remove_dirs(id, true);
+    }
+
+    /// Removes what [`Cgroups::remove`] does, quietly: whether nothing is left.
+    pub(crate) fn try_remove(&self, id: &ContainerId) -> bool {
+        self.remove_dirs(id, false)
+    }
+
+    fn remove_dirs(&self, id: &ContainerId, warn: bool) -> bool {
+        let mut left = false;
         let mut dirs = self.dirs(id);
         if self.delegated && self.version() == 1 {
             let controllers = std::fs::read_dir(&self.mount)
@@ -396,10 +412,14 @@ impl Cgroups {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove a cgroup")
+                    left = true;
+                    if warn {
+                        tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove a cgroup");
+                    }
                 }
             }
         }
+        !left
     }
 }
 
@@ -536,6 +556,8 @@ mod tests {
         assert_eq!(read(dir.join("memory.max")), (32u64 << 20).to_string());
         assert_eq!(read(dir.join("memory.swap.max")), "0");
         assert_eq!(read(dir.join("cpu.max")), "10000 100000");
+        // 102 shares on the weight scale.
+        assert_eq!(read(dir.join("cpu.weight")), "4");
         assert!(!cgroups.oom_killed(&id));
         std::fs::write(
             dir.join("memory.events"),

@@ -25,14 +25,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
-/// create + start, then until `stdout.log` in the container's folder under `dir` has a line.
-async fn cold_start(c: &dyn Containerizer, dir: &Path, spec: &ContainerSpec) -> Duration {
+/// create + start, then until `stdout.log` in the container's folder under `dir` has a line;
+/// and the part of it that `create` took.
+async fn cold_start(
+    c: &dyn Containerizer,
+    dir: &Path,
+    spec: &ContainerSpec,
+) -> (Duration, Duration) {
     let owner = Owner {
         executor_id: "bench".into(),
         task_id: "cold".into(),
     };
     let started = Instant::now();
     let id = c.create(&owner, spec).await.unwrap();
+    let created = started.elapsed();
     c.start(&id).await.unwrap();
     let log = dir.join(id.as_str()).join("stdout.log");
     while std::fs::metadata(&log).map_or(0, |m| m.len()) == 0 {
@@ -44,7 +50,7 @@ async fn cold_start(c: &dyn Containerizer, dir: &Path, spec: &ContainerSpec) -> 
     }
     let took = started.elapsed();
     c.remove(&id, true).await.unwrap();
-    took
+    (took, created)
 }
 
 /// One HTTP/1.1 request to the Docker Engine's socket: the status and the body.
@@ -121,6 +127,7 @@ async fn main() {
     let image = docker_up.then(|| docker_image(&rootfs));
 
     let (mut s, mut p, mut d) = (Vec::new(), Vec::new(), Vec::new());
+    let mut s_create = Vec::new();
     // Warm-up rounds, then the measured ones, interleaved so load hits all three alike.
     for round in 0..runs + 3 {
         let a = cold_start(&sandbox, sandbox.containers_dir(), &sandboxed).await;
@@ -130,13 +137,15 @@ async fn main() {
             None => None,
         };
         if round >= 3 {
-            s.push(a);
-            p.push(b);
+            s.push(a.0);
+            s_create.push(a.1);
+            p.push(b.0);
             d.extend(c);
         }
     }
     println!("cold start, {runs} runs each (create + start until the process runs)");
     let sandbox_p50 = report("sandbox (runc)", s);
+    report("  of which sandbox create", s_create);
     report("process", p);
     if d.is_empty() {
         println!("docker: skipped, {DOCKER_SOCKET} does not answer");

@@ -26,6 +26,8 @@ use crate::runtime::{Runtime, unavailable};
 const KILL_WAIT: Duration = Duration::from_secs(10);
 /// How often a signal is tried again while runc is still creating the container.
 const SIGNAL_RETRY: Duration = Duration::from_millis(10);
+/// How long a signal waits, at most, for a new container's init to set up its own signals.
+const INIT_SETUP_WAIT: Duration = Duration::from_secs(1);
 
 /// Runs each container in its own pid, mount, ipc and uts namespaces (and network namespace
 /// for `network: none`), on an overlay of its image, with its limits in a cgroup, through runc.
@@ -228,10 +230,7 @@ impl SandboxContainerizer {
     async fn made(&self, id: &ContainerId, bundle: &Bundle, runc_id: &str) -> Result<()> {
         let dir = bundle.runc_root().join(runc_id);
         let deadline = tokio::time::Instant::now() + KILL_WAIT;
-        while !dir.join("state.json").exists()
-            || dir.join("exec.fifo").exists()
-            || !init_ready(&dir.join("state.json"))
-        {
+        while !dir.join("state.json").exists() || dir.join("exec.fifo").exists() {
             if self.processes.inspect(id).await?.state != ContainerState::Running {
                 return Err(
                     Error::new(ErrorKind::InvalidState, "the container is not running")
@@ -245,6 +244,12 @@ impl SandboxContainerizer {
                 )
                 .with_context("container", id));
             }
+            tokio::time::sleep(SIGNAL_RETRY).await;
+        }
+        // An init that never sets up its signals (another than tini, given to `Runtime::new`)
+        // is waited for only so long.
+        let set_up_by = tokio::time::Instant::now() + INIT_SETUP_WAIT;
+        while !init_ready(&dir.join("state.json")) && tokio::time::Instant::now() < set_up_by {
             tokio::time::sleep(SIGNAL_RETRY).await;
         }
         Ok(())
@@ -285,10 +290,11 @@ impl SandboxContainerizer {
     }
 }
 
-/// Whether the init of the container whose runc state is `state` has set up its signals:
-/// tini blocks the signals it passes on, then ignores `SIGTTOU`, so the ignored set of its
-/// process (`SigIgn` in `/proc/<pid>/status`) holds `SIGTTOU` once they are. An init that has
-/// gone is ready: there is nothing left to wait for.
+/// Whether the init of the container whose runc state is `state` has set up its signals, as
+/// `/proc/<pid>/status` shows: TERM blocked or caught (a handler), or, for tini, which blocks
+/// the signals it passes on and then ignores `SIGTTOU`, that ignored (tini waits in
+/// `sigtimedwait`, during which its blocked set reads empty). An init that has gone is ready:
+/// there is nothing left to wait for.
 fn init_ready(state: &Path) -> bool {
     let Some(pid) = std::fs::read(state)
         .ok()
@@ -300,12 +306,16 @@ fn init_ready(state: &Path) -> bool {
     let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
         return true;
     };
-    let ttou = 1u64 << (libc::SIGTTOU - 1);
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigIgn:"))
-        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
-        .is_some_and(|mask| mask & ttou != 0)
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let bit = |signal: i32| 1u64 << (signal - 1);
+    (mask("SigBlk:") | mask("SigCgt:")) & bit(libc::SIGTERM) != 0
+        || mask("SigIgn:") & bit(libc::SIGTTOU) != 0
 }
 
 /// runc reports a container killed by signal `n` as exit code `128 + n`, as the Docker Engine
@@ -528,5 +538,58 @@ impl Containerizer for SandboxContainerizer {
 
     async fn list_owned(&self, executor: &ExecutorId) -> Result<Vec<OwnedContainer>> {
         self.processes.list_owned(executor).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A runc state file naming `pid` as the container's init.
+    fn state(dir: &Path, pid: u32) -> PathBuf {
+        let path = dir.join(format!("state-{pid}.json"));
+        std::fs::write(&path, format!("{{\"init_process_pid\": {pid}}}")).unwrap();
+        path
+    }
+
+    #[test]
+    fn an_init_is_ready_once_it_has_set_up_its_signals() {
+        let dir = tempfile::tempdir().unwrap();
+        let init = Runtime::detect().unwrap().init().to_owned();
+        // A plain process takes TERM by default: not set up. tini sets up at once.
+        let mut plain = std::process::Command::new("sleep")
+            .arg("30")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut tini = std::process::Command::new(init)
+            .args(["-s", "--", "sleep", "30"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let tini_state = state(dir.path(), tini.id());
+        while !init_ready(&tini_state) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (plain_ready, tini_ready) = (
+            init_ready(&state(dir.path(), plain.id())),
+            init_ready(&tini_state),
+        );
+        // tini passes TERM on to its child (in a process group of its own) and ends with it.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &tini.id().to_string()])
+            .status();
+        let _ = tini.wait();
+        for child in [&mut plain, &mut tini] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(!plain_ready, "a process with TERM's default disposition");
+        assert!(tini_ready, "tini after it set up its signals");
+        // Gone: nothing to wait for. No state yet: not made.
+        assert!(init_ready(&state(dir.path(), plain.id())));
+        assert!(!init_ready(&dir.path().join("missing.json")));
     }
 }

@@ -78,6 +78,8 @@ async fn on_v2_limits_stats_and_oom_kills_use_the_containers_cgroup() {
     let read = |file: &str| std::fs::read_to_string(cgroup.join(file)).unwrap();
     assert_eq!(read("memory.max"), (32u64 << 20).to_string());
     assert_eq!(read("cpu.max"), "50000 100000");
+    // 512 shares on the weight scale.
+    assert_eq!(read("cpu.weight"), "20");
 
     // runc is given a cgroup under the container's, which holds the limits.
     let info = sandbox.inspect(&id).await.unwrap();

@@ -318,6 +318,33 @@ async fn nothing_is_left_after_remove() {
     assert!(left.is_empty(), "{left:?}");
     let err = f.sandbox.inspect(&id).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    // Created, never started: its root was mounted and its cgroup made all the same.
+    let owner = Owner {
+        executor_id: "isolation".into(),
+        task_id: "never".into(),
+    };
+    let id = f.sandbox.create(&owner, &f.spec("true")).await.unwrap();
+    let rootfs = f.sandbox.inspect(&id).await.unwrap().details["rootfs"].clone();
+    let mounted = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&rootfs)
+    };
+    assert!(mounted());
+    assert!(!cgroup_dirs(Path::new("/sys/fs/cgroup"), &[id.as_str()]).is_empty());
+    f.sandbox.remove(&id, false).await.unwrap();
+    assert!(!mounted(), "the root file system is still mounted");
+    assert_eq!(
+        cgroup_dirs(Path::new("/sys/fs/cgroup"), &[id.as_str()]),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert!(
+        std::fs::read_dir(f.state.path().join("containers"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
 }
 
 /// The cgroup directories under `root` (two levels of controllers and parents deep, then any
