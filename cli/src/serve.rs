@@ -6,6 +6,13 @@
 //! under the interpreter `HOIST_LAMBDA_PYTHON` names (which must have `awslambdaric`), Node
 //! runtimes under the program `HOIST_LAMBDA_NODE` names (a runtime interface client taking the
 //! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`.
+//!
+//! On Kubernetes (`LAMBDA_RUNTIME_EXECUTOR`, `EC2_VM_MANAGER` or `ECS_TASK_EXECUTOR` set to
+//! `kubernetes`), pods are created through the kubeconfig `KUBECONFIG` names (else the
+//! in-cluster service account) and shaped by LocalStack's `LOCALSTACK_K8S_NAMESPACE`,
+//! `LOCALSTACK_K8S_LABELS`, `LOCALSTACK_K8S_ANNOTATIONS`, `LOCALSTACK_K8S_POD_CONFIG` (pod
+//! profiles per service and architecture) and `K8S_CONTAINER_SECURITY_CONTEXT`; a malformed
+//! one stops start-up, naming it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -142,11 +149,9 @@ async fn start(args: &Args) -> Result<(), Error> {
             )
             .with_source(e)
         })?;
-    let backend = containerizer(
-        &functions_config,
-        &BackendSettings::new(state_dir.join("backend")),
-    )
-    .await?;
+    let settings =
+        BackendSettings::from_vars(state_dir.join("backend"), vars.iter().map(|(k, v)| (k, v)));
+    let backend = containerizer(&functions_config, &settings).await?;
     let functions = FunctionExecutor::start(backend, functions_config)?;
     let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
         Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
@@ -186,7 +191,10 @@ async fn compute_backend(
                 .map(|(_, v)| (key, v.as_str()))
         })
         .collect();
-    let settings = BackendSettings::new(state_dir.join("compute-backend"));
+    let settings = BackendSettings::from_vars(
+        state_dir.join("compute-backend"),
+        vars.iter().map(|(k, v)| (k, v)),
+    );
     let chosen = match named.as_slice() {
         [] => None,
         [(_, one)] => Some(*one),

@@ -149,6 +149,7 @@ impl FunctionHost for LambdaHost {
             memory_size,
             environment,
             reserved_concurrency,
+            architecture,
             ..
         } = deployment;
         let dir = match &code {
@@ -169,6 +170,14 @@ impl FunctionHost for LambdaHost {
         spec.timeout = Duration::from_secs(u64::from(timeout.max(1)));
         spec.memory = memory_size;
         spec.env = environment;
+        // The Kubernetes backend picks a pod profile by it, in Kubernetes's words.
+        let architecture = if architecture == "arm64" {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        spec.labels
+            .insert(hoist_core::labels::ARCHITECTURE.into(), architecture.into());
         let identity = BTreeMap::from([
             ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
             (
