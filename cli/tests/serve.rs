@@ -465,8 +465,9 @@ const POD_CONFIG: &str = r#"{
 /// `EC2_VM_MANAGER=kubernetes` and `ECS_TASK_EXECUTOR=kubernetes` against the fake API server
 /// through the kubeconfig `KUBECONFIG` names, with pod profiles: the AWS CLI runs two tagged
 /// instances (two pods, shaped by the `ec2` profile, limited to the instance type's size),
-/// describes them by tag, stops one (its pod goes), starts it (a new pod for the same id),
-/// terminates both (no pod left); then runs ECS tasks, an ARM64 one on the `ecs-arm` profile
+/// describes them by tag, finds them again after a restart of the server, stops one (its pod
+/// goes), starts it (a new pod for the same id), terminates both (no pod left); then runs ECS
+/// tasks, an ARM64 one on the `ecs-arm` profile
 /// and one of unknown architecture on the default, and stops them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ec2_and_ecs_on_kubernetes_make_pods_shaped_by_the_profiles() {
@@ -478,21 +479,16 @@ async fn ec2_and_ecs_on_kubernetes_make_pods_shaped_by_the_profiles() {
     let kubeconfig = kubeconfig.display().to_string();
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
-    let server = start_with(
-        port,
-        &state.path().join("state"),
-        &venv,
-        &[
-            ("EC2_VM_MANAGER", "kubernetes"),
-            ("ECS_TASK_EXECUTOR", "kubernetes"),
-            ("KUBECONFIG", &kubeconfig),
-            ("EC2_IMAGE_MAPPING", r#"{"ami-0c0c0c0c": "busybox:1.37"}"#),
-            ("LOCALSTACK_K8S_NAMESPACE", "aws"),
-            ("LOCALSTACK_K8S_LABELS", "env=test"),
-            ("LOCALSTACK_K8S_POD_CONFIG", POD_CONFIG),
-        ],
-    )
-    .await;
+    let vars = [
+        ("EC2_VM_MANAGER", "kubernetes"),
+        ("ECS_TASK_EXECUTOR", "kubernetes"),
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("EC2_IMAGE_MAPPING", r#"{"ami-0c0c0c0c": "busybox:1.37"}"#),
+        ("LOCALSTACK_K8S_NAMESPACE", "aws"),
+        ("LOCALSTACK_K8S_LABELS", "env=test"),
+        ("LOCALSTACK_K8S_POD_CONFIG", POD_CONFIG),
+    ];
+    let server = start_with(port, &state.path().join("state"), &venv, &vars).await;
 
     let ran = aws(
         &endpoint,
@@ -572,6 +568,14 @@ async fn ec2_and_ecs_on_kubernetes_make_pods_shaped_by_the_profiles() {
             assert_eq!(amounts["memory"].0, (1u64 << 30).to_string());
         }
     }
+
+    // A restarted server finds the instances' pods again, running.
+    stop(server).await;
+    let server = start_with(port, &state.path().join("state"), &venv, &vars).await;
+    instance_becomes(&endpoint, &venv, a, "running").await;
+    instance_becomes(&endpoint, &venv, b, "running").await;
+    let again = pods_become(&api, "hoist-ec2", &[a, b]).await;
+    assert_eq!(again[a].metadata.name.as_deref(), Some(first_pod.as_str()));
 
     // Stopped, the instance's pod goes; started, a new pod runs it under the same id.
     aws(
