@@ -1,7 +1,8 @@
 //! A function executor on loopback: the function registry, plain HTTP invoke and the AWS Lambda
 //! Invoke API, with a few example functions. Environments run on the backend
 //! `LAMBDA_RUNTIME_EXECUTOR` names: `process` (the default), `docker` (feature `docker`) or
-//! `kubernetes` (feature `kube`, with `KUBECONFIG` or the in-cluster account).
+//! `kubernetes` (feature `kube`, with `KUBECONFIG` or the in-cluster account, and LocalStack's
+//! `LOCALSTACK_K8S_*` variables, `LOCALSTACK_K8S_POD_CONFIG` included).
 //!
 //! ```sh
 //! cargo run --example function-executor --features functions
@@ -85,10 +86,8 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let state = tempfile::tempdir()?;
-    let settings = BackendSettings {
-        kubeconfig: std::env::var_os("KUBECONFIG").map(Into::into),
-        ..BackendSettings::new(state.path())
-    };
+    // KUBECONFIG, and LocalStack's LOCALSTACK_K8S_* variables (pod profiles...) for pods.
+    let settings = BackendSettings::from_vars(state.path(), std::env::vars());
     let backend = containerizer(&config, &settings).await?;
     tracing::info!(backend = backend.name(), "environments run on this backend");
     let functions = FunctionExecutor::start(backend, config)?;

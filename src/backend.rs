@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -109,17 +110,14 @@ impl Backend {
             )),
             #[cfg(feature = "kube")]
             Backend::Kubernetes => {
-                let config = hoist_kube::KubeConfig {
-                    namespace: settings
-                        .namespace
-                        .clone()
-                        .unwrap_or_else(|| "default".into()),
-                    host_volumes: if settings.copy_host_volumes {
-                        hoist_kube::HostVolumes::Copy
-                    } else {
-                        hoist_kube::HostVolumes::HostPath
-                    },
-                    ..hoist_kube::KubeConfig::default()
+                let mut config = hoist_kube::KubeConfig::from_vars(&settings.variables)?;
+                if let Some(namespace) = &settings.namespace {
+                    config.namespace = namespace.clone();
+                }
+                config.host_volumes = if settings.copy_host_volumes {
+                    hoist_kube::HostVolumes::Copy
+                } else {
+                    hoist_kube::HostVolumes::HostPath
                 };
                 let kube = match &settings.kubeconfig {
                     Some(path) => {
@@ -163,12 +161,19 @@ pub struct BackendSettings {
     pub state_dir: PathBuf,
     /// The Kubernetes backend's kubeconfig; `None` uses the in-cluster service account.
     pub kubeconfig: Option<PathBuf>,
-    /// The namespace of Kubernetes pods (default `default`).
+    /// The namespace of Kubernetes pods, over `LOCALSTACK_K8S_NAMESPACE` in
+    /// [`BackendSettings::variables`] (default `default`).
     pub namespace: Option<String>,
     /// How host volumes reach pods: `true` (the default) copies each into a ConfigMap the pod
     /// owns, so pods run on any node, at most `hoist_kube::COPY_LIMIT` bytes per volume;
     /// `false` mounts them as `hostPath` volumes, which must then exist on every node.
     pub copy_host_volumes: bool,
+    /// LocalStack's variables of the Kubernetes backend, by name: `LOCALSTACK_K8S_NAMESPACE`,
+    /// `LOCALSTACK_K8S_LABELS` (or `LAMBDA_K8S_LABELS`), `LOCALSTACK_K8S_ANNOTATIONS`,
+    /// `LOCALSTACK_K8S_POD_CONFIG` (pod profiles) and `K8S_CONTAINER_SECURITY_CONTEXT`, as
+    /// `hoist_kube::KubeConfig::from_vars` reads them; a malformed one fails
+    /// [`Backend::connect`] naming it. Other backends ignore them.
+    pub variables: BTreeMap<String, String>,
 }
 
 impl BackendSettings {
@@ -180,6 +185,118 @@ impl BackendSettings {
             kubeconfig: None,
             namespace: None,
             copy_host_volumes: true,
+            variables: BTreeMap::new(),
         }
+    }
+
+    /// Settings as [`BackendSettings::new`] gives them, with what a program's environment
+    /// `vars` says of Kubernetes: the kubeconfig `KUBECONFIG` names (its first path; unset,
+    /// the in-cluster service account) and LocalStack's variables of pods (see
+    /// [`BackendSettings::variables`]).
+    ///
+    /// ```
+    /// use hoist::backend::BackendSettings;
+    ///
+    /// let settings = BackendSettings::from_vars(
+    ///     "/var/lib/hoist",
+    ///     [("KUBECONFIG", "/etc/kube/a:/etc/kube/b"), ("LOCALSTACK_K8S_NAMESPACE", "work"), ("HOME", "/root")],
+    /// );
+    /// assert_eq!(settings.kubeconfig.as_deref(), Some(std::path::Path::new("/etc/kube/a")));
+    /// assert_eq!(settings.variables["LOCALSTACK_K8S_NAMESPACE"], "work");
+    /// assert!(!settings.variables.contains_key("HOME"));
+    /// ```
+    pub fn from_vars<K, V>(
+        state_dir: impl AsRef<Path>,
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut settings = BackendSettings::new(state_dir);
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref());
+            if key == "KUBECONFIG" {
+                settings.kubeconfig = value
+                    .split(':')
+                    .find(|p| !p.trim().is_empty())
+                    .map(PathBuf::from);
+            } else if KUBE_VARIABLES.contains(&key) {
+                settings.variables.insert(key.to_owned(), value.to_owned());
+            }
+        }
+        settings
+    }
+}
+
+/// The variables [`BackendSettings::from_vars`] keeps for the Kubernetes backend.
+const KUBE_VARIABLES: [&str; 6] = [
+    "LOCALSTACK_K8S_NAMESPACE",
+    "LOCALSTACK_K8S_LABELS",
+    "LAMBDA_K8S_LABELS",
+    "LOCALSTACK_K8S_ANNOTATIONS",
+    "LOCALSTACK_K8S_POD_CONFIG",
+    "K8S_CONTAINER_SECURITY_CONTEXT",
+];
+
+#[cfg(all(test, feature = "kube", feature = "testing"))]
+mod tests {
+    use super::*;
+    use hoist_core::{ContainerSpec, Owner};
+
+    #[tokio::test]
+    async fn pods_are_shaped_by_localstacks_variables() {
+        let server = hoist_kube::testing::FakeApiServer::start().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let kubeconfig = kubeconfig.display().to_string();
+        let profiles = r#"{"profiles": {"ecs": {"priorityClassName": "tasks"}},
+                           "services": {"ecs": {"profile": "ecs"}}}"#;
+        let vars = [
+            ("KUBECONFIG", kubeconfig.as_str()),
+            ("LOCALSTACK_K8S_NAMESPACE", "work"),
+            ("LOCALSTACK_K8S_POD_CONFIG", profiles),
+            ("LOCALSTACK_K8S_ANNOTATIONS", "team=data"),
+        ];
+        let settings = BackendSettings::from_vars(dir.path(), vars);
+        let pods = Backend::Kubernetes.connect(&settings).await.unwrap();
+        let mut spec = ContainerSpec::command(["sleep", "100"]);
+        spec.image = Some("busybox:1.37".into());
+        spec.labels
+            .insert(hoist_core::labels::SERVICE.into(), "ecs".into());
+        let owner = Owner {
+            executor_id: "hoist-ecs".into(),
+            task_id: "t1/app".into(),
+        };
+        let id = pods.create(&owner, &spec).await.unwrap();
+        pods.start(&id).await.unwrap();
+        let pod = server.pod(id.as_str()).unwrap();
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("work"));
+        assert_eq!(pod.metadata.annotations.unwrap()["team"], "data");
+        assert_eq!(
+            pod.spec.unwrap().priority_class_name.as_deref(),
+            Some("tasks")
+        );
+        pods.remove(&id, true).await.unwrap();
+
+        // A document with an unknown field fails the connection, naming it.
+        let vars = [
+            ("KUBECONFIG", kubeconfig.as_str()),
+            (
+                "LOCALSTACK_K8S_POD_CONFIG",
+                r#"{"profiles": {}, "service": {}}"#,
+            ),
+        ];
+        let settings = BackendSettings::from_vars(dir.path(), vars);
+        let Err(err) = Backend::Kubernetes.connect(&settings).await else {
+            panic!("an unknown field is refused");
+        };
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            err.context_value("field"),
+            Some("LOCALSTACK_K8S_POD_CONFIG")
+        );
+        assert!(err.to_string().contains("`service`"), "{err}");
     }
 }

@@ -496,3 +496,29 @@ async fn code_and_environment_limits_answer_as_aws() {
     assert_eq!(listed["Functions"], json!([]));
     service.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_is_told_each_functions_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(TestHost::default());
+    let (service, router) = start(dir.path(), host.clone()).await;
+    let mut arm: Value = serde_json::from_str(&create_body("arm-fn")).unwrap();
+    arm["Architectures"] = json!(["arm64"]);
+    for body in [arm.to_string(), create_body("x86-fn")] {
+        let (status, _, created) = call(&router, "POST", "/2015-03-31/functions", body).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+    }
+    for name in ["arm-fn", "x86-fn"] {
+        wait_for(&router, name, |c| c["State"] == "Active").await;
+    }
+    let deploys = host.deploys.lock().unwrap().clone();
+    let architecture = |name: &str| {
+        deploys
+            .iter()
+            .find(|d| d.function == name)
+            .map(|d| d.architecture.clone())
+    };
+    assert_eq!(architecture("arm-fn").as_deref(), Some("arm64"));
+    assert_eq!(architecture("x86-fn").as_deref(), Some("x86_64"));
+    service.shutdown().await;
+}

@@ -11,6 +11,13 @@
 //! Runtime API ports are held by a relay (`hoist lambda-relay`, started detached in the state
 //! directory), and a restarted server re-attaches to them. With `cleanup` a start removes what
 //! an earlier server left, and a stop removes every environment.
+//!
+//! On Kubernetes (`LAMBDA_RUNTIME_EXECUTOR`, `EC2_VM_MANAGER` or `ECS_TASK_EXECUTOR` set to
+//! `kubernetes`), pods are created through the kubeconfig `KUBECONFIG` names (else the
+//! in-cluster service account) and shaped by LocalStack's `LOCALSTACK_K8S_NAMESPACE`,
+//! `LOCALSTACK_K8S_LABELS`, `LOCALSTACK_K8S_ANNOTATIONS`, `LOCALSTACK_K8S_POD_CONFIG` (pod
+//! profiles per service and architecture) and `K8S_CONTAINER_SECURITY_CONTEXT`; a malformed
+//! one stops start-up, naming it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -178,11 +185,9 @@ async fn start(args: &Args) -> Result<(), Error> {
             )
             .with_source(e)
         })?;
-    let backend = containerizer(
-        &functions_config,
-        &BackendSettings::new(state_dir.join("backend")),
-    )
-    .await?;
+    let settings =
+        BackendSettings::from_vars(state_dir.join("backend"), vars.iter().map(|(k, v)| (k, v)));
+    let backend = containerizer(&functions_config, &settings).await?;
     let relay_dir = state_dir.join("lambda-relay");
     let recovery = args.lambda_environments;
     let functions = match recovery {
@@ -263,7 +268,10 @@ async fn compute_backend(
                 .map(|(_, v)| (key, v.as_str()))
         })
         .collect();
-    let settings = BackendSettings::new(state_dir.join("compute-backend"));
+    let settings = BackendSettings::from_vars(
+        state_dir.join("compute-backend"),
+        vars.iter().map(|(k, v)| (k, v)),
+    );
     let chosen = match named.as_slice() {
         [] => None,
         [(_, one)] => Some(*one),

@@ -5,10 +5,13 @@
 //! and deletes. Needs the venv of `functions/tests/setup-python.sh` (boto3, the AWS CLI and
 //! awslambdaric).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use hoist_kube::testing::FakeApiServer;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -40,11 +43,18 @@ fn free_port() -> u16 {
 /// Starts `hoist serve` and waits (up to 30 s) until it answers.
 /// EC2 and ECS run on the process backend too.
 async fn start(port: u16, state: &Path, venv: &Path) -> Child {
-    start_with(port, state, venv, "reattach").await
+    start_with(port, state, venv, "reattach", &[]).await
 }
 
-/// Starts `hoist serve` with `--lambda-environments recovery`, as [`start`].
-async fn start_with(port: u16, state: &Path, venv: &Path, recovery: &str) -> Child {
+/// Starts `hoist serve` as [`start`] does, with `--lambda-environments recovery` and `vars`
+/// over its environment.
+async fn start_with(
+    port: u16,
+    state: &Path,
+    venv: &Path,
+    recovery: &str,
+    vars: &[(&str, &str)],
+) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args([
             "serve",
@@ -59,6 +69,7 @@ async fn start_with(port: u16, state: &Path, venv: &Path, recovery: &str) -> Chi
         .env("LAMBDA_KEEPALIVE_MS", "600000")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("EC2_VM_MANAGER", "process")
+        .envs(vars.iter().copied())
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -298,7 +309,7 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     assert_eq!(r["slow"]["status"], 200, "{r}");
     stop(server).await;
 
-    let server = start_with(port, state.path(), &venv, "cleanup").await;
+    let server = start_with(port, state.path(), &venv, "cleanup", &[]).await;
     let r = phase(&endpoint, "after", &venv).await;
     assert_eq!(r["list"], json!(["e2e"]), "{r}");
     assert_eq!(r["get"]["State"], "Active", "{r}");
@@ -380,7 +391,7 @@ async fn the_first_invoke_after_a_restart_is_warm_and_cleanup_leaves_nothing() {
     assert_eq!(after_crash["calls"], 3, "{after_crash}");
 
     crash(server).await;
-    let server = start_with(port, state.path(), &venv, "cleanup").await;
+    let server = start_with(port, state.path(), &venv, "cleanup", &[]).await;
     let relay_socket = state.path().join("lambda-relay/relay.sock");
     eventually("the predecessor's environment is removed", || {
         !alive(pid as i32)
@@ -453,11 +464,7 @@ async fn hoist_serve_answers_ec2_on_the_same_port() {
         .as_str()
         .expect("an instance id")
         .to_owned();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while instance_state(&endpoint, &venv, &id).await != "running" {
-        assert!(tokio::time::Instant::now() < deadline, "never running");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    instance_becomes(&endpoint, &venv, &id, "running").await;
     let tagged = aws(
         &endpoint,
         &venv,
@@ -475,7 +482,7 @@ async fn hoist_serve_answers_ec2_on_the_same_port() {
     );
 
     stop(server).await;
-    let server = start_with(port, state.path(), &venv, "cleanup").await;
+    let server = start_with(port, state.path(), &venv, "cleanup", &[]).await;
     assert_eq!(instance_state(&endpoint, &venv, &id).await, "running");
     aws(
         &endpoint,
@@ -483,29 +490,34 @@ async fn hoist_serve_answers_ec2_on_the_same_port() {
         &["ec2", "terminate-instances", "--instance-ids", &id],
     )
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while instance_state(&endpoint, &venv, &id).await != "terminated" {
-        assert!(tokio::time::Instant::now() < deadline, "never terminated");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    instance_becomes(&endpoint, &venv, &id, "terminated").await;
     stop(server).await;
 }
 
-#[tokio::test]
-async fn two_backends_for_ec2_and_ecs_are_refused_naming_both() {
+/// Runs `hoist serve` (Lambda on the process backend) with `vars`, expecting it to refuse to
+/// start; returns what it wrote to standard error.
+async fn refused_start(vars: &[(&str, &str)]) -> String {
     let state = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())
-        .env("EC2_VM_MANAGER", "process")
-        .env("ECS_TASK_EXECUTOR", "docker")
         .env("LAMBDA_RUNTIME_EXECUTOR", "process")
+        .envs(vars.iter().copied())
         .kill_on_drop(true)
         .output()
         .await
         .unwrap();
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn two_backends_for_ec2_and_ecs_are_refused_naming_both() {
+    let stderr = refused_start(&[
+        ("EC2_VM_MANAGER", "process"),
+        ("ECS_TASK_EXECUTOR", "docker"),
+    ])
+    .await;
     assert!(
         stderr.contains("ECS_TASK_EXECUTOR") && stderr.contains("EC2_VM_MANAGER"),
         "{stderr}"
@@ -535,5 +547,355 @@ async fn listening_beyond_loopback_needs_allow_remote() {
     assert!(
         std::fs::read_dir(state.path()).unwrap().next().is_none(),
         "nothing was written before the refusal"
+    );
+}
+
+/// The pods of `executor` (`hoist-ec2`, `hoist-ecs`) the fake API server holds, by the task id
+/// they run (an instance id, `<task id>/<container>`).
+fn pods_of(server: &FakeApiServer, executor: &str) -> BTreeMap<String, Pod> {
+    server
+        .pods()
+        .into_iter()
+        .filter(|p| {
+            let labels = p.metadata.labels.as_ref();
+            labels
+                .and_then(|l| l.get(hoist::labels::EXECUTOR_ID))
+                .map(String::as_str)
+                == Some(executor)
+        })
+        .map(|p| {
+            let annotations = p.metadata.annotations.clone().unwrap_or_default();
+            (annotations[hoist::labels::TASK_ID].clone(), p)
+        })
+        .collect()
+}
+
+/// Waits (up to 30 s) until the pods of `executor` run exactly `tasks`; returns them.
+async fn pods_become(
+    server: &FakeApiServer,
+    executor: &str,
+    tasks: &[&str],
+) -> BTreeMap<String, Pod> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let pods = pods_of(server, executor);
+        let names: Vec<&str> = pods.keys().map(String::as_str).collect();
+        let mut wanted = tasks.to_vec();
+        wanted.sort_unstable();
+        if names == wanted {
+            return pods;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{executor} pods are {names:?}, not {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits (up to 30 s) until DescribeInstances says `state` for `id`.
+async fn instance_becomes(endpoint: &str, venv: &Path, id: &str, state: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = instance_state(endpoint, venv, id).await;
+        if now == state {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} is {now}, never {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+const POD_CONFIG: &str = r#"{
+    "profiles": {
+        "default": {"priorityClassName": "fallback"},
+        "ec2-vms": {
+            "nodeSelector": {"pool": "vms"},
+            "tolerations": [{"key": "vms", "operator": "Exists", "effect": "NoSchedule"}],
+            "labels": {"team": "vms", "io.hoist.service": "stolen"},
+            "annotations": {"note": "ec2"}
+        },
+        "ecs-arm": {"nodeSelector": {"pool": "arm"}, "priorityClassName": "tasks"}
+    },
+    "services": {"ec2": {"profile": "ec2-vms"}, "ecs": {"arm64": "ecs-arm"}}
+}"#;
+
+/// `EC2_VM_MANAGER=kubernetes` and `ECS_TASK_EXECUTOR=kubernetes` against the fake API server
+/// through the kubeconfig `KUBECONFIG` names, with pod profiles: the AWS CLI runs two tagged
+/// instances (two pods, shaped by the `ec2` profile, limited to the instance type's size),
+/// describes them by tag, finds them again after a restart of the server, stops one (its pod
+/// goes), starts it (a new pod for the same id), terminates both (no pod left); then runs ECS
+/// tasks, an ARM64 one on the `ecs-arm` profile
+/// and one of unknown architecture on the default, and stops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec2_and_ecs_on_kubernetes_make_pods_shaped_by_the_profiles() {
+    let venv = venv();
+    let api = FakeApiServer::start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let kubeconfig = state.path().join("kubeconfig");
+    api.write_kubeconfig(&kubeconfig).unwrap();
+    let kubeconfig = kubeconfig.display().to_string();
+    let port = free_port();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let vars = [
+        ("EC2_VM_MANAGER", "kubernetes"),
+        ("ECS_TASK_EXECUTOR", "kubernetes"),
+        ("KUBECONFIG", kubeconfig.as_str()),
+        ("EC2_IMAGE_MAPPING", r#"{"ami-0c0c0c0c": "busybox:1.37"}"#),
+        ("LOCALSTACK_K8S_NAMESPACE", "aws"),
+        ("LOCALSTACK_K8S_LABELS", "env=test"),
+        ("LOCALSTACK_K8S_POD_CONFIG", POD_CONFIG),
+    ];
+    let server = start_with(port, &state.path().join("state"), &venv, "cleanup", &vars).await;
+
+    let ran = aws(
+        &endpoint,
+        &venv,
+        &[
+            "ec2",
+            "run-instances",
+            "--image-id",
+            "ami-0c0c0c0c",
+            "--count",
+            "2",
+            "--instance-type",
+            "t3.micro",
+            "--tag-specifications",
+            "ResourceType=instance,Tags=[{Key=role,Value=vm}]",
+        ],
+    )
+    .await;
+    let ids: Vec<String> = ran["Instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InstanceId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{ran}");
+    let (a, b) = (ids[0].as_str(), ids[1].as_str());
+    let tagged = aws(
+        &endpoint,
+        &venv,
+        &[
+            "ec2",
+            "describe-instances",
+            "--filters",
+            "Name=tag:role,Values=vm",
+            "Name=instance-state-name,Values=running",
+        ],
+    )
+    .await;
+    let mut seen: Vec<&str> = tagged["Reservations"][0]["Instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["InstanceId"].as_str().unwrap())
+        .collect();
+    seen.sort_unstable();
+    let mut both = vec![a, b];
+    both.sort_unstable();
+    assert_eq!(seen, both, "{tagged}");
+
+    let pods = pods_become(&api, "hoist-ec2", &[a, b]).await;
+    let first_pod = pods[a].metadata.name.clone().unwrap();
+    for pod in pods.values() {
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("aws"));
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["team"], "vms", "the ec2 profile's labels");
+        assert_eq!(labels["env"], "test", "LOCALSTACK_K8S_LABELS");
+        assert_eq!(labels[hoist::labels::SERVICE], "ec2", "hoist's label wins");
+        assert_eq!(labels[hoist::labels::ARCHITECTURE], "amd64");
+        assert_eq!(pod.metadata.annotations.as_ref().unwrap()["note"], "ec2");
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.node_selector.as_ref().unwrap()["pool"], "vms");
+        assert_eq!(
+            spec.tolerations.as_ref().unwrap()[0].key.as_deref(),
+            Some("vms")
+        );
+        assert!(
+            spec.priority_class_name.is_none(),
+            "not the default profile"
+        );
+        let main = &spec.containers[0];
+        assert_eq!(main.image.as_deref(), Some("busybox:1.37"));
+        // t3.micro: 2 vCPUs and 1 GiB, as limits (and requests) of the container.
+        let resources = main.resources.as_ref().unwrap();
+        for amounts in [&resources.limits, &resources.requests] {
+            let amounts = amounts.as_ref().unwrap();
+            assert_eq!(amounts["cpu"].0, "2000m");
+            assert_eq!(amounts["memory"].0, (1u64 << 30).to_string());
+        }
+    }
+
+    // A restarted server finds the instances' pods again, running.
+    stop(server).await;
+    let server = start_with(port, &state.path().join("state"), &venv, "cleanup", &vars).await;
+    instance_becomes(&endpoint, &venv, a, "running").await;
+    instance_becomes(&endpoint, &venv, b, "running").await;
+    let again = pods_become(&api, "hoist-ec2", &[a, b]).await;
+    assert_eq!(again[a].metadata.name.as_deref(), Some(first_pod.as_str()));
+
+    // Stopped, the instance's pod goes; started, a new pod runs it under the same id.
+    aws(
+        &endpoint,
+        &venv,
+        &["ec2", "stop-instances", "--instance-ids", a],
+    )
+    .await;
+    instance_becomes(&endpoint, &venv, a, "stopped").await;
+    pods_become(&api, "hoist-ec2", &[b]).await;
+    aws(
+        &endpoint,
+        &venv,
+        &["ec2", "start-instances", "--instance-ids", a],
+    )
+    .await;
+    instance_becomes(&endpoint, &venv, a, "running").await;
+    let pods = pods_become(&api, "hoist-ec2", &[a, b]).await;
+    assert_ne!(pods[a].metadata.name.as_deref(), Some(first_pod.as_str()));
+    assert_eq!(
+        pods[a]
+            .spec
+            .as_ref()
+            .unwrap()
+            .node_selector
+            .as_ref()
+            .unwrap()["pool"],
+        "vms"
+    );
+    aws(
+        &endpoint,
+        &venv,
+        &["ec2", "terminate-instances", "--instance-ids", a, b],
+    )
+    .await;
+    instance_becomes(&endpoint, &venv, a, "terminated").await;
+    instance_becomes(&endpoint, &venv, b, "terminated").await;
+    pods_become(&api, "hoist-ec2", &[]).await;
+
+    // ECS: an ARM64 task definition takes the `ecs-arm` profile; one that names no
+    // architecture takes the default.
+    aws(
+        &endpoint,
+        &venv,
+        &["ecs", "create-cluster", "--cluster-name", "k8s"],
+    )
+    .await;
+    let container = r#"[{"name": "app", "image": "busybox:1.37", "command": ["sleep", "1000"]}]"#;
+    aws(
+        &endpoint,
+        &venv,
+        &[
+            "ecs",
+            "register-task-definition",
+            "--family",
+            "arm",
+            "--runtime-platform",
+            "cpuArchitecture=ARM64,operatingSystemFamily=LINUX",
+            "--container-definitions",
+            container,
+        ],
+    )
+    .await;
+    aws(
+        &endpoint,
+        &venv,
+        &[
+            "ecs",
+            "register-task-definition",
+            "--family",
+            "plain",
+            "--container-definitions",
+            container,
+        ],
+    )
+    .await;
+    let mut tasks = Vec::new();
+    for family in ["arm", "plain"] {
+        let ran = aws(
+            &endpoint,
+            &venv,
+            &[
+                "ecs",
+                "run-task",
+                "--cluster",
+                "k8s",
+                "--task-definition",
+                family,
+            ],
+        )
+        .await;
+        let arn = ran["tasks"][0]["taskArn"].as_str().unwrap().to_owned();
+        tasks.push(arn);
+    }
+    let ids: Vec<String> = tasks
+        .iter()
+        .map(|arn| format!("{}/app", arn.rsplit('/').next().unwrap()))
+        .collect();
+    let pods = pods_become(&api, "hoist-ecs", &[&ids[0], &ids[1]]).await;
+    let arm = &pods[&ids[0]];
+    let arm_spec = arm.spec.as_ref().unwrap();
+    assert_eq!(arm_spec.node_selector.as_ref().unwrap()["pool"], "arm");
+    assert_eq!(arm_spec.priority_class_name.as_deref(), Some("tasks"));
+    assert_eq!(
+        arm_spec.containers[0].args.as_ref().unwrap(),
+        &["sleep", "1000"]
+    );
+    let labels = arm.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels[hoist::labels::SERVICE], "ecs");
+    assert_eq!(labels[hoist::labels::ARCHITECTURE], "arm64");
+    let plain = pods[&ids[1]].spec.as_ref().unwrap();
+    assert_eq!(plain.priority_class_name.as_deref(), Some("fallback"));
+    assert!(plain.node_selector.is_none());
+    let described = aws(
+        &endpoint,
+        &venv,
+        &[
+            "ecs",
+            "describe-tasks",
+            "--cluster",
+            "k8s",
+            "--tasks",
+            &tasks[0],
+            &tasks[1],
+        ],
+    )
+    .await;
+    for task in described["tasks"].as_array().unwrap() {
+        assert_eq!(task["lastStatus"], "RUNNING", "{task}");
+    }
+    for arn in &tasks {
+        let stopped = aws(
+            &endpoint,
+            &venv,
+            &["ecs", "stop-task", "--cluster", "k8s", "--task", arn],
+        )
+        .await;
+        assert_eq!(stopped["task"]["lastStatus"], "STOPPED", "{stopped}");
+    }
+    pods_become(&api, "hoist-ecs", &[]).await;
+    stop(server).await;
+}
+
+/// A pod profile document with an unknown field stops `hoist serve` before it serves, naming
+/// the variable and the field.
+#[tokio::test]
+async fn a_bad_pod_profile_document_stops_start_up_naming_the_field() {
+    let stderr = refused_start(&[
+        ("EC2_VM_MANAGER", "kubernetes"),
+        ("KUBECONFIG", "/nonexistent/kubeconfig"),
+        (
+            "LOCALSTACK_K8S_POD_CONFIG",
+            r#"{"profiles": {"p": {"nodeSelector": {}, "prioritClassName": "x"}}}"#,
+        ),
+    ])
+    .await;
+    assert!(
+        stderr.contains("LOCALSTACK_K8S_POD_CONFIG")
+            && stderr.contains("profiles.p.prioritClassName"),
+        "{stderr}"
     );
 }

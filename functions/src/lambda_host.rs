@@ -149,6 +149,7 @@ impl FunctionHost for LambdaHost {
             memory_size,
             environment,
             reserved_concurrency,
+            architecture,
             ..
         } = deployment;
         let dir = match &code {
@@ -169,6 +170,14 @@ impl FunctionHost for LambdaHost {
         spec.timeout = Duration::from_secs(u64::from(timeout.max(1)));
         spec.memory = memory_size;
         spec.env = environment;
+        // The Kubernetes backend picks a pod profile by it, in Kubernetes's words.
+        let architecture = if architecture == "arm64" {
+            "arm64"
+        } else {
+            "amd64"
+        };
+        spec.labels
+            .insert(hoist_core::labels::ARCHITECTURE.into(), architecture.into());
         let identity = BTreeMap::from([
             ("AWS_LAMBDA_FUNCTION_VERSION", version.clone()),
             (
@@ -283,5 +292,57 @@ impl FunctionHost for LambdaHost {
             .set_limits(function, self.limits(function))
             .map_err(from_core)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hoist_core::testing::FakeContainerizer;
+
+    use super::*;
+    use crate::config::{FunctionsConfig, RuntimeCommand};
+
+    #[tokio::test]
+    async fn a_functions_architecture_becomes_its_label_in_kubernetes_words() {
+        let mut config = FunctionsConfig::default();
+        config.runtimes.insert(
+            "provided.al2023".into(),
+            RuntimeCommand::lambda(["{code}/bootstrap"]),
+        );
+        let functions =
+            FunctionExecutor::start(Arc::new(FakeContainerizer::new()), config).unwrap();
+        let code = tempfile::tempdir().unwrap();
+        // The archive is unpacked already (as after a restart): the host uses that directory.
+        std::fs::create_dir(code.path().join("0123abcd")).unwrap();
+        let host = LambdaHost::new(functions.clone(), code.path());
+        for (name, architecture, label) in [("arm", "arm64", "arm64"), ("x86", "x86_64", "amd64")] {
+            host.deploy(Deployment {
+                function: name.into(),
+                version: "$LATEST".into(),
+                arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{name}"),
+                code: DeployCode::Zip {
+                    path: code.path().join("absent.zip"),
+                    sha256: "0123abcd".into(),
+                    size: 0,
+                },
+                runtime: Some("provided.al2023".into()),
+                handler: Some("bootstrap".into()),
+                timeout: 3,
+                memory_size: 128,
+                environment: BTreeMap::new(),
+                reserved_concurrency: None,
+                architecture: architecture.into(),
+            })
+            .await
+            .unwrap();
+            let deployed = functions.registry().get(name).unwrap();
+            assert_eq!(
+                deployed.spec.labels[hoist_core::labels::ARCHITECTURE],
+                label
+            );
+        }
+        functions.shutdown().await;
     }
 }

@@ -51,6 +51,21 @@ const TYPES: &[(&str, f64, u64)] = &[
     ("c5.large", 2.0, 4096),
 ];
 
+/// The architecture of an instance type's family, as Kubernetes names it: AWS Graviton
+/// families (`a1`, and those with `g` after the generation: `t4g`, `m6gd`, `c7gn`) are
+/// `arm64`, the others `amd64`.
+fn architecture_of(instance_type: &str) -> &'static str {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    let after_generation = family
+        .trim_start_matches(|c: char| c.is_ascii_lowercase())
+        .trim_start_matches(|c: char| c.is_ascii_digit());
+    if family == "a1" || after_generation.starts_with('g') {
+        "arm64"
+    } else {
+        "amd64"
+    }
+}
+
 pub(crate) fn code_of(state: &str) -> u32 {
     match state {
         "pending" => 0,
@@ -146,6 +161,7 @@ fn container_spec(shared: &Shared, instance: &Value) -> ContainerSpec {
     }
     spec.env.insert("EC2_INSTANCE_ID".into(), id.to_owned());
     let kind = instance["InstanceType"].as_str().unwrap_or_default();
+    super::service_labels(&mut spec, "ec2", Some(architecture_of(kind)));
     if let Some((_, cpus, memory)) = TYPES.iter().find(|(name, ..)| *name == kind) {
         if shared.capabilities.cpu_limit == Limit::Enforced {
             spec.resources.cpus = Some(*cpus);
@@ -498,4 +514,32 @@ async fn change(
                 });
         });
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graviton_families_are_arm64() {
+        for kind in [
+            "t4g.micro",
+            "m6gd.large",
+            "c7gn.xlarge",
+            "a1.medium",
+            "g5g.xlarge",
+        ] {
+            assert_eq!(architecture_of(kind), "arm64", "{kind}");
+        }
+        for kind in [
+            "t3.micro",
+            "m5.large",
+            "g5.xlarge",
+            "c6i.large",
+            "",
+            "weird",
+        ] {
+            assert_eq!(architecture_of(kind), "amd64", "{kind}");
+        }
+    }
 }

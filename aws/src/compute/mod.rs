@@ -347,6 +347,31 @@ pub(crate) fn backend_error(action: &str, e: hoist_core::Error) -> AwsError {
     )
 }
 
+/// An architecture as AWS writes it (`x86_64`, `X86_64`, `arm64`, `ARM64`) as Kubernetes names
+/// it, for the [`ARCHITECTURE`](hoist_core::labels::ARCHITECTURE) label; `None` for others.
+pub(crate) fn architecture(aws: &str) -> Option<&'static str> {
+    match aws.to_ascii_lowercase().as_str() {
+        "x86_64" | "amd64" => Some("amd64"),
+        "arm64" | "aarch64" => Some("arm64"),
+        _ => None,
+    }
+}
+
+/// Labels every container of `service` (`ec2`, `ecs`) carries: the service, and the
+/// architecture when known, by which the Kubernetes backend picks a pod profile.
+pub(crate) fn service_labels(
+    spec: &mut hoist_core::ContainerSpec,
+    service: &str,
+    architecture: Option<&str>,
+) {
+    spec.labels
+        .insert(hoist_core::labels::SERVICE.into(), service.into());
+    if let Some(architecture) = architecture {
+        spec.labels
+            .insert(hoist_core::labels::ARCHITECTURE.into(), architecture.into());
+    }
+}
+
 /// `n` random lowercase hex digits (EC2's ids have 17, ECS's task ids 32).
 pub(crate) fn hex_id(n: usize) -> String {
     use rand::Rng;

@@ -147,6 +147,11 @@ pub(crate) async fn launch(
                 }
             }
             spec.env.insert("ECS_TASK_ARN".into(), arn.clone());
+            let cpu_architecture = definition
+                .pointer("/runtimePlatform/cpuArchitecture")
+                .and_then(Value::as_str)
+                .and_then(super::architecture);
+            super::service_labels(&mut spec, "ecs", cpu_architecture);
             let owner = Owner {
                 executor_id: ExecutorId::new(EXECUTOR),
                 task_id: TaskId::new(format!("{id}/{name}")),

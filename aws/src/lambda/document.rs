@@ -277,6 +277,11 @@ pub(super) fn deployment(
         memory_size: number("MemorySize", 128),
         environment,
         reserved_concurrency,
+        architecture: configuration
+            .pointer("/Architectures/0")
+            .and_then(Value::as_str)
+            .unwrap_or("x86_64")
+            .to_owned(),
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Deployment {
     pub environment: BTreeMap<String, String>,
     /// The function's reserved concurrency, if any.
     pub reserved_concurrency: Option<u32>,
+    /// Its instruction set, as `Architectures` names it (`x86_64`, `arm64`).
+    pub architecture: String,
 }
 
 /// How an invocation runs (`X-Amz-Invocation-Type`).

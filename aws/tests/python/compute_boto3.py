@@ -190,6 +190,57 @@ def ec2_terminate():
     print(json.dumps({}))
 
 
+def docker_ec2_run():
+    """Two tagged instances of the mapped busybox image on Docker, described by filters."""
+    (ami,) = ARGS
+    web = ec2.run_instances(
+        ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        TagSpecifications=tag_spec(Name="web", env="test"),
+    )["Instances"][0]["InstanceId"]
+    db = ec2.run_instances(
+        ImageId=ami, MinCount=1, MaxCount=1, TagSpecifications=tag_spec(Name="db", env="test"),
+    )["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[web, db], WaiterConfig=FAST)
+    assert ids(instances(Filters=[{"Name": "tag:Name", "Values": ["web"]}])) == [web]
+    assert ids(instances(Filters=[{"Name": "tag-key", "Values": ["env"]}])) == sorted([web, db])
+    running = instances(Filters=[{"Name": "instance-state-name", "Values": ["running"]}])
+    assert ids(running) == sorted([web, db]), running
+    one = instances(InstanceIds=[web])[0]
+    assert one["InstanceType"] == "t3.micro" and one["ImageId"] == ami, one
+    # Each container has an address of its own on Docker's bridge.
+    assert one.get("PrivateIpAddress", "127.0.0.1") != "127.0.0.1", one
+    print(json.dumps({"web": web, "db": db}))
+
+
+def docker_ec2_stop():
+    (web,) = ARGS
+    changed = ec2.stop_instances(InstanceIds=[web])["StoppingInstances"][0]
+    assert changed["CurrentState"]["Name"] == "stopping", changed
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[web], WaiterConfig=FAST)
+    assert instances(InstanceIds=[web])[0]["State"] == {"Code": 80, "Name": "stopped"}
+    assert ids(instances(Filters=[{"Name": "instance-state-name", "Values": ["stopped"]}])) == [web]
+    print(json.dumps({}))
+
+
+def docker_ec2_start():
+    (web,) = ARGS
+    changed = ec2.start_instances(InstanceIds=[web])["StartingInstances"][0]
+    assert changed["PreviousState"]["Name"] == "stopped", changed
+    ec2.get_waiter("instance_running").wait(InstanceIds=[web], WaiterConfig=FAST)
+    again = instances(InstanceIds=[web])[0]
+    assert again["State"]["Name"] == "running" and {"Key": "Name", "Value": "web"} in again["Tags"], again
+    print(json.dumps({}))
+
+
+def docker_ec2_terminate():
+    web, db = ARGS
+    changes = ec2.terminate_instances(InstanceIds=[web, db])["TerminatingInstances"]
+    assert [c["CurrentState"]["Name"] for c in changes] == ["shutting-down", "shutting-down"], changes
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[web, db], WaiterConfig=FAST)
+    assert instances(Filters=[{"Name": "instance-state-name", "Values": ["running", "stopped"]}]) == []
+    print(json.dumps({}))
+
+
 def wait_for(what, check, timeout=60):
     """Polls `check` until it returns something truthy; fails naming `what` after `timeout` s."""
     deadline = time.time() + timeout
@@ -390,6 +441,10 @@ PHASES = {
     "ec2-stop": ec2_stop,
     "ec2-start": ec2_start,
     "ec2-terminate": ec2_terminate,
+    "docker-ec2-run": docker_ec2_run,
+    "docker-ec2-stop": docker_ec2_stop,
+    "docker-ec2-start": docker_ec2_start,
+    "docker-ec2-terminate": docker_ec2_terminate,
 }
 
 if __name__ == "__main__":

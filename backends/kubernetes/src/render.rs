@@ -131,10 +131,9 @@ pub(crate) fn render_pod(
         env: env_vars(&spec.env),
         working_dir: spec.working_dir.as_ref().map(|d| d.display().to_string()),
         ports: ports(spec),
-        resources: match profile.and_then(|p| p.resources.clone()) {
-            Some(resources) => Some(resources),
-            None => resources(spec),
-        },
+        resources: profile
+            .and_then(|p| p.resources.clone())
+            .or_else(|| resources(spec)),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         security_context: Some(security_context.clone()),
         ..Container::default()
@@ -186,18 +185,16 @@ pub(crate) fn render_pod(
             host_network,
             dns_policy,
             dns_config,
-            node_selector: match profile.and_then(|p| p.node_selector.clone()) {
-                Some(selector) => Some(selector),
-                None => (!config.node_selector.is_empty()).then(|| config.node_selector.clone()),
-            },
-            affinity: match profile.and_then(|p| p.affinity.clone()) {
-                Some(affinity) => Some(affinity),
-                None => config.affinity.clone(),
-            },
-            tolerations: match profile.and_then(|p| p.tolerations.clone()) {
-                Some(tolerations) => Some(tolerations),
-                None => (!config.tolerations.is_empty()).then(|| config.tolerations.clone()),
-            },
+            // A profile's scheduling fields replace the backend's, as LocalStack's do.
+            node_selector: profile.and_then(|p| p.node_selector.clone()).or_else(|| {
+                (!config.node_selector.is_empty()).then(|| config.node_selector.clone())
+            }),
+            affinity: profile
+                .and_then(|p| p.affinity.clone())
+                .or_else(|| config.affinity.clone()),
+            tolerations: profile
+                .and_then(|p| p.tolerations.clone())
+                .or_else(|| (!config.tolerations.is_empty()).then(|| config.tolerations.clone())),
             topology_spread_constraints: profile
                 .and_then(|p| p.topology_spread_constraints.clone()),
             priority_class_name: profile.and_then(|p| p.priority_class_name.clone()),

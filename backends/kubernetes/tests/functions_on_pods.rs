@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
 use hoist_functions::{FunctionExecutor, FunctionSpec, Invocation};
 use hoist_kube::testing::FakeApiServer;
-use hoist_kube::{HostVolumes, KubeConfig, KubeContainerizer};
+use hoist_kube::{HostVolumes, KubeConfig, KubeContainerizer, PodProfiles};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -104,6 +104,13 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
         KubeConfig {
             namespace: "lambda".into(),
             host_volumes: HostVolumes::Copy,
+            // Lambda's pods get the `lambda` service's profile (the executor labels them).
+            pod_profiles: PodProfiles::parse(
+                r#"{"profiles": {"fn": {"priorityClassName": "functions", "labels": {"tier": "profile"}},
+                                 "default": {"priorityClassName": "other"}},
+                    "services": {"lambda": {"profile": "fn"}}}"#,
+            )
+            .unwrap(),
             ..KubeConfig::default()
         },
     );
@@ -142,13 +149,18 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     assert_eq!(answer["event"]["n"], 1);
     let pod_name = answer["pod"].as_str().unwrap().to_owned();
 
-    // The pod: LAMBDA_K8S_LABELS plus the function and ownership labels, the DNS servers,
-    // the image from the runtime mapping, its own network, the namespace from the kube config.
+    // The pod: LAMBDA_K8S_LABELS under the `lambda` profile's, the function, service and
+    // ownership labels, the DNS servers, the image from the runtime mapping, its own network,
+    // the namespace from the kube config.
     let pod = server.pod(&pod_name).unwrap();
     assert_eq!(pod.metadata.namespace.as_deref(), Some("lambda"));
     let labels = pod.metadata.labels.clone().unwrap();
     assert_eq!(labels["team"], "payments");
-    assert_eq!(labels["tier"], "lambda");
+    assert_eq!(
+        labels["tier"], "profile",
+        "the profile's labels win over LAMBDA_K8S_LABELS"
+    );
+    assert_eq!(labels[hoist_core::labels::SERVICE], "lambda");
     assert_eq!(labels[hoist_core::labels::FUNCTION], "hello");
     assert_eq!(labels[hoist_core::labels::EXECUTOR_ID], "hoist-functions");
     let environment = &functions.pool().environments()[0];
@@ -162,6 +174,7 @@ async fn environments_run_as_pods_with_labels_dns_and_keepalive() {
     assert_eq!(spec.containers[0].image.as_deref(), Some(IMAGE));
     assert_eq!(spec.host_network, None, "pods keep their own network");
     assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+    assert_eq!(spec.priority_class_name.as_deref(), Some("functions"));
     let code_volume = spec.volumes.as_ref().unwrap()[0]
         .config_map
         .clone()

@@ -185,6 +185,12 @@ impl Shared {
         container
             .labels
             .insert(hoist_core::labels::FUNCTION.into(), spec.name.clone());
+        // Environments are Lambda's, unless the function says otherwise: the Kubernetes
+        // backend picks a pod profile by it.
+        container
+            .labels
+            .entry(hoist_core::labels::SERVICE.into())
+            .or_insert_with(|| "lambda".into());
         Ok(TaskSpec::new(environment.0.clone(), container))
     }
 }
