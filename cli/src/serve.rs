@@ -30,6 +30,7 @@ use hoist::function_backend::{BackendSettings, containerizer};
 use hoist::{Containerizer, Error, ErrorKind};
 use hoist_aws::compute::{ComputeConfig, ComputeService};
 use hoist_aws::lambda::{LambdaConfig, LambdaService};
+use hoist_aws::sigv4::{Credentials, SignatureCheck, require_signature};
 use hoist_functions::config::{Backend, FunctionsConfig, RuntimeCommand};
 use hoist_functions::lambda_host::LambdaHost;
 use hoist_functions::relay::{RelayClient, run_relay};
@@ -60,7 +61,15 @@ pub struct Args {
         value_parser = parse_recovery
     )]
     lambda_environments: EnvironmentRecovery,
+    /// Require AWS Signature Version 4 on every request, against the credentials in
+    /// `HOIST_AWS_CREDENTIALS` (`ACCESS_KEY_ID:SECRET[,...]`); off by default, as LocalStack.
+    #[arg(long, env = "HOIST_REQUIRE_SIGNATURE")]
+    require_signature: bool,
 }
+
+/// The largest body a signed request may have: the checked body is read whole, and the
+/// largest route takes a 50 MB zip, base64-encoded in JSON.
+const MAX_SIGNED_BODY: usize = 80 << 20;
 
 fn parse_recovery(value: &str) -> Result<EnvironmentRecovery, String> {
     value.parse().map_err(|e: Error| e.to_string())
@@ -167,6 +176,31 @@ async fn start(args: &Args) -> Result<(), Error> {
     };
     let vars: Vec<(String, String)> = std::env::vars().collect();
     let mut functions_config = FunctionsConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
+    let signature = if args.require_signature {
+        let spec = vars
+            .iter()
+            .find(|(k, _)| k == "HOIST_AWS_CREDENTIALS")
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| {
+                Error::invalid_field(
+                    "HOIST_AWS_CREDENTIALS",
+                    "is needed with --require-signature: ACCESS_KEY_ID:SECRET[,ACCESS_KEY_ID:SECRET...]",
+                )
+            })?;
+        let credentials = Credentials::parse(spec)?;
+        // Functions call back with their own credentials: unless those are among the
+        // accepted ones, they get the first accepted key.
+        let theirs = &functions_config.credentials.access_key_id;
+        if !credentials.contains(theirs)
+            && let Some((id, secret)) = credentials.first()
+        {
+            functions_config.credentials.access_key_id = id.to_owned();
+            functions_config.credentials.secret_access_key = secret.to_owned();
+        }
+        Some(SignatureCheck::new(credentials, MAX_SIGNED_BODY))
+    } else {
+        None
+    };
     let lambda_config = LambdaConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
     functions_config.region = lambda_config.region.clone();
     add_runtimes(&mut functions_config, &vars);
@@ -240,7 +274,14 @@ async fn start(args: &Args) -> Result<(), Error> {
         listener.local_addr().unwrap_or(args.listen),
         state_dir.display()
     );
-    let served = axum::serve(listener, service.router().merge(compute.router()))
+    let mut router = service.router().merge(compute.router());
+    if let Some(check) = signature {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            check,
+            require_signature,
+        ));
+    }
+    let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     compute.shutdown().await;

@@ -512,6 +512,49 @@ async fn refused_start(vars: &[(&str, &str)]) -> String {
 }
 
 #[tokio::test]
+async fn a_required_signature_needs_credentials_and_refuses_other_keys() {
+    let stderr = refused_start(&[("HOIST_REQUIRE_SIGNATURE", "true")]).await;
+    assert!(stderr.contains("HOIST_AWS_CREDENTIALS"), "{stderr}");
+    let venv = venv();
+    let state = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let vars = [
+        ("HOIST_REQUIRE_SIGNATURE", "true"),
+        ("HOIST_AWS_CREDENTIALS", "AKIDHOIST:the-right-secret"),
+    ];
+    let server = start_with(port, state.path(), &venv, "cleanup", &vars).await;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let list = |key: &'static str, secret: &'static str| {
+        let mut command = Command::new(venv.join("bin/aws"));
+        command
+            .args(["lambda", "list-functions", "--endpoint-url", &endpoint])
+            .args(["--output", "json"]);
+        aws_env(&mut command)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .kill_on_drop(true)
+            .output()
+    };
+    let right = list("AKIDHOIST", "the-right-secret").await.unwrap();
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    let wrong = list("AKIDHOIST", "a-wrong-secret").await.unwrap();
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success() && said.contains("InvalidSignatureException"),
+        "{said}"
+    );
+    // LocalStack's usual test key is one this server does not know.
+    let unknown = list("test", "test").await.unwrap();
+    let said = String::from_utf8_lossy(&unknown.stderr);
+    assert!(said.contains("UnrecognizedClientException"), "{said}");
+    stop(server).await;
+}
+
+#[tokio::test]
 async fn two_backends_for_ec2_and_ecs_are_refused_naming_both() {
     let stderr = refused_start(&[
         ("EC2_VM_MANAGER", "process"),
