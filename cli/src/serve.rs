@@ -5,7 +5,9 @@
 //! LocalStack's `LAMBDA_*` variables configure it. On the process backend, Python runtimes run
 //! under the interpreter `HOIST_LAMBDA_PYTHON` names (which must have `awslambdaric`), Node
 //! runtimes under the program `HOIST_LAMBDA_NODE` names (a runtime interface client taking the
-//! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`.
+//! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`. On
+//! Docker a mapped runtime runs its image's `/lambda-entrypoint.sh`, or the interpreter those
+//! variables name inside the image.
 //!
 //! Warm environments outlive a restart (`--lambda-environments reattach`, the default): their
 //! Runtime API ports are held by a relay (`hoist lambda-relay`, started detached in the state
@@ -133,12 +135,19 @@ fn add_runtimes(config: &mut FunctionsConfig, vars: &[(String, String)]) {
             }
         }
         // Images come from LAMBDA_RUNTIME_IMAGE_MAPPING; AWS's base images start their
-        // runtime interface client from their entry point, given the handler.
+        // runtime interface client from their entry point, given the handler. A runtime whose
+        // interpreter `HOIST_LAMBDA_PYTHON` (`HOIST_LAMBDA_NODE`) names runs it in the image
+        // instead (with the interpreter in the image, or mounted by LAMBDA_DOCKER_FLAGS).
         _ => {
-            for command in config.runtimes.values_mut() {
-                if command.command.is_empty() {
-                    command.command = vec!["/lambda-entrypoint.sh".into(), "{handler}".into()];
+            for (runtime, command) in &mut config.runtimes {
+                if !command.command.is_empty() {
+                    continue;
                 }
+                command.command = commands
+                    .iter()
+                    .find(|(r, _)| r == runtime && !PROVIDED_RUNTIMES.contains(r))
+                    .map(|(_, argv)| argv.clone())
+                    .unwrap_or_else(|| vec!["/lambda-entrypoint.sh".into(), "{handler}".into()]);
             }
         }
     }
