@@ -192,6 +192,12 @@ async fn start(args: &Args) -> Result<(), Error> {
         &BackendSettings::new(state_dir.join("backend")),
     )
     .await?;
+    // Everything that can refuse to start comes before the relay, which outlives this process.
+    let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
+        Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
+    })?;
+    let compute_backend = compute_backend(&vars, &state_dir).await?;
+    let compute_config = ComputeConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
     let relay_dir = state_dir.join("lambda-relay");
     let recovery = args.lambda_environments;
     let functions = match recovery {
@@ -216,12 +222,7 @@ async fn start(args: &Args) -> Result<(), Error> {
         }
         EnvironmentRecovery::Cleanup => FunctionExecutor::start(backend, functions_config)?,
     };
-    let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
-        Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
-    })?;
     let host = LambdaHost::new(functions.clone(), state_dir.join("unpacked"));
-    let compute_backend = compute_backend(&vars, &state_dir).await?;
-    let compute_config = ComputeConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
     let service = LambdaService::start(store.clone(), Arc::new(host), lambda_config).await;
     // Once the functions are registered again: the environments an earlier server left.
     match functions.recover_environments(recovery).await {

@@ -38,6 +38,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::runtime_api::{accepted, error_document};
+
 /// The relay's control socket, in its directory.
 pub const CONTROL_SOCKET: &str = "relay.sock";
 /// The executor's Runtime API socket, in the relay's directory: the relay forwards to it.
@@ -296,23 +298,11 @@ struct Front {
 }
 
 fn gone() -> Response {
-    let body = serde_json::json!({
-        "errorType": "EnvironmentClosed",
-        "errorMessage": "the environment is stopping",
-    });
-    (StatusCode::GONE, axum::Json(body)).into_response()
-}
-
-fn accepted() -> Response {
-    (
-        StatusCode::ACCEPTED,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        r#"{"status":"OK"}"#,
+    error_document(
+        StatusCode::GONE,
+        "EnvironmentClosed",
+        "the environment is stopping",
     )
-        .into_response()
 }
 
 /// Forwards a runtime's request to the executor. A `GET` (`next`) waits across the executor's
