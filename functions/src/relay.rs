@@ -133,6 +133,9 @@ struct Relay {
     held: Mutex<HashMap<String, Held>>,
     tasks: TaskTracker,
     stop: CancellationToken,
+    /// Wakes the waiting requests when an executor has taken over (so they need not wait
+    /// for their next retry).
+    resumed: tokio::sync::Notify,
 }
 
 impl Relay {
@@ -172,11 +175,13 @@ pub async fn run_relay(
         held: Mutex::default(),
         tasks: TaskTracker::new(),
         stop,
+        resumed: tokio::sync::Notify::new(),
     });
     let router = Router::new()
         .route("/environments", get(list))
         .route("/environments/{id}", put(open).delete(close))
         .route("/shutdown", post(shut_down))
+        .route("/resume", post(resume))
         .with_state(relay.clone());
     let server =
         axum::serve(listener, router).with_graceful_shutdown(relay.stop.clone().cancelled_owned());
@@ -284,6 +289,11 @@ async fn close(
     StatusCode::NO_CONTENT
 }
 
+async fn resume(State(relay): State<Arc<Relay>>) -> StatusCode {
+    relay.resumed.notify_waiters();
+    StatusCode::NO_CONTENT
+}
+
 async fn shut_down(State(relay): State<Arc<Relay>>) -> StatusCode {
     relay.stop.cancel();
     StatusCode::NO_CONTENT
@@ -335,6 +345,10 @@ async fn forward(State(front): State<Front>, incoming: Request) -> Response {
         };
     }
     loop {
+        // Listening before the attempt, so that a resume during it is not missed.
+        let resumed = front.relay.resumed.notified();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
         let attempt = tokio::select! {
             attempt = send(&socket, build(Body::empty()), &front.relay.tasks) => attempt,
             () = front.closed.cancelled() => return gone(),
@@ -345,6 +359,7 @@ async fn forward(State(front): State<Front>, incoming: Request) -> Response {
         }
         tokio::select! {
             () = tokio::time::sleep(RETRY_EVERY) => {}
+            () = resumed => {}
             () = front.closed.cancelled() => return gone(),
         }
     }
@@ -517,6 +532,14 @@ impl RelayClient {
             .await
         {
             tracing::warn!(%environment, error = %e, "could not close a relayed runtime api port");
+        }
+    }
+
+    /// Tells the relay that an executor has taken its environments over: their waiting
+    /// requests are sent again at once.
+    pub async fn resume(&self) {
+        if let Err(e) = self.call(Method::POST, "/resume", Body::empty()).await {
+            tracing::warn!(error = %e, "could not resume the runtime api relay");
         }
     }
 

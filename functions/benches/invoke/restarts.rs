@@ -10,6 +10,7 @@ use axum::body::Body;
 use base64::Engine as _;
 use hoist_aws::lambda::{LambdaConfig, LambdaService};
 use hoist_core::scheduler::EnvironmentId;
+use hoist_functions::config::RuntimeCommand;
 use hoist_functions::lambda_host::LambdaHost;
 use hoist_functions::launcher::ReadySignal;
 use hoist_functions::relay::{RelayClient, run_relay};
@@ -65,7 +66,11 @@ async fn invoke(router: &axum::Router) {
 async fn start(state: &Path, relay: Option<&Path>, recovery: EnvironmentRecovery) -> Server {
     let backend =
         Arc::new(hoist_process::ProcessContainerizer::new(state.join("backend")).unwrap());
-    let config = config(Duration::from_secs(600));
+    let mut config = config(Duration::from_secs(600));
+    config.runtimes.insert(
+        "provided.al2023".into(),
+        RuntimeCommand::lambda(["{code}/bootstrap"]),
+    );
     let functions = match relay {
         Some(dir) => {
             let client = RelayClient::connect(dir).await.expect("the relay answers");
@@ -112,7 +117,9 @@ async fn create(router: &axum::Router, binary: &Path) {
             String::new(),
         )
         .await;
-        if String::from_utf8_lossy(&conf).contains("\"State\":\"Active\"") {
+        let conf = String::from_utf8_lossy(&conf);
+        assert!(!conf.contains("\"State\":\"Failed\""), "{conf}");
+        if conf.contains("\"State\":\"Active\"") {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;

@@ -131,6 +131,7 @@ impl FunctionExecutor {
             for orphan in held.keys() {
                 relay.close(orphan).await;
             }
+            relay.resume().await;
         }
         self.await_removals(&report.removed).await;
         Ok(report)
