@@ -136,6 +136,54 @@ struct Relay {
     /// Wakes the waiting requests when an executor has taken over (so they need not wait
     /// for their next retry).
     resumed: tokio::sync::Notify,
+    /// Connections to the executor's socket, kept for the next request.
+    connections: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+}
+
+impl Relay {
+    fn connections(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<hyper::client::conn::http1::SendRequest<Body>>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `request` to the executor on a kept connection that is free, or a new one; the
+    /// connection is kept for later requests (it is free again once this answer's body has
+    /// been read).
+    async fn to_executor(&self, mut request: Request) -> std::io::Result<Response> {
+        loop {
+            let Some(mut sender) = self.connections().pop() else {
+                break;
+            };
+            if !sender.is_ready() {
+                continue; // busy with an answer, or closed: it ends on its own
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    self.connections().push(sender);
+                    return Ok(response.map(Body::new));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(std::io::Error::other(e.into_error())),
+                },
+            }
+        }
+        let stream = UnixStream::connect(self.dir.join(RUNTIME_SOCKET)).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        self.tasks.spawn(async move {
+            // Ends when the executor closes it, or once no sender is kept.
+            let _ = connection.await;
+        });
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        self.connections().push(sender);
+        Ok(response.map(Body::new))
+    }
 }
 
 impl Relay {
@@ -176,6 +224,7 @@ pub async fn run_relay(
         tasks: TaskTracker::new(),
         stop,
         resumed: tokio::sync::Notify::new(),
+        connections: Mutex::default(),
     });
     let router = Router::new()
         .route("/environments", get(list))
@@ -188,6 +237,7 @@ pub async fn run_relay(
     let watch = watch_executor(&relay, linger);
     let (served, ()) = tokio::join!(server, watch);
     relay.stop.cancel();
+    relay.connections().clear();
     relay.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), relay.tasks.wait()).await;
     let _ = std::fs::remove_file(&control);
@@ -320,7 +370,6 @@ fn gone() -> Response {
 /// takes it.
 async fn forward(State(front): State<Front>, incoming: Request) -> Response {
     let (parts, body) = incoming.into_parts();
-    let socket = front.relay.dir.join(RUNTIME_SOCKET);
     let path = parts
         .uri
         .path_and_query()
@@ -339,7 +388,7 @@ async fn forward(State(front): State<Front>, incoming: Request) -> Response {
         forwarded
     };
     if parts.method != Method::GET {
-        return match send(&socket, build(body), &front.relay.tasks).await {
+        return match front.relay.to_executor(build(body)).await {
             Ok(response) if !is_retry(&response) => response,
             _ => accepted(),
         };
@@ -350,7 +399,7 @@ async fn forward(State(front): State<Front>, incoming: Request) -> Response {
         tokio::pin!(resumed);
         resumed.as_mut().enable();
         let attempt = tokio::select! {
-            attempt = send(&socket, build(Body::empty()), &front.relay.tasks) => attempt,
+            attempt = front.relay.to_executor(build(Body::empty())) => attempt,
             () = front.closed.cancelled() => return gone(),
         };
         match attempt {
