@@ -5,7 +5,9 @@
 //! LocalStack's `LAMBDA_*` variables configure it. On the process backend, Python runtimes run
 //! under the interpreter `HOIST_LAMBDA_PYTHON` names (which must have `awslambdaric`), Node
 //! runtimes under the program `HOIST_LAMBDA_NODE` names (a runtime interface client taking the
-//! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`.
+//! handler), and `provided`, `provided.al2` and `provided.al2023` run the zip's `bootstrap`. On
+//! Docker a mapped runtime runs its image's `/lambda-entrypoint.sh`, or the interpreter those
+//! variables name inside the image.
 //!
 //! Warm environments outlive a restart (`--lambda-environments reattach`, the default): their
 //! Runtime API ports are held by a relay (`hoist lambda-relay`, started detached in the state
@@ -149,12 +151,19 @@ fn add_runtimes(config: &mut FunctionsConfig, vars: &[(String, String)]) {
             }
         }
         // Images come from LAMBDA_RUNTIME_IMAGE_MAPPING; AWS's base images start their
-        // runtime interface client from their entry point, given the handler.
+        // runtime interface client from their entry point, given the handler. A runtime whose
+        // interpreter `HOIST_LAMBDA_PYTHON` (`HOIST_LAMBDA_NODE`) names runs it in the image
+        // instead (with the interpreter in the image, or mounted by LAMBDA_DOCKER_FLAGS).
         _ => {
-            for command in config.runtimes.values_mut() {
-                if command.command.is_empty() {
-                    command.command = vec!["/lambda-entrypoint.sh".into(), "{handler}".into()];
+            for (runtime, command) in &mut config.runtimes {
+                if !command.command.is_empty() {
+                    continue;
                 }
+                command.command = commands
+                    .iter()
+                    .find(|(r, _)| r == runtime && !PROVIDED_RUNTIMES.contains(r))
+                    .map(|(_, argv)| argv.clone())
+                    .unwrap_or_else(|| vec!["/lambda-entrypoint.sh".into(), "{handler}".into()]);
             }
         }
     }
@@ -222,6 +231,12 @@ async fn start(args: &Args) -> Result<(), Error> {
     let settings =
         BackendSettings::from_vars(state_dir.join("backend"), vars.iter().map(|(k, v)| (k, v)));
     let backend = containerizer(&functions_config, &settings).await?;
+    // Everything that can refuse to start comes before the relay, which outlives this process.
+    let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
+        Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
+    })?;
+    let compute_backend = compute_backend(&vars, &state_dir).await?;
+    let compute_config = ComputeConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
     let relay_dir = state_dir.join("lambda-relay");
     let recovery = args.lambda_environments;
     let functions = match recovery {
@@ -246,12 +261,7 @@ async fn start(args: &Args) -> Result<(), Error> {
         }
         EnvironmentRecovery::Cleanup => FunctionExecutor::start(backend, functions_config)?,
     };
-    let store = hoist_store::Store::open(state_dir.join("lambda")).map_err(|e| {
-        Error::new(ErrorKind::Backend, "cannot open the state directory").with_source(e)
-    })?;
     let host = LambdaHost::new(functions.clone(), state_dir.join("unpacked"));
-    let compute_backend = compute_backend(&vars, &state_dir).await?;
-    let compute_config = ComputeConfig::from_vars(vars.iter().map(|(k, v)| (k, v)))?;
     let service = LambdaService::start(store.clone(), Arc::new(host), lambda_config).await;
     // Once the functions are registered again: the environments an earlier server left.
     match functions.recover_environments(recovery).await {

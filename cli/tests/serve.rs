@@ -88,6 +88,18 @@ async fn start_with(
     child
 }
 
+/// Starts `hoist serve` as [`start_with`] does, with owned values for the variables.
+async fn start_env(
+    port: u16,
+    state: &Path,
+    venv: &Path,
+    recovery: &str,
+    extra: &[(&str, String)],
+) -> Child {
+    let vars: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    start_with(port, state, venv, recovery, &vars).await
+}
+
 /// Stops the server with SIGTERM and waits (up to 30 s) for it to exit cleanly.
 async fn stop(mut child: Child) {
     let pid = child.id().unwrap() as i32;
@@ -226,13 +238,116 @@ async fn phase(endpoint: &str, name: &str, venv: &Path) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     let venv = venv();
+    the_issue_sequence(&venv, &[]).await;
+}
+
+/// The issue's sequence on Docker (`LAMBDA_RUNTIME_EXECUTOR=docker`): the Python runtime is
+/// mapped (`LAMBDA_RUNTIME_IMAGE_MAPPING`) to a `FROM scratch` busybox image this test builds,
+/// into which `LAMBDA_DOCKER_FLAGS` mounts the venv, its interpreter's installation and the C
+/// libraries (no registry is needed). Fails without an Engine when `HOIST_REQUIRE_DOCKER=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_and_the_aws_cli_drive_hoist_serve_on_docker_across_a_restart() {
+    let venv = venv();
+    let Some(docker) = hoist_docker::testing::engine_for_test("hoist serve on Docker").await else {
+        return;
+    };
+    let run = format!("serve-{}", std::process::id());
+    let tag = format!("hoist-cli-test-{run}:1");
+    let _containers = DockerLeftovers {
+        label: format!("io.hoist-test.run={run}"),
+        image: tag.clone(),
+    };
+    hoist_docker::testing::build_busybox_image(
+        docker.client(),
+        Path::new(hoist_docker::testing::DEBIAN_STATIC_BUSYBOX),
+        &tag,
+        &[("io.hoist-test.run", run.as_str())],
+        Duration::from_secs(120),
+    )
+    .await
+    .unwrap();
+    let python = venv.join("bin/python");
+    let interpreter = std::fs::canonicalize(&python).unwrap();
+    let prefix = interpreter
+        .parent()
+        .and_then(Path::parent)
+        .expect("the interpreter sits in <prefix>/bin")
+        .to_path_buf();
+    let mounts: Vec<PathBuf> = [
+        venv.clone(),
+        prefix,
+        PathBuf::from("/lib/x86_64-linux-gnu"),
+        PathBuf::from("/lib64"),
+    ]
+    .into_iter()
+    .filter(|p| p.exists())
+    .collect();
+    let flags: Vec<String> = mounts
+        .iter()
+        .map(|p| format!("-v {0}:{0}:ro", p.display()))
+        .collect();
+    let extra = [
+        ("LAMBDA_RUNTIME_EXECUTOR", "docker".to_owned()),
+        (
+            "LAMBDA_RUNTIME_IMAGE_MAPPING",
+            json!({ "python3.12": tag }).to_string(),
+        ),
+        ("LAMBDA_DOCKER_FLAGS", flags.join(" ")),
+        ("LAMBDA_K8S_LABELS", format!("io.hoist-test.run={run}")),
+    ];
+    the_issue_sequence(&venv, &extra).await;
+    let left = docker_containers(&format!("io.hoist-test.run={run}"));
+    assert!(
+        left.is_empty(),
+        "the deleted function's containers are gone: {left:?}"
+    );
+}
+
+/// The containers (any state) with the label `label` (`key=value`).
+fn docker_containers(label: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("the docker CLI runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes, when dropped, the containers a test labelled and the image it built.
+struct DockerLeftovers {
+    label: String,
+    image: String,
+}
+
+impl Drop for DockerLeftovers {
+    fn drop(&mut self) {
+        let containers = docker_containers(&self.label);
+        if !containers.is_empty() {
+            let _ = std::process::Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&containers)
+                .output();
+        }
+        let _ = std::process::Command::new("docker")
+            .args(["rmi", "-f", &self.image])
+            .output();
+    }
+}
+
+/// The issue's sequence with boto3 and the AWS CLI, on the server `extra` configures: create
+/// from a zip, wait active, invoke every way, update code and configuration, publish, alias,
+/// reserve concurrency and see the throttle; restart (SIGTERM); list, get, invoke (warm: in an
+/// environment the first server started), invoke by alias, delete.
+async fn the_issue_sequence(venv: &Path, extra: &[(&str, String)]) {
     let state = tempfile::tempdir().unwrap();
     let _leftovers = Leftovers(state.path().to_path_buf());
     let port = free_port();
     let endpoint = format!("http://127.0.0.1:{port}");
 
-    let server = start(port, state.path(), &venv).await;
-    let r = phase(&endpoint, "before", &venv).await;
+    let server = start_env(port, state.path(), venv, "reattach", extra).await;
+    let r = phase(&endpoint, "before", venv).await;
     assert_eq!(r["create"], "Pending", "{r}");
     assert_eq!(r["wait_active"]["code"], 0, "{r}");
 
@@ -307,10 +422,15 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
         "every version shares the function's reservation: {r}"
     );
     assert_eq!(r["slow"]["status"], 200, "{r}");
+    let latest_boots = [
+        r["updated_config"]["payload"]["boot"].clone(),
+        r["slow"]["payload"]["boot"].clone(),
+    ];
+    let alias_boot = r["by_alias"]["payload"]["boot"].clone();
     stop(server).await;
 
-    let server = start_with(port, state.path(), &venv, "cleanup", &[]).await;
-    let r = phase(&endpoint, "after", &venv).await;
+    let server = start_env(port, state.path(), venv, "reattach", extra).await;
+    let r = phase(&endpoint, "after", venv).await;
     assert_eq!(r["list"], json!(["e2e"]), "{r}");
     assert_eq!(r["get"]["State"], "Active", "{r}");
     assert_eq!(r["get"]["Environment"]["Variables"]["GREETING"], "hola");
@@ -318,6 +438,14 @@ async fn boto3_and_the_aws_cli_drive_hoist_serve_across_a_restart() {
     assert_eq!(r["invoke"]["status"], 200, "{r}");
     assert_eq!(r["invoke"]["payload"]["code"], "v2");
     assert_eq!(r["invoke"]["payload"]["event"], json!({"after": "restart"}));
+    assert!(
+        latest_boots.contains(&r["invoke"]["payload"]["boot"]),
+        "the first invoke after the restart is warm: {r} (environments before: {latest_boots:?})"
+    );
+    assert_eq!(
+        r["by_alias"]["payload"]["boot"], alias_boot,
+        "the alias's environment is warm too: {r}"
+    );
     assert_eq!(r["by_alias"]["version"], published, "{r}");
     assert_eq!(r["cli_get"]["code"], 0, "{r}");
     assert_eq!(r["deleted"]["status"], 404, "{r}");

@@ -8,7 +8,12 @@
 //! the Docker backend (hoist-docker), against the same container created and started through
 //! the Engine API by hand, when a Docker Engine is reachable.
 //!
-//! Run: `cargo bench -p hoist-functions --bench invoke` (prints markdown tables).
+//! With feature `aws` (module `restarts`), also the Lambda API over the executor: what the
+//! control plane, the store and the Runtime API relay add to a warm invoke, and the first
+//! invoke after a restart with re-attaching against without it.
+//!
+//! Run: `cargo bench -p hoist-functions --bench invoke` (prints markdown tables); `--features
+//! aws` adds the Lambda API's tables, and `-- --only restarts` prints only those.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +26,10 @@ use hoist_functions::config::{FunctionsConfig, RuntimeCommand};
 use hoist_functions::launcher::ReadySignal;
 use hoist_functions::runtime_api::{RuntimeApi, RuntimeInvocation};
 use hoist_functions::{FunctionExecutor, FunctionSpec, Invocation};
+
+#[cfg(feature = "aws")]
+#[path = "invoke/restarts.rs"]
+mod restarts;
 
 const PAYLOAD: &str = r#"{"hello":"world"}"#;
 
@@ -50,7 +59,17 @@ fn micros(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e6)
 }
 
-async fn latencies<F, Fut>(n: usize, mut call: F) -> (Duration, Duration)
+async fn latencies<F, Fut>(n: usize, call: F) -> (Duration, Duration)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let samples = sample(n, call).await;
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+/// `n` timings of `call` after 200 warm-up calls, sorted.
+async fn sample<F, Fut>(n: usize, mut call: F) -> Vec<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -65,7 +84,7 @@ where
         samples.push(start.elapsed());
     }
     samples.sort();
-    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+    samples
 }
 
 fn invocation(id: u64) -> RuntimeInvocation {
@@ -324,6 +343,11 @@ async fn main() {
     // profiler or an instruction counter (`valgrind --tool=callgrind`).
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--only") {
+        #[cfg(feature = "aws")]
+        if args.get(i + 1).map(String::as_str) == Some("restarts") {
+            restarts::run(&binary).await;
+            return;
+        }
         let count = args.get(i + 2).and_then(|n| n.parse().ok()).unwrap_or(n);
         only(&binary, code.path(), &args[i + 1], count).await;
         return;
@@ -495,6 +519,8 @@ async fn main() {
     }
 
     docker_cold_starts(&binary).await;
+    #[cfg(feature = "aws")]
+    restarts::run(&binary).await;
 }
 
 /// How many cold starts are measured on Docker, each way.

@@ -1,7 +1,8 @@
 //! Configuration of the pool and the function executor, mirroring LocalStack's variables
 //! (`LAMBDA_KEEPALIVE_MS`, `LAMBDA_LIMITS_CONCURRENT_EXECUTIONS`,
 //! `LAMBDA_RUNTIME_ENVIRONMENT_TIMEOUT`, `LAMBDA_RUNTIME_IMAGE_MAPPING`, `LAMBDA_K8S_LABELS`,
-//! `LAMBDA_DOCKER_DNS`, `LAMBDA_RUNTIME_EXECUTOR`, `HOSTNAME_FROM_LAMBDA`).
+//! `LAMBDA_DOCKER_DNS`, `LAMBDA_DOCKER_FLAGS` (its volumes), `LAMBDA_RUNTIME_EXECUTOR`,
+//! `HOSTNAME_FROM_LAMBDA`).
 //! [`FunctionsConfig::from_vars`] reads them from a map the caller supplies; the library never
 //! reads the process environment itself.
 
@@ -223,6 +224,56 @@ pub struct FunctionsConfig {
     /// The address the Runtime API endpoints listen on. Default: loopback, or every interface
     /// (`0.0.0.0`) when [`FunctionsConfig::runtime_api_host`] is set.
     pub runtime_api_bind: Option<IpAddr>,
+    /// Host paths mounted into every environment of a runtime with an image
+    /// (`LAMBDA_DOCKER_FLAGS`' `-v HOST:CONTAINER[:ro]`), beside each runtime's own volumes.
+    pub volumes: Vec<hoist_core::Volume>,
+}
+
+/// The volumes of `LAMBDA_DOCKER_FLAGS` (`-v`/`--volume HOST:CONTAINER[:ro|:rw]`); any other
+/// flag is refused, naming it.
+fn docker_flags(var: &str, value: &str) -> hoist_core::Result<Vec<hoist_core::Volume>> {
+    let mut volumes = Vec::new();
+    let mut words = value.split_whitespace();
+    while let Some(flag) = words.next() {
+        let spec = match flag {
+            "-v" | "--volume" => words
+                .next()
+                .ok_or_else(|| var_error(var, format!("has `{flag}` without a volume")))?,
+            other => match other.strip_prefix("--volume=") {
+                Some(spec) => spec,
+                None => {
+                    return Err(var_error(
+                        var,
+                        format!("has `{other}`: hoist supports only -v HOST:CONTAINER[:ro] there"),
+                    ));
+                }
+            },
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (host, container, read_only) = match parts.as_slice() {
+            [host, container] => (*host, *container, false),
+            [host, container, "ro"] => (*host, *container, true),
+            [host, container, "rw"] => (*host, *container, false),
+            _ => {
+                return Err(var_error(
+                    var,
+                    format!("has the volume `{spec}`, not HOST:CONTAINER[:ro|:rw]"),
+                ));
+            }
+        };
+        if !host.starts_with('/') || !container.starts_with('/') {
+            return Err(var_error(
+                var,
+                format!("has the volume `{spec}`: both paths must be absolute"),
+            ));
+        }
+        volumes.push(hoist_core::Volume {
+            host_path: host.into(),
+            container_path: container.into(),
+            read_only,
+        });
+    }
+    Ok(volumes)
 }
 
 fn var_error(var: &str, problem: impl std::fmt::Display) -> Error {
@@ -307,6 +358,7 @@ impl FunctionsConfig {
                             .insert(k.trim().to_owned(), v.trim().to_owned());
                     }
                 }
+                "LAMBDA_DOCKER_FLAGS" => config.volumes = docker_flags(key, value)?,
                 "LAMBDA_DOCKER_DNS" => {
                     for server in value.split(',').filter(|s| !s.trim().is_empty()) {
                         let ip = server.trim().parse().map_err(|_| {
@@ -346,6 +398,35 @@ mod tests {
         assert!(err.to_string().contains("lxc"), "{err}");
         let err = FunctionsConfig::from_vars([("HOSTNAME_FROM_LAMBDA", "http://x/")]).unwrap_err();
         assert_eq!(err.context_value("field"), Some("HOSTNAME_FROM_LAMBDA"));
+        let err =
+            FunctionsConfig::from_vars([("LAMBDA_DOCKER_FLAGS", "--privileged")]).unwrap_err();
+        assert!(err.to_string().contains("--privileged"), "{err}");
+        let err = FunctionsConfig::from_vars([("LAMBDA_DOCKER_FLAGS", "-v rel:/x")]).unwrap_err();
+        assert!(err.to_string().contains("absolute"), "{err}");
+    }
+
+    #[test]
+    fn docker_flags_give_volumes() {
+        let config = FunctionsConfig::from_vars([(
+            "LAMBDA_DOCKER_FLAGS",
+            "-v /opt/py:/opt/py:ro --volume=/data:/mnt/data",
+        )])
+        .unwrap();
+        let volumes: Vec<_> = config
+            .volumes
+            .iter()
+            .map(|v| {
+                (
+                    v.host_path.to_str().unwrap(),
+                    v.container_path.to_str().unwrap(),
+                    v.read_only,
+                )
+            })
+            .collect();
+        assert_eq!(
+            volumes,
+            [("/opt/py", "/opt/py", true), ("/data", "/mnt/data", false)]
+        );
     }
 
     #[test]

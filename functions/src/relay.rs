@@ -38,6 +38,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::runtime_api::{accepted, error_document};
+
 /// The relay's control socket, in its directory.
 pub const CONTROL_SOCKET: &str = "relay.sock";
 /// The executor's Runtime API socket, in the relay's directory: the relay forwards to it.
@@ -131,6 +133,57 @@ struct Relay {
     held: Mutex<HashMap<String, Held>>,
     tasks: TaskTracker,
     stop: CancellationToken,
+    /// Wakes the waiting requests when an executor has taken over (so they need not wait
+    /// for their next retry).
+    resumed: tokio::sync::Notify,
+    /// Connections to the executor's socket, kept for the next request.
+    connections: Mutex<Vec<hyper::client::conn::http1::SendRequest<Body>>>,
+}
+
+impl Relay {
+    fn connections(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<hyper::client::conn::http1::SendRequest<Body>>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `request` to the executor on a kept connection that is free, or a new one; the
+    /// connection is kept for later requests (it is free again once this answer's body has
+    /// been read).
+    async fn to_executor(&self, mut request: Request) -> std::io::Result<Response> {
+        loop {
+            let Some(mut sender) = self.connections().pop() else {
+                break;
+            };
+            if !sender.is_ready() {
+                continue; // busy with an answer, or closed: it ends on its own
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    self.connections().push(sender);
+                    return Ok(response.map(Body::new));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => request = unsent,
+                    None => return Err(std::io::Error::other(e.into_error())),
+                },
+            }
+        }
+        let stream = UnixStream::connect(self.dir.join(RUNTIME_SOCKET)).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+        self.tasks.spawn(async move {
+            // Ends when the executor closes it, or once no sender is kept.
+            let _ = connection.await;
+        });
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(std::io::Error::other)?;
+        self.connections().push(sender);
+        Ok(response.map(Body::new))
+    }
 }
 
 impl Relay {
@@ -170,17 +223,21 @@ pub async fn run_relay(
         held: Mutex::default(),
         tasks: TaskTracker::new(),
         stop,
+        resumed: tokio::sync::Notify::new(),
+        connections: Mutex::default(),
     });
     let router = Router::new()
         .route("/environments", get(list))
         .route("/environments/{id}", put(open).delete(close))
         .route("/shutdown", post(shut_down))
+        .route("/resume", post(resume))
         .with_state(relay.clone());
     let server =
         axum::serve(listener, router).with_graceful_shutdown(relay.stop.clone().cancelled_owned());
     let watch = watch_executor(&relay, linger);
     let (served, ()) = tokio::join!(server, watch);
     relay.stop.cancel();
+    relay.connections().clear();
     relay.tasks.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), relay.tasks.wait()).await;
     let _ = std::fs::remove_file(&control);
@@ -282,6 +339,11 @@ async fn close(
     StatusCode::NO_CONTENT
 }
 
+async fn resume(State(relay): State<Arc<Relay>>) -> StatusCode {
+    relay.resumed.notify_waiters();
+    StatusCode::NO_CONTENT
+}
+
 async fn shut_down(State(relay): State<Arc<Relay>>) -> StatusCode {
     relay.stop.cancel();
     StatusCode::NO_CONTENT
@@ -296,23 +358,11 @@ struct Front {
 }
 
 fn gone() -> Response {
-    let body = serde_json::json!({
-        "errorType": "EnvironmentClosed",
-        "errorMessage": "the environment is stopping",
-    });
-    (StatusCode::GONE, axum::Json(body)).into_response()
-}
-
-fn accepted() -> Response {
-    (
-        StatusCode::ACCEPTED,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        r#"{"status":"OK"}"#,
+    error_document(
+        StatusCode::GONE,
+        "EnvironmentClosed",
+        "the environment is stopping",
     )
-        .into_response()
 }
 
 /// Forwards a runtime's request to the executor. A `GET` (`next`) waits across the executor's
@@ -320,7 +370,6 @@ fn accepted() -> Response {
 /// takes it.
 async fn forward(State(front): State<Front>, incoming: Request) -> Response {
     let (parts, body) = incoming.into_parts();
-    let socket = front.relay.dir.join(RUNTIME_SOCKET);
     let path = parts
         .uri
         .path_and_query()
@@ -339,14 +388,18 @@ async fn forward(State(front): State<Front>, incoming: Request) -> Response {
         forwarded
     };
     if parts.method != Method::GET {
-        return match send(&socket, build(body), &front.relay.tasks).await {
+        return match front.relay.to_executor(build(body)).await {
             Ok(response) if !is_retry(&response) => response,
             _ => accepted(),
         };
     }
     loop {
+        // Listening before the attempt, so that a resume during it is not missed.
+        let resumed = front.relay.resumed.notified();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
         let attempt = tokio::select! {
-            attempt = send(&socket, build(Body::empty()), &front.relay.tasks) => attempt,
+            attempt = front.relay.to_executor(build(Body::empty())) => attempt,
             () = front.closed.cancelled() => return gone(),
         };
         match attempt {
@@ -355,6 +408,7 @@ async fn forward(State(front): State<Front>, incoming: Request) -> Response {
         }
         tokio::select! {
             () = tokio::time::sleep(RETRY_EVERY) => {}
+            () = resumed => {}
             () = front.closed.cancelled() => return gone(),
         }
     }
@@ -527,6 +581,14 @@ impl RelayClient {
             .await
         {
             tracing::warn!(%environment, error = %e, "could not close a relayed runtime api port");
+        }
+    }
+
+    /// Tells the relay that an executor has taken its environments over: their waiting
+    /// requests are sent again at once.
+    pub async fn resume(&self) {
+        if let Err(e) = self.call(Method::POST, "/resume", Body::empty()).await {
+            tracing::warn!(error = %e, "could not resume the runtime api relay");
         }
     }
 

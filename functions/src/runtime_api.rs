@@ -411,12 +411,12 @@ impl RuntimeApi {
     }
 }
 
-fn error_document(status: StatusCode, error_type: &str, message: &str) -> Response {
+pub(crate) fn error_document(status: StatusCode, error_type: &str, message: &str) -> Response {
     let body = serde_json::json!({ "errorType": error_type, "errorMessage": message });
     (status, axum::Json(body)).into_response()
 }
 
-fn accepted() -> Response {
+pub(crate) fn accepted() -> Response {
     // Answered twice per invocation: a static body, not a JSON value built each time.
     (
         StatusCode::ACCEPTED,

@@ -30,6 +30,9 @@ NAME = "e2e"
 HANDLER = '''
 import os, time
 
+# Set once per environment: an invocation that returns the same value ran in the same one.
+BOOT = os.urandom(8).hex()
+
 def handler(event, context):
     if isinstance(event, dict):
         if event.get("sleep"):
@@ -48,6 +51,7 @@ def handler(event, context):
         "greeting": os.environ.get("GREETING"),
         "custom": cc.custom if cc else None,
         "pid": os.getpid(),
+        "boot": BOOT,
     }
 '''
 

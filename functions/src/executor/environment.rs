@@ -114,6 +114,9 @@ impl Shared {
                 read_only: true,
             });
             container.volumes.extend(runtime.volumes.iter().cloned());
+            container
+                .volumes
+                .extend(self.config.volumes.iter().cloned());
         }
         if self.memory_limits {
             container.resources.memory = Some(spec.memory_bytes());

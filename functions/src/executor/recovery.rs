@@ -131,6 +131,7 @@ impl FunctionExecutor {
             for orphan in held.keys() {
                 relay.close(orphan).await;
             }
+            relay.resume().await;
         }
         self.await_removals(&report.removed).await;
         Ok(report)
@@ -172,6 +173,23 @@ impl FunctionExecutor {
             environments = left.len(),
             "left the warm environments running for the next executor"
         );
+        // Environments the pool was stopping (idle past their keepalive, of a deleted
+        // function) finish stopping first: only the ones let go stay.
+        let kept: Vec<TaskId> = left.iter().map(|e| TaskId::new(e.0.clone())).collect();
+        let stopped = async {
+            while self.executor.tasks().iter().any(|t| !kept.contains(&t.id)) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(super::SHUTDOWN_DEADLINE, stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "environments being stopped did not end within {:?}",
+                super::SHUTDOWN_DEADLINE
+            );
+        }
         self.cancel.cancel();
         self.tasks.close();
         let _ = tokio::time::timeout(super::SHUTDOWN_DEADLINE, self.tasks.wait()).await;

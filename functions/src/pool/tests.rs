@@ -449,3 +449,64 @@ async fn keys_name_the_version_and_malformed_ones_are_refused() {
         other => panic!("a key without a version was placed: {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_adopted_environment_is_idle_warm_reaped_by_its_keepalive_and_its_id_is_never_reused() {
+    let h = harness(PoolConfig {
+        keepalive: Duration::from_secs(60),
+        ..PoolConfig::default()
+    });
+    let key: FunctionKey = "f:1".parse().unwrap();
+    let adopted = EnvironmentId("f-v7-41".into());
+    h.pool.adopt(&adopted, &key).unwrap();
+    assert_eq!(
+        h.pool.adopt(&adopted, &key).unwrap_err().kind(),
+        ErrorKind::AlreadyExists
+    );
+    let info = h.pool.environments();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].state, EnvironmentState::Ready);
+
+    let lease = h.pool.acquire(&request("f:1")).await.unwrap();
+    assert!(!lease.cold_start, "the adopted environment serves warm");
+    assert_eq!(lease.environment, adopted);
+    assert_eq!(h.fake.calls_to("start"), 0, "nothing was started");
+    // A second invocation at once needs a new environment, numbered past the adopted one.
+    let second = h.pool.acquire(&request("f:1")).await.unwrap();
+    assert!(second.cold_start);
+    assert!(
+        second.environment.0.ends_with("-42"),
+        "{}",
+        second.environment
+    );
+    h.pool.release(lease, ReleaseOutcome::Reusable).await;
+    h.pool.release(second, ReleaseOutcome::Reusable).await;
+
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    settle().await;
+    assert!(
+        h.pool.environments().is_empty(),
+        "the keepalive reaps adopted environments too"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn detaching_forgets_environments_without_stopping_them() {
+    let h = harness(PoolConfig::default());
+    let lease = h.pool.acquire(&request("f:1")).await.unwrap();
+    h.pool.release(lease, ReleaseOutcome::Reusable).await;
+    let left = h.pool.detach().await;
+    assert_eq!(left.len(), 1);
+    settle().await;
+    assert_eq!(h.fake.calls_to("stop"), 0, "nothing was stopped");
+    assert!(h.pool.environments().is_empty());
+    assert!(
+        h.pool.acquire(&request("f:1")).await.is_err(),
+        "the pool is closed"
+    );
+    assert!(
+        h.pool
+            .adopt(&EnvironmentId("f-v1-9".into()), &"f:1".parse().unwrap())
+            .is_err()
+    );
+}
