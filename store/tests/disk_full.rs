@@ -1,0 +1,218 @@
+//! The state directory's disk fills up: a write fails with a typed error naming what it was
+//! doing, leaves nothing half-made (no record, no code file, no temporary file), and the store
+//! works again once space is freed. The disk is a small tmpfs the test mounts (it runs as root)
+//! and unmounts on every path.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use hoist_store::{CODE_DIR, FunctionRecord, Store, StoreError};
+use serde_json::json;
+
+/// A tmpfs of `size` bytes mounted on a directory of its own, unmounted when dropped.
+struct SmallDisk {
+    mount_point: PathBuf,
+    // Dropped after the unmount in `drop`: the mount point is removed last.
+    _parent: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: usize) -> SmallDisk {
+        let parent = tempfile::tempdir().unwrap();
+        let mount_point = parent.path().join("disk");
+        std::fs::create_dir(&mount_point).unwrap();
+        let target = CString::new(mount_point.as_os_str().as_bytes()).unwrap();
+        let options = CString::new(format!("size={size},mode=0700")).unwrap();
+        // SAFETY: every pointer is a NUL-terminated string that outlives the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                options.as_ptr().cast(),
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "mounting a tmpfs on {} failed ({}); this test needs root (CAP_SYS_ADMIN)",
+            mount_point.display(),
+            std::io::Error::last_os_error()
+        );
+        SmallDisk {
+            mount_point,
+            _parent: parent,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.mount_point
+    }
+
+    /// Writes a file until the disk refuses more; returns its path.
+    fn fill(&self) -> PathBuf {
+        let path = self.mount_point.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0xa5u8; 4096];
+        loop {
+            match file.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let target = CString::new(self.mount_point.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a NUL-terminated path that outlives the call. A lazy unmount succeeds even if
+        // the store (or a failing assertion's unwinding) still holds a file open on it.
+        let rc = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+        if rc != 0 && !std::thread::panicking() {
+            panic!(
+                "unmounting {} failed: {}",
+                self.mount_point.display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn is_enospc(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.raw_os_error() == Some(libc::ENOSPC)
+        {
+            return true;
+        }
+        if let Some(rusqlite::Error::SqliteFailure(f, _)) = e.downcast_ref::<rusqlite::Error>()
+            && f.code == rusqlite::ErrorCode::DiskFull
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+fn function_with_code(store_code: hoist_store::CodeRef, config_bytes: usize) -> FunctionRecord {
+    let mut f = FunctionRecord::new(
+        "big",
+        json!({"FunctionName": "big", "Padding": "x".repeat(config_bytes)}),
+    );
+    f.code = Some(store_code);
+    f
+}
+
+#[test]
+fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
+    let disk = SmallDisk::mount(2 << 20);
+    let dir = disk.path().join("state");
+    let store = Store::open(&dir).unwrap();
+    store
+        .write(|tx| tx.insert_function(&FunctionRecord::new("before", json!({}))))
+        .unwrap();
+    let filler = disk.fill();
+
+    let code = vec![7u8; 256 << 10];
+    let err = store
+        .write(|tx| {
+            let code = tx.put_code(&code)?;
+            tx.insert_function(&function_with_code(code, 16))
+        })
+        .unwrap_err();
+    match &err {
+        StoreError::Io { action, path, .. } => {
+            assert_eq!(*action, "write code", "{err}");
+            assert!(path.starts_with(dir.join(CODE_DIR)), "{err}");
+        }
+        other => panic!("expected the code write to fail, got {other:?}"),
+    }
+    assert!(is_enospc(&err), "{err:?}");
+    assert!(
+        err.to_string().starts_with("could not write code "),
+        "{err}"
+    );
+    // Nothing half-made: no temporary file, no archive, no record.
+    assert_eq!(names_in(&dir.join(CODE_DIR)), Vec::<String>::new());
+    assert!(store.read(|tx| tx.function("big")).unwrap().is_none());
+    assert!(store.read(|tx| tx.function("before")).unwrap().is_some());
+
+    // Space comes back: the same write succeeds, on this store and after a reopen.
+    std::fs::remove_file(filler).unwrap();
+    let stored = store
+        .write(|tx| {
+            let code = tx.put_code(&code)?;
+            tx.insert_function(&function_with_code(code.clone(), 16))?;
+            Ok(code)
+        })
+        .unwrap();
+    drop(store);
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(store.read_code(&stored).unwrap(), code);
+    assert!(store.read(|tx| tx.function("big")).unwrap().is_some());
+    assert_eq!(
+        names_in(&dir.join(CODE_DIR)),
+        [format!("{}.zip", stored.sha256)]
+    );
+}
+
+#[test]
+fn a_full_disk_fails_a_record_write_in_the_database_and_rolls_it_back() {
+    let disk = SmallDisk::mount(2 << 20);
+    let dir = disk.path().join("state");
+    let store = Store::open(&dir).unwrap();
+    store
+        .write(|tx| tx.insert_function(&FunctionRecord::new("before", json!({}))))
+        .unwrap();
+    let filler = disk.fill();
+
+    // A record larger than anything the database's files have room for.
+    let big = || FunctionRecord::new("big", json!({"Padding": "x".repeat(512 << 10)}));
+    let err = store.write(|tx| tx.insert_function(&big())).unwrap_err();
+    assert!(is_enospc(&err), "{err:?}");
+    let StoreError::Database { action, .. } = &err else {
+        panic!("expected the database to fail, got {err:?}");
+    };
+    assert_eq!(
+        err.to_string(),
+        format!("the state database failed to {action}")
+    );
+    // Rolled back: the store still reads, and holds only what was committed before.
+    let names = |store: &Store| {
+        store
+            .read(|tx| {
+                Ok(tx
+                    .functions(None, 100)?
+                    .into_iter()
+                    .map(|f| f.name)
+                    .collect::<Vec<_>>())
+            })
+            .unwrap()
+    };
+    assert_eq!(names(&store), ["before"]);
+
+    std::fs::remove_file(filler).unwrap();
+    store.write(|tx| tx.insert_function(&big())).unwrap();
+    drop(store);
+    let store = Store::open(&dir).unwrap();
+    assert_eq!(names(&store), ["before", "big"]);
+    assert_eq!(names_in(&dir.join(CODE_DIR)), Vec::<String>::new());
+}
