@@ -121,14 +121,20 @@ fn function_with_code(store_code: hoist_store::CodeRef, config_bytes: usize) -> 
     f
 }
 
-#[test]
-fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
+/// A store on a small disk of its own, holding one function `before`.
+fn store_on_a_small_disk() -> (SmallDisk, PathBuf, Store) {
     let disk = SmallDisk::mount(2 << 20);
     let dir = disk.path().join("state");
     let store = Store::open(&dir).unwrap();
     store
         .write(|tx| tx.insert_function(&FunctionRecord::new("before", json!({}))))
         .unwrap();
+    (disk, dir, store)
+}
+
+#[test]
+fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
+    let (disk, dir, store) = store_on_a_small_disk();
     let filler = disk.fill();
 
     let code = vec![7u8; 256 << 10];
@@ -176,12 +182,7 @@ fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
 
 #[test]
 fn a_full_disk_fails_a_record_write_in_the_database_and_rolls_it_back() {
-    let disk = SmallDisk::mount(2 << 20);
-    let dir = disk.path().join("state");
-    let store = Store::open(&dir).unwrap();
-    store
-        .write(|tx| tx.insert_function(&FunctionRecord::new("before", json!({}))))
-        .unwrap();
+    let (disk, dir, store) = store_on_a_small_disk();
     let filler = disk.fill();
 
     // A record larger than anything the database's files have room for.
