@@ -3,87 +3,11 @@
 //! works again once space is freed. The disk is a small tmpfs the test mounts (it runs as root)
 //! and unmounts on every path.
 
-use std::ffi::CString;
-use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use hoist_core::testing::SmallDisk;
 use hoist_store::{CODE_DIR, FunctionRecord, Store, StoreError};
 use serde_json::json;
-
-/// A tmpfs of `size` bytes mounted on a directory of its own, unmounted when dropped.
-struct SmallDisk {
-    mount_point: PathBuf,
-    // Dropped after the unmount in `drop`: the mount point is removed last.
-    _parent: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(size: usize) -> SmallDisk {
-        let parent = tempfile::tempdir().unwrap();
-        let mount_point = parent.path().join("disk");
-        std::fs::create_dir(&mount_point).unwrap();
-        let target = CString::new(mount_point.as_os_str().as_bytes()).unwrap();
-        let options = CString::new(format!("size={size},mode=0700")).unwrap();
-        // SAFETY: every pointer is a NUL-terminated string that outlives the call.
-        let rc = unsafe {
-            libc::mount(
-                c"tmpfs".as_ptr(),
-                target.as_ptr(),
-                c"tmpfs".as_ptr(),
-                0,
-                options.as_ptr().cast(),
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "mounting a tmpfs on {} failed ({}); this test needs root (CAP_SYS_ADMIN)",
-            mount_point.display(),
-            std::io::Error::last_os_error()
-        );
-        SmallDisk {
-            mount_point,
-            _parent: parent,
-        }
-    }
-
-    fn path(&self) -> &Path {
-        &self.mount_point
-    }
-
-    /// Writes a file until the disk refuses more; returns its path.
-    fn fill(&self) -> PathBuf {
-        let path = self.mount_point.join("filler");
-        let mut file = std::fs::File::create(&path).unwrap();
-        let chunk = vec![0xa5u8; 4096];
-        loop {
-            match file.write(&chunk) {
-                Ok(0) => break,
-                Ok(_) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                Err(e) => panic!("filling {}: {e}", path.display()),
-            }
-        }
-        path
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let target = CString::new(self.mount_point.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a NUL-terminated path that outlives the call. A lazy unmount succeeds even if
-        // the store (or a failing assertion's unwinding) still holds a file open on it.
-        let rc = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
-        if rc != 0 && !std::thread::panicking() {
-            panic!(
-                "unmounting {} failed: {}",
-                self.mount_point.display(),
-                std::io::Error::last_os_error()
-            );
-        }
-    }
-}
 
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -122,20 +46,21 @@ fn function_with_code(store_code: hoist_store::CodeRef, config_bytes: usize) -> 
 }
 
 /// A store on a small disk of its own, holding one function `before`.
-fn store_on_a_small_disk() -> (SmallDisk, PathBuf, Store) {
-    let disk = SmallDisk::mount(2 << 20);
+fn store_on_a_small_disk() -> (tempfile::TempDir, SmallDisk, PathBuf, Store) {
+    let mount_point = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(mount_point.path(), 2 << 20).unwrap();
     let dir = disk.path().join("state");
     let store = Store::open(&dir).unwrap();
     store
         .write(|tx| tx.insert_function(&FunctionRecord::new("before", json!({}))))
         .unwrap();
-    (disk, dir, store)
+    (mount_point, disk, dir, store)
 }
 
 #[test]
 fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
-    let (disk, dir, store) = store_on_a_small_disk();
-    let filler = disk.fill();
+    let (_mount_point, disk, dir, store) = store_on_a_small_disk();
+    let filler = disk.fill().unwrap();
 
     let code = vec![7u8; 256 << 10];
     let err = store
@@ -182,8 +107,8 @@ fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
 
 #[test]
 fn a_full_disk_fails_a_record_write_in_the_database_and_rolls_it_back() {
-    let (disk, dir, store) = store_on_a_small_disk();
-    let filler = disk.fill();
+    let (_mount_point, disk, dir, store) = store_on_a_small_disk();
+    let filler = disk.fill().unwrap();
 
     // A record larger than anything the database's files have room for.
     let big = || FunctionRecord::new("big", json!({"Padding": "x".repeat(512 << 10)}));
