@@ -3,20 +3,14 @@
 //! works again once space is freed. The disk is a small tmpfs the test mounts (it runs as root)
 //! and unmounts on every path.
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::PathBuf;
 
 use hoist_core::testing::SmallDisk;
 use hoist_store::{CODE_DIR, FunctionRecord, Store, StoreError};
 use serde_json::json;
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use support::code_files;
 
 fn is_enospc(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(error);
@@ -82,7 +76,7 @@ fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
         "{err}"
     );
     // Nothing half-made: no temporary file, no archive, no record.
-    assert_eq!(names_in(&dir.join(CODE_DIR)), Vec::<String>::new());
+    assert_eq!(code_files(&dir), Vec::<String>::new());
     assert!(store.read(|tx| tx.function("big")).unwrap().is_none());
     assert!(store.read(|tx| tx.function("before")).unwrap().is_some());
 
@@ -99,10 +93,7 @@ fn a_full_disk_fails_code_writes_with_a_typed_error_and_leaves_nothing() {
     let store = Store::open(&dir).unwrap();
     assert_eq!(store.read_code(&stored).unwrap(), code);
     assert!(store.read(|tx| tx.function("big")).unwrap().is_some());
-    assert_eq!(
-        names_in(&dir.join(CODE_DIR)),
-        [format!("{}.zip", stored.sha256)]
-    );
+    assert_eq!(code_files(&dir), [format!("{}.zip", stored.sha256)]);
 }
 
 #[test]
@@ -140,5 +131,5 @@ fn a_full_disk_fails_a_record_write_in_the_database_and_rolls_it_back() {
     drop(store);
     let store = Store::open(&dir).unwrap();
     assert_eq!(names(&store), ["before", "big"]);
-    assert_eq!(names_in(&dir.join(CODE_DIR)), Vec::<String>::new());
+    assert_eq!(code_files(&dir), Vec::<String>::new());
 }

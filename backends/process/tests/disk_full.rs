@@ -3,7 +3,8 @@
 //! written). Each task ends once, and no container folder and no process is left. The disk is
 //! a small tmpfs the test mounts (it runs as root).
 
-use std::path::Path;
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use hoist_core::{
     ContainerSpec, Executor, Hook, HookContext, Result, TaskSpec, TaskState, TaskStatus,
 };
 use hoist_process::ProcessContainerizer;
+use support::{entries, processes_with};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -40,8 +42,18 @@ async fn statuses_of(executor: &Executor, task: TaskSpec) -> Vec<TaskStatus> {
     seen
 }
 
-fn terminal_count(seen: &[TaskStatus]) -> usize {
-    seen.iter().filter(|s| s.state.is_terminal()).count()
+/// The task failed once because its record could not be written, and left nothing.
+fn failed_once_leaving_nothing(seen: &[TaskStatus], state: &std::path::Path, marker: &str) {
+    let terminal: Vec<_> = seen.iter().filter(|s| s.state.is_terminal()).collect();
+    assert_eq!(terminal.len(), 1, "{seen:?}");
+    assert_eq!(terminal[0].state, TaskState::Failed, "{seen:?}");
+    let message = terminal[0].message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains("could not write the container record"),
+        "{message}"
+    );
+    assert_eq!(entries(state), Vec::<String>::new());
+    assert_eq!(processes_with(marker), Vec::<i32>::new());
 }
 
 /// A command no other process has: `sh` running `sleep` for a duration unique to this test.
@@ -50,34 +62,6 @@ fn marked_sleep(id: &str, marker: &str) -> TaskSpec {
         id,
         ContainerSpec::command(["/bin/sh", "-c", &format!("sleep {marker}; echo done")]),
     )
-}
-
-/// Processes whose command line holds `marker`.
-fn processes_with(marker: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains(marker) {
-            found.push(format!("{name}: {cmdline}"));
-        }
-    }
-    found
-}
-
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Fills the disk in pre-run: after the container's folder and record exist, before start.
@@ -106,16 +90,7 @@ async fn a_full_state_disk_fails_the_launch_once_and_leaves_nothing() {
     // Full before the launch: the container's record cannot be written.
     let filler = disk.fill().unwrap();
     let seen = statuses_of(&executor, marked_sleep("before", &marker)).await;
-    assert_eq!(terminal_count(&seen), 1, "{seen:?}");
-    let last = seen.last().unwrap();
-    assert_eq!(last.state, TaskState::Failed, "{seen:?}");
-    let message = last.message.as_deref().unwrap_or_default();
-    assert!(
-        message.contains("could not write the container record"),
-        "{message}"
-    );
-    assert_eq!(entries(&state), Vec::<String>::new());
-    assert_eq!(processes_with(&marker), Vec::<String>::new());
+    failed_once_leaving_nothing(&seen, &state, &marker);
     std::fs::remove_file(filler).unwrap();
 
     // Full once the container exists: the process starts, but the record naming it cannot
@@ -125,16 +100,7 @@ async fn a_full_state_disk_fails_the_launch_once_and_leaves_nothing() {
         .build()
         .unwrap();
     let seen = statuses_of(&hooked, marked_sleep("during", &marker)).await;
-    assert_eq!(terminal_count(&seen), 1, "{seen:?}");
-    let last = seen.last().unwrap();
-    assert_eq!(last.state, TaskState::Failed, "{seen:?}");
-    let message = last.message.as_deref().unwrap_or_default();
-    assert!(
-        message.contains("could not write the container record"),
-        "{message}"
-    );
-    assert_eq!(entries(&state), Vec::<String>::new());
-    assert_eq!(processes_with(&marker), Vec::<String>::new());
+    failed_once_leaving_nothing(&seen, &state, &marker);
     std::fs::remove_file(disk.path().join("filler")).unwrap();
 
     // Space again: a task runs to its end and leaves nothing either.
