@@ -2,6 +2,8 @@
 //! between writing code and committing leaves nothing behind, a newer schema is refused, and
 //! concurrent writers serialise.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -10,15 +12,7 @@ use hoist_store::{
     UpdateStatus, VersionRecord,
 };
 use serde_json::json;
-
-fn code_files(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir.join(CODE_DIR))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use support::code_files;
 
 fn function(name: &str) -> FunctionRecord {
     let mut f = FunctionRecord::new(

@@ -175,3 +175,60 @@ async fn the_stop_token_kills_every_task_and_waits_for_the_acknowledgement() {
     assert!(s.acknowledgements >= s.distinct("t").len(), "{s:?}");
     assert_eq!(fake.calls_to("stop"), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_answering_503_for_a_while_gets_every_update_once_when_it_recovers() {
+    let fake = FakeContainerizer::new();
+    fake.script("t", Script::exits(0, Duration::from_secs(30)));
+    let Running { agent, run, .. } = running_task(&fake, |_| {}).await;
+    let before = agent.snapshot();
+    assert_eq!(before.unavailable, 0);
+    // For two minutes every call but SUBSCRIBE gets 503; the event stream stays open.
+    let outage = Instant::now();
+    agent.recover_for(Duration::from_secs(120));
+    // A task launched during the outage, and one that ends during it.
+    let mut info = TaskInfoFields::new("u", "agent-1");
+    info.command = Some(CommandInfo::shell("sleep 1000"));
+    assert!(agent.launch(TaskInfo::from_fields(&info)));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let during = agent.snapshot();
+    assert!(
+        during.unavailable >= 3,
+        "the updates were sent and refused: {during:?}"
+    );
+    assert_eq!(
+        during.updates.len(),
+        before.updates.len(),
+        "nothing is accepted during the outage"
+    );
+    assert_eq!(fake.calls_to("create"), 2, "u was launched all the same");
+
+    let s = agent
+        .wait_for("t finished and u running", WAIT, |s| {
+            s.states("t").contains(&TaskState::Finished)
+                && s.states("u").contains(&TaskState::Running)
+        })
+        .await
+        .unwrap();
+    assert!(outage.elapsed() >= Duration::from_secs(120));
+    assert_eq!(
+        s.states("t"),
+        [TaskState::Starting, TaskState::Running, TaskState::Finished]
+    );
+    assert_eq!(s.states("u"), [TaskState::Starting, TaskState::Running]);
+    // Each update arrived once once accepted (no resend after its acknowledgement), and the
+    // executor never had to subscribe again.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let s = agent.snapshot();
+    assert_eq!(s.updates.len(), 5, "{:?}", s.updates);
+    assert_eq!(s.acknowledgements, 5);
+    assert_eq!(s.subscriptions.len(), 1);
+
+    agent.shutdown();
+    assert_eq!(run.await.unwrap().unwrap(), Exit::Shutdown);
+    let s = agent.snapshot();
+    assert_eq!(s.terminal("t").len(), 1);
+    assert_eq!(s.terminal("u").len(), 1);
+    assert_eq!(s.states("u").last(), Some(&TaskState::Killed));
+    assert_eq!(fake.live_containers(), Vec::new(), "a container is left");
+}

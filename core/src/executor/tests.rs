@@ -1183,3 +1183,204 @@ async fn an_out_of_memory_exit_is_an_event_and_a_backend_emits_in_its_calls() {
         ]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_hook_hung_in_any_phase_is_ended_by_the_deadline_with_one_terminal_status() {
+    // A setup hook that hangs fails the launch; a teardown hook that hangs does not change
+    // how the task ended, and the message says it.
+    let failed = (TaskState::Failed, Some(Reason::HookFailed));
+    let finished = (TaskState::Finished, Some(Reason::CommandExited));
+    // (phase the hook hangs in, the task's end, whether the container was ever created)
+    let cases = [
+        (Phase::PreCreate, failed, false),
+        (Phase::PreRun, failed, true),
+        (Phase::PostRun, failed, true),
+        (Phase::PreStop, finished, true),
+        (Phase::PostStop, finished, true),
+    ];
+    for (phase, (state, reason), created) in cases {
+        let log = Log::default();
+        let fake = FakeContainerizer::new();
+        fake.script("t", Script::exits(0, Duration::from_secs(30)));
+        let mut hung = Recorder::new("hung", 1, &log);
+        hung.hang_in = Some(phase);
+        let executor = Executor::builder(Arc::new(fake.clone()))
+            .hook(hung)
+            .hook(Recorder::new("after", 0, &log))
+            .hook_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let mut statuses = executor.statuses();
+        executor.launch(task("t")).unwrap();
+        let seen = until_terminal(&mut statuses, "t").await;
+        let last = seen.last().unwrap();
+        assert_eq!(
+            (last.state, last.reason),
+            (state, reason),
+            "{phase}: {seen:?}"
+        );
+        let message = last.message.clone().unwrap_or_default();
+        assert!(
+            message.contains(&format!("hook `hung` failed in {phase}")),
+            "{phase}: {message}"
+        );
+        assert!(
+            message.contains("did not finish within 5s"),
+            "{phase}: {message}"
+        );
+        // Long after the deadline: no second terminal status, nothing left behind.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert_no_more(&mut statuses, "t");
+        assert_eq!(
+            seen.iter().filter(|s| s.state.is_terminal()).count(),
+            1,
+            "{phase}"
+        );
+        assert_eq!(fake.calls_to("create"), usize::from(created), "{phase}");
+        assert!(
+            fake.live_containers().is_empty(),
+            "{phase}: a container is left"
+        );
+        assert!(
+            executor.tasks().is_empty(),
+            "{phase}: the task is still tracked"
+        );
+        let log = log.lock().unwrap().clone();
+        // The later hook's teardown ran whatever hung; a setup phase stopped at the hung hook.
+        if created {
+            assert!(
+                log.contains(&"after:post_stop".to_owned()),
+                "{phase}: {log:?}"
+            );
+        }
+        if phase.is_setup() {
+            assert!(
+                !log.contains(&format!("after:{phase}")),
+                "{phase}: the chain went on past the hung hook: {log:?}"
+            );
+        }
+        executor.shutdown(None).await;
+    }
+}
+
+/// An HTTP server on loopback whose `n`-th request (from 1) is answered `200` after
+/// `answer_after(n)`, or never when that is `None`. Returns its port, how many requests were
+/// left unanswered, and how many of those the prober then closed. Dropping the `JoinSet`
+/// stops the server and every connection.
+fn slow_then_silent_server(
+    listener: std::net::TcpListener,
+    answer_after: fn(usize) -> Option<Duration>,
+    tasks: &mut tokio::task::JoinSet<()>,
+) -> (u16, Arc<Mutex<(usize, usize)>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let silent = Arc::new(Mutex::new((0, 0)));
+    let counts = silent.clone();
+    tasks.spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        for n in 1.. {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let counts = counts.clone();
+            connections.spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(read) => head.extend_from_slice(&buf[..read]),
+                    }
+                }
+                match answer_after(n) {
+                    Some(delay) => {
+                        tokio::time::sleep(delay).await;
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                            .await;
+                    }
+                    None => {
+                        counts.lock().unwrap().0 += 1;
+                        // Never answers; the prober's timeout must close the connection.
+                        while !matches!(stream.read(&mut buf).await, Ok(0) | Err(_)) {}
+                        counts.lock().unwrap().1 += 1;
+                    }
+                }
+            });
+        }
+    });
+    (port, silent)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probe_target_that_answers_slowly_then_not_at_all_fails_the_task_once() {
+    let mut server = tokio::task::JoinSet::new();
+    // 1st probe answered in 1 s, the 2nd in 8 s (past the 5 s timeout), the 3rd in 1 s again,
+    // and from the 4th on, never.
+    let (port, silent) = slow_then_silent_server(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        |n| match n {
+            1 | 3 => Some(Duration::from_secs(1)),
+            2 => Some(Duration::from_secs(8)),
+            _ => None,
+        },
+        &mut server,
+    );
+    let fake = FakeContainerizer::new();
+    let (executor, mut statuses) = build(&fake);
+    let mut spec = task("web");
+    let mut check = HealthCheck::new(crate::health::Probe::Http(crate::health::HttpProbe {
+        scheme: Default::default(),
+        port,
+        path: "/health".into(),
+        statuses: Vec::new(),
+    }));
+    check.delay = Duration::from_secs(1);
+    check.interval = Duration::from_secs(2);
+    check.timeout = Duration::from_secs(5);
+    check.grace_period = Duration::ZERO;
+    check.consecutive_failures = 3;
+    spec.health_check = Some(check);
+    executor.launch(spec).unwrap();
+    let seen = until_terminal(&mut statuses, "web").await;
+    use TaskState::{Killed, Killing, Running, Starting};
+    let running = [Running; 4];
+    assert_eq!(
+        states(&seen),
+        [&[Starting, Running][..], &running, &[Killing, Killed]].concat()
+    );
+    // Healthy, then not (the slow answer), healthy again, then not for good.
+    let health: Vec<_> = seen.iter().map(|s| s.healthy).collect();
+    let flips = [Some(true), Some(false), Some(true), Some(false)];
+    assert_eq!(health, [&[None, None][..], &flips, &[None, None]].concat());
+    let timed_out =
+        format!("waiting for the answer of 127.0.0.1:{port} timed out (probe timeout 5s)");
+    for unhealthy in [&seen[3], &seen[5]] {
+        assert_eq!(unhealthy.reason, Some(Reason::HealthCheckStatusUpdated));
+        assert_eq!(unhealthy.message.as_deref(), Some(timed_out.as_str()));
+    }
+    let last = seen.last().unwrap();
+    assert_eq!(last.reason, Some(Reason::HealthCheckFailed));
+    let message = last.message.as_deref().unwrap();
+    assert!(
+        message.contains("3 consecutive failed health checks"),
+        "{message}"
+    );
+    assert!(message.contains(&timed_out), "{message}");
+
+    // Long after: no second terminal status, no container, no probe still connected.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_no_more(&mut statuses, "web");
+    assert!(fake.live_containers().is_empty());
+    assert!(executor.tasks().is_empty());
+    let (unanswered, closed) = *silent.lock().unwrap();
+    assert_eq!(
+        unanswered, 3,
+        "the monitor stopped probing after the third failure"
+    );
+    assert_eq!(
+        closed, unanswered,
+        "a timed-out probe left its connection open"
+    );
+    server.shutdown().await;
+}

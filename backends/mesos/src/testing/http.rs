@@ -164,6 +164,17 @@ async fn handle_call(
             ),
         ));
     }
+    if call.kind != CallType::Subscribe
+        && shared
+            .state()
+            .recovering_until
+            .is_some_and(|t| Instant::now() < t)
+    {
+        return Err((
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent has not finished recovery".into(),
+        ));
+    }
     match call.kind {
         CallType::Subscribe => {
             let subscribe = call.subscribe.ok_or((

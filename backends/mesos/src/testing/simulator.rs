@@ -130,6 +130,8 @@ pub(super) struct SimState {
     pub(super) ack_mode: AckMode,
     pub(super) stream: Option<mpsc::UnboundedSender<Bytes>>,
     pub(super) down_until: Option<Instant>,
+    /// Until when every call but SUBSCRIBE is answered `503` ([`AgentSimulator::recover_for`]).
+    pub(super) recovering_until: Option<Instant>,
     /// Whether SUBSCRIBED waits for [`AgentSimulator::release_subscribed`].
     pub(super) hold_subscribed: bool,
     /// The SUBSCRIBED event held back, and the updates its SUBSCRIBE carried (replayed, and
@@ -202,6 +204,7 @@ impl AgentSimulator {
                 ack_mode: AckMode::Normal,
                 stream: None,
                 down_until: None,
+                recovering_until: None,
                 hold_subscribed: false,
                 held_subscribed: None,
             }),
@@ -325,6 +328,17 @@ impl AgentSimulator {
         state.seen.connected = false;
         state.down_until = Some(Instant::now() + downtime);
         drop(state);
+        self.shared.changed.notify_waiters();
+    }
+
+    /// Answers every call but SUBSCRIBE with `503 Service Unavailable` for `downtime`, keeping
+    /// the event stream open, as an agent still recovering does once its executors have
+    /// reconnected: apache/mesos `src/slave/http.cpp` (`Http::executor`) accepts a SUBSCRIBE
+    /// while the agent is `RECOVERING` but answers any other call with
+    /// `ServiceUnavailable("Agent has not finished recovery")`. Updates refused so are not
+    /// accepted, and so not acknowledged.
+    pub fn recover_for(&self, downtime: Duration) {
+        self.shared.state().recovering_until = Some(Instant::now() + downtime);
         self.shared.changed.notify_waiters();
     }
 
