@@ -22,6 +22,8 @@ use hoist_mesos::wire::{
     TaskInfo, TaskInfoFields, TaskState,
 };
 
+mod support;
+
 const WAIT: Duration = Duration::from_secs(60);
 
 /// The program under test: the one this package built, or the one `HOIST_MESOS_EXECUTOR`
@@ -56,10 +58,21 @@ fn agent_argv(container: &str, sandbox: &Path) -> Vec<String> {
 /// The executor started as the agent starts it: the argv, the agent's environment and the
 /// sandbox as working directory; its standard error goes to `stderr` in the sandbox.
 fn start(agent: &AgentSimulator, container: &str, sandbox: &Path) -> tokio::process::Child {
+    start_with(agent, container, sandbox, &[])
+}
+
+/// [`start`], with `extra` flags after the agent's.
+fn start_with(
+    agent: &AgentSimulator,
+    container: &str,
+    sandbox: &Path,
+    extra: &[String],
+) -> tokio::process::Child {
     let env = agent.env();
     let stderr = std::fs::File::create(sandbox.join("stderr")).unwrap();
     tokio::process::Command::new(binary())
         .args(agent_argv(container, sandbox))
+        .args(extra)
         .current_dir(sandbox)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -102,7 +115,7 @@ async fn run_then_kill(
     container: &str,
     info: TaskInfoFields,
 ) -> String {
-    run_check_then_kill(agent, sandbox, container, info, &|| {}).await
+    run_check_then_kill(agent, sandbox, container, info, &[], &|| {}).await
 }
 
 /// [`run_then_kill`], calling `while_running` once the task is RUNNING (a failed assertion
@@ -112,9 +125,10 @@ async fn run_check_then_kill(
     sandbox: &Path,
     container: &str,
     info: TaskInfoFields,
+    extra: &[String],
     while_running: &(dyn Fn() + Sync),
 ) -> String {
-    let mut child = start(agent, container, sandbox);
+    let mut child = start_with(agent, container, sandbox, extra);
     let id = info.task_id.value.clone();
     let stderr = || std::fs::read_to_string(sandbox.join("stderr")).unwrap_or_default();
     let result = async {
@@ -192,6 +206,51 @@ async fn a_process_task_with_cpus_and_mem_runs_and_is_killed_once() {
         "{stderr}"
     );
     assert_eq!(stderr.matches("something_else").count(), 1, "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_address_serves_the_engines_and_the_drivers_metrics() {
+    let sandbox = tempfile::tempdir().unwrap();
+    std::fs::write(
+        sandbox.path().join("config.yaml"),
+        "containerizer: process\n",
+    )
+    .unwrap();
+    let agent = AgentSimulator::start(SimulatorOptions::default())
+        .await
+        .unwrap();
+    let port = support::free_port();
+    let container = format!("mesos-metrics-{}", std::process::id());
+    let check = || {
+        // STARTING and RUNNING went out; the task runs.
+        let deadline = std::time::Instant::now() + WAIT;
+        let body = loop {
+            if let Some((_, body)) = support::scrape(port)
+                && body.contains("hoist_tasks{state=\"running\"} 1")
+                && body.contains("hoist_mesos_updates_acknowledged_total 2")
+            {
+                break body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the metrics never showed the task: {:?}",
+                support::scrape(port)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(body.contains("hoist_mesos_updates_sent_total"), "{body}");
+        assert!(body.contains("hoist_task_launches_total 1"), "{body}");
+        support::promtool_check(&body);
+    };
+    run_check_then_kill(
+        &agent,
+        sandbox.path(),
+        &container,
+        task("measured", "sleep 300"),
+        &[format!("--metrics_address=127.0.0.1:{port}")],
+        &check,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,7 +384,7 @@ async fn a_sandboxed_task_with_cpus_and_mem_runs_enforced_and_is_killed_once() {
         assert_eq!(cpu, "10000 100000");
         assert_eq!(memory, (32u64 << 20).to_string());
     };
-    let stderr = run_check_then_kill(&agent, sandbox.path(), &container, info, &check).await;
+    let stderr = run_check_then_kill(&agent, sandbox.path(), &container, info, &[], &check).await;
     assert!(
         stderr.contains("sandbox: cpus and mem enforced"),
         "{stderr}"

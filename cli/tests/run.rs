@@ -3,6 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod support;
+
+use support::{free_port, scrape};
+
 fn hoist(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_hoist"))
         .args(args)
@@ -24,15 +28,6 @@ fn text(output: &Output) -> (String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-/// A free port on loopback, for the demo's web server.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A directory with the README's demo as `demo.yaml`, its web server on a port of its own
@@ -131,27 +126,6 @@ fn unknown_backends_and_version() {
     );
 }
 
-/// `GET /metrics` on loopback `port`: the content type and the body, or `None` while nothing
-/// answers.
-fn scrape(port: u16) -> Option<(String, String)> {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut reply = String::new();
-    stream.read_to_string(&mut reply).ok()?;
-    let (head, body) = reply.split_once("\r\n\r\n")?;
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-type: "))?
-        .to_owned();
-    Some((content_type, body.to_owned()))
-}
-
 #[test]
 fn the_engine_metrics_are_served_while_running_and_events_are_printed() {
     let (dir, state) = demo_dir();
@@ -202,29 +176,7 @@ fn the_engine_metrics_are_served_while_running_and_events_are_printed() {
     };
     assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
     assert!(body.contains("hoist_task_launches_total 2\n"), "{body}");
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian's prometheus package) runs");
-    {
-        use std::io::Write as _;
-        promtool
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.as_bytes())
-            .unwrap();
-    }
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "promtool check metrics: {}{}\non:\n{body}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    support::promtool_check(&body);
     let output = run.stop();
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}\n{stderr}");

@@ -15,6 +15,10 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
+mod support;
+
+use support::free_port;
+
 fn venv() -> PathBuf {
     let venv = std::env::var_os("HOIST_LAMBDA_VENV")
         .map(PathBuf::from)
@@ -30,14 +34,6 @@ fn venv() -> PathBuf {
         venv.display()
     );
     venv
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `hoist serve` and waits (up to 30 s) until it answers.

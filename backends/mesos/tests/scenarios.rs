@@ -34,17 +34,27 @@ async fn start_with(
     env: impl FnOnce(&mut AgentEnv),
     driver: DriverOptions,
 ) -> Harness {
+    start_measured(sim, env, driver, None).await
+}
+
+/// As [`start_with`], with the driver's metrics in `registry` when given.
+async fn start_measured(
+    sim: SimulatorOptions,
+    env: impl FnOnce(&mut AgentEnv),
+    driver: DriverOptions,
+    registry: Option<&mut prometheus_client::registry::Registry>,
+) -> Harness {
     let agent = AgentSimulator::start(sim).await.unwrap();
     let fake = FakeContainerizer::new();
     let executor = Executor::builder(Arc::new(fake.clone())).build().unwrap();
     let statuses = executor.statuses();
     let mut agent_env = agent.env();
     env(&mut agent_env);
-    let run = tokio::spawn(
-        MesosDriver::new(agent_env, executor.clone(), statuses)
-            .options(driver)
-            .run(),
-    );
+    let mut mesos = MesosDriver::new(agent_env, executor.clone(), statuses).options(driver);
+    if let Some(registry) = registry {
+        mesos = mesos.metrics(registry);
+    }
+    let run = tokio::spawn(mesos.run());
     agent
         .wait_for("a SUBSCRIBE", WAIT, |s| s.connected)
         .await
@@ -591,6 +601,96 @@ async fn malformed_frames_and_garbage_break_the_stream_and_resubscribe() {
     assert_eq!(h.executor.tasks().len(), 2);
     let s = shutdown(h).await;
     assert_clean(&s, &["keep", "after-unknown"]);
+}
+
+/// The metrics text of `registry`, once `done` holds for it (within [`WAIT`]).
+async fn metrics_when(
+    registry: &prometheus_client::registry::Registry,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, text) = hoist_core::observe::metrics::encode(registry, None).unwrap();
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_driver_counts_updates_acknowledgements_and_lost_subscriptions() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let h = start_measured(
+        SimulatorOptions::default(),
+        |_| {},
+        options(),
+        Some(&mut registry),
+    )
+    .await;
+    assert!(h.agent.launch(TaskInfo::from_fields(&task("m"))));
+    wait_state(&h.agent, "m", TaskState::Running).await;
+    // STARTING and RUNNING sent and acknowledged, none waiting.
+    metrics_when(&registry, |t| {
+        t.contains("hoist_mesos_updates_acknowledged_total 2\n")
+            && t.contains("hoist_mesos_updates_unacknowledged 0\n")
+    })
+    .await;
+    // Unacknowledged updates wait, and count.
+    h.agent.set_ack_mode(AckMode::Drop);
+    assert!(h.agent.launch(TaskInfo::from_fields(&task("n"))));
+    wait_state(&h.agent, "n", TaskState::Running).await;
+    metrics_when(&registry, |t| {
+        t.contains("hoist_mesos_updates_unacknowledged 2\n")
+    })
+    .await;
+    // The agent goes away and comes back: one disconnection, one resubscription.
+    h.agent.restart(Duration::from_millis(300));
+    h.agent.set_ack_mode(AckMode::Normal);
+    h.agent
+        .wait_for("a resubscription", WAIT, |s| {
+            s.subscriptions.len() == 2 && s.connected
+        })
+        .await
+        .unwrap();
+    // Every SUBSCRIBE attempt while the agent was away counts; the link was lost once. The
+    // two updates of n, never acknowledged before, are acknowledged after the resubscription.
+    let text = metrics_when(&registry, |t| {
+        t.contains("hoist_mesos_agent_disconnections_total 1\n")
+            && t.contains("hoist_mesos_updates_unacknowledged 0\n")
+    })
+    .await;
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    };
+    assert!(value("hoist_mesos_resubscriptions_total") >= 1, "{text}");
+    assert!(value("hoist_mesos_updates_sent_total") >= 4, "{text}");
+    assert_eq!(value("hoist_mesos_updates_acknowledged_total"), 4, "{text}");
+    // What a Prometheus server would scrape passes promtool.
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package) runs");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let s = shutdown(h).await;
+    assert_clean(&s, &["m", "n"]);
 }
 
 #[tokio::test]

@@ -120,6 +120,11 @@ const FLAGS: &[(&str, Kind, &str)] = &[
         Kind::Value,
         "docker (default), process or sandbox",
     ),
+    (
+        "metrics_address",
+        Kind::Value,
+        "serve Prometheus metrics on http://ADDRESS:PORT/metrics (off by default)",
+    ),
 ];
 
 /// The flags the program reads but does not act on, reported once at start-up.
@@ -156,6 +161,7 @@ pub struct Flags {
     pub mapped_directory: Option<PathBuf>,
     pub task_environment: BTreeMap<String, String>,
     pub quiet: bool,
+    pub metrics_address: Option<std::net::SocketAddr>,
     /// go-mesos-executor's flags, by name, with the value as given, for the configuration to
     /// read as overrides.
     pub overrides: BTreeMap<&'static str, String>,
@@ -216,6 +222,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Parsed, String> {
                 flags.stop_timeout = Some(grace);
             }
             "sandbox_directory" => flags.sandbox_directory = Some(PathBuf::from(value)),
+            "metrics_address" => {
+                let addr = value.parse().map_err(|_| {
+                    format!("--metrics_address={value}: expected ADDRESS:PORT, as 127.0.0.1:9464")
+                })?;
+                flags.metrics_address = Some(addr);
+            }
             "mapped_directory" => flags.mapped_directory = Some(PathBuf::from(value)),
             "task_environment" => {
                 flags.task_environment = serde_json::from_str(&value).map_err(|e| {

@@ -13,6 +13,8 @@
 mod config;
 mod flags;
 mod hooks;
+#[path = "../metrics.rs"]
+mod metrics;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -132,6 +134,10 @@ async fn run(flags: Flags) -> Result<Exit, Failure> {
     for hook in hooks::build(&config).map_err(Failure::input)? {
         builder = builder.hook(hook);
     }
+    let mut registry = prometheus_client::registry::Registry::default();
+    if flags.metrics_address.is_some() {
+        builder = builder.metrics(&mut registry);
+    }
     let executor = builder.build().map_err(|e| Failure::input(e.to_string()))?;
     let statuses = executor.statuses();
     let options = DriverOptions {
@@ -149,7 +155,18 @@ async fn run(flags: Flags) -> Result<Exit, Failure> {
         ..DriverOptions::default()
     };
     tracing::info!(agent = %env.agent_endpoint, executor = %env.executor_id, backend = ?config.containerizer, "starting");
-    let driver = MesosDriver::new(env, executor, statuses).options(options);
+    let mut driver = MesosDriver::new(env, executor, statuses).options(options);
+    let _metrics = match flags.metrics_address {
+        Some(addr) => {
+            driver = driver.metrics(&mut registry);
+            let server = metrics::MetricsServer::start(addr, Arc::new(registry))
+                .await
+                .map_err(|e| Failure::input(e.to_string()))?;
+            tracing::info!(address = %server.addr(), "metrics on /metrics");
+            Some(server)
+        }
+        None => None,
+    };
     let stop = driver.stop_token();
     let mut signals = Vec::new();
     for kind in [

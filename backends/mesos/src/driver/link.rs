@@ -85,6 +85,11 @@ impl State {
         &mut self,
         client: &Arc<AgentClient>,
     ) -> BoxFuture<'static, Result<EventStream>> {
+        if self.subscribed_once
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.resubscriptions.inc();
+        }
         let updates = self.ledger.unacknowledged_updates();
         self.carried = updates
             .iter()
@@ -108,6 +113,11 @@ impl State {
         deadline: &mut Option<Instant>,
     ) -> Link {
         let _ = client;
+        if self.connected
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.disconnections.inc();
+        }
         self.connected = false;
         if self.shutdown.is_some() {
             return Link::Closed;
@@ -133,6 +143,9 @@ impl State {
     }
 
     pub(super) fn send_update(&self, status: wire::TaskStatus) {
+        if let Some(metrics) = &self.metrics {
+            metrics.updates_sent.inc();
+        }
         self.send(Call::update(
             self.env.executor_id.clone(),
             self.env.framework_id.clone(),

@@ -2,6 +2,7 @@
 //! engine's statuses into acknowledged updates, and survives agent restarts.
 
 mod link;
+mod metrics;
 mod state;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -12,6 +13,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use hoist_core::executor::StatusStream;
 use hoist_core::{ErrorKind, Executor, Result};
+use metrics::DriverMetrics;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +102,7 @@ pub struct MesosDriver {
     messages_rx: mpsc::UnboundedReceiver<Vec<u8>>,
     inbox: Option<mpsc::UnboundedSender<Vec<u8>>>,
     stop: CancellationToken,
+    metrics: Option<DriverMetrics>,
 }
 
 impl std::fmt::Debug for MesosDriver {
@@ -124,7 +127,25 @@ impl MesosDriver {
             messages_rx,
             inbox: None,
             stop: CancellationToken::new(),
+            metrics: None,
         }
+    }
+
+    /// Registers the driver's metrics in `registry`: `hoist_mesos_updates_sent_total` (UPDATE
+    /// calls, resends included), `hoist_mesos_updates_acknowledged_total`,
+    /// `hoist_mesos_updates_unacknowledged` (a gauge), `hoist_mesos_resubscriptions_total` and
+    /// `hoist_mesos_agent_disconnections_total`.
+    ///
+    /// ```no_run
+    /// # async fn run(driver: hoist_mesos::MesosDriver) {
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// let driver = driver.metrics(&mut registry);
+    /// # let _ = driver.run().await;
+    /// # }
+    /// ```
+    pub fn metrics(mut self, registry: &mut prometheus_client::registry::Registry) -> Self {
+        self.metrics = Some(DriverMetrics::register(registry));
+        self
     }
 
     /// The data of every MESSAGE event (the scheduler's `sendFrameworkMessage`), in order;
@@ -223,6 +244,7 @@ impl MesosDriver {
             shutdown: None,
             connected: false,
             subscribed_once: false,
+            metrics: self.metrics,
             carried: HashSet::new(),
             held_messages: Vec::new(),
             inbox: self.inbox,

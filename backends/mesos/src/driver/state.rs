@@ -9,6 +9,7 @@ use hoist_core::{ErrorKind, Executor, TaskId};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::metrics::DriverMetrics;
 use super::{DriverOptions, Exit};
 use crate::convert;
 use crate::env::AgentEnv;
@@ -37,6 +38,8 @@ pub(super) struct State {
     pub(super) shutdown: Option<Shutdown>,
     pub(super) connected: bool,
     pub(super) subscribed_once: bool,
+    /// The driver's metrics, when it was given a registry.
+    pub(super) metrics: Option<DriverMetrics>,
     /// The UUIDs of the updates the last SUBSCRIBE carried.
     pub(super) carried: HashSet<Vec<u8>>,
     /// Framework messages waiting for a subscription.
@@ -46,6 +49,15 @@ pub(super) struct State {
 }
 
 impl State {
+    /// Sets the gauge of updates waiting for their acknowledgement.
+    pub(super) fn record_pending(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics
+                .updates_unacknowledged
+                .set(i64::try_from(self.ledger.pending()).unwrap_or(i64::MAX));
+        }
+    }
+
     pub(super) fn shutdown_complete(&self) -> Option<Exit> {
         let s = self.shutdown.as_ref()?;
         // After SHUTDOWN, wait for the agent to acknowledge the terminal updates (bounded by
@@ -117,9 +129,14 @@ impl State {
             },
             EventType::Acknowledged => match event.acknowledged {
                 Some(ack) => {
-                    if !self.ledger.acknowledge(&ack.task_id.value, &ack.uuid.0) {
+                    if self.ledger.acknowledge(&ack.task_id.value, &ack.uuid.0) {
+                        if let Some(metrics) = &self.metrics {
+                            metrics.updates_acknowledged.inc();
+                        }
+                    } else {
                         tracing::debug!(task = %ack.task_id, "acknowledgement of no pending update");
                     }
+                    self.record_pending();
                 }
                 None => tracing::warn!("ACKNOWLEDGED without its payload; skipped"),
             },
@@ -297,6 +314,7 @@ impl State {
             tracing::warn!(%task, %state, "a second terminal update was suppressed");
             return;
         }
+        self.record_pending();
         if self.connected {
             self.send_update(status);
         }
