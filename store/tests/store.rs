@@ -149,27 +149,36 @@ fn crash_after_writing_code(dir: &Path) {
     });
 }
 
+/// Set in the child that [`a_crash_between_writing_code_and_committing_leaves_nothing_half_made`]
+/// starts: the store directory it writes to before it dies.
+const CRASH_CHILD: &str = "HOIST_STORE_CRASH_CHILD";
+
 #[test]
 fn a_crash_between_writing_code_and_committing_leaves_nothing_half_made() {
+    if let Some(dir) = std::env::var_os(CRASH_CHILD) {
+        crash_after_writing_code(Path::new(&dir));
+        unreachable!("the writer ends the process");
+    }
     let dir = tempfile::tempdir().unwrap();
     Store::open(dir.path())
         .unwrap()
         .write(|tx| tx.insert_function(&function("whole")))
         .unwrap();
-    // SAFETY: the child only opens the store, writes and exits; it never returns.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        crash_after_writing_code(dir.path());
-        // SAFETY: as above.
-        unsafe { libc::_exit(0) }
-    }
-    let mut status = 0;
-    // SAFETY: waits for the child forked above.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 3,
-        "status {status}"
+    // The writer that dies is this test binary run again for this test alone (a fork of a
+    // test binary running other tests on other threads could inherit their locks held).
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_crash_between_writing_code_and_committing_leaves_nothing_half_made",
+            "--nocapture",
+        ])
+        .env(CRASH_CHILD, dir.path())
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(3),
+        "the writer died mid-commit: {status}"
     );
     // The crash left the archive under its final name, and a temporary file from a writer
     // that died even earlier is there too.
