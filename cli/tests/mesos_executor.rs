@@ -98,6 +98,24 @@ fn start_with(
         .expect("the executor starts")
 }
 
+/// Ends a run: after a failed step, kills the executor and fails with its standard error;
+/// otherwise waits for it to exit 0 after SHUTDOWN.
+async fn exits_cleanly(
+    child: &mut tokio::process::Child,
+    result: hoist_core::Result<()>,
+    stderr: &dyn Fn() -> String,
+) {
+    if let Err(e) = result {
+        let _ = child.start_kill();
+        panic!("{e}\nexecutor's stderr:\n{}", stderr());
+    }
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the executor exits after SHUTDOWN")
+        .unwrap();
+    assert!(status.success(), "exit status {status}\n{}", stderr());
+}
+
 /// An ordinary Mesos task: `cpus: 0.1`, `mem: 32`.
 fn task(id: &str, shell: &str) -> TaskInfoFields {
     let mut info = TaskInfoFields::new(id, "agent-1");
@@ -151,15 +169,7 @@ async fn run_check_then_kill(
         Ok::<(), hoist_core::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        let _ = child.start_kill();
-        panic!("{e}\nexecutor's stderr:\n{}", stderr());
-    }
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("the executor exits after SHUTDOWN")
-        .unwrap();
-    assert!(status.success(), "exit status {status}\n{}", stderr());
+    exits_cleanly(&mut child, result, &stderr).await;
     let s = agent.snapshot();
     assert!(s.rejected.is_empty(), "{:?}", s.rejected);
     let terminal = s.terminal(&id);
@@ -419,15 +429,7 @@ async fn a_sandboxed_task_over_its_mem_is_killed_and_reported() {
         Ok::<(), hoist_core::Error>(())
     }
     .await;
-    if let Err(e) = result {
-        let _ = child.start_kill();
-        panic!("{e}\nexecutor's stderr:\n{}", stderr());
-    }
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("the executor exits after SHUTDOWN")
-        .unwrap();
-    assert!(status.success(), "exit status {status}\n{}", stderr());
+    exits_cleanly(&mut child, result, &stderr).await;
     let s = agent.snapshot();
     let terminal = s.terminal("hog");
     assert_eq!(terminal.len(), 1, "{:?}", s.states("hog"));
