@@ -207,14 +207,22 @@ async fn aws(endpoint: &str, venv: &Path, args: &[&str]) -> Value {
 }
 
 async fn phase(endpoint: &str, name: &str, venv: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/serve_e2e.py");
+    python("serve_e2e.py", endpoint, name, venv).await
+}
+
+/// Runs `tests/python/SCRIPT ENDPOINT PHASE` with the test credentials and returns the JSON it
+/// printed last, failing with its output when it fails.
+async fn python(script: &str, endpoint: &str, phase: &str, venv: &Path) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let output = tokio::time::timeout(
         Duration::from_secs(300),
         aws_env(
             Command::new(venv.join("bin/python"))
-                .arg(script)
+                .arg(path)
                 .arg(endpoint)
-                .arg(name),
+                .arg(phase),
         )
         .kill_on_drop(true)
         .output(),
@@ -225,7 +233,7 @@ async fn phase(endpoint: &str, name: &str, venv: &Path) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "phase {name} failed:\n{stdout}\n{}",
+        "{script} {phase} failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
@@ -452,28 +460,7 @@ async fn the_issue_sequence(venv: &Path, extra: &[(&str, String)]) {
 
 /// Runs `tests/python/warm.py ENDPOINT PHASE` and returns what the function answered.
 async fn warm(endpoint: &str, phase: &str, venv: &Path) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/warm.py");
-    let output = tokio::time::timeout(
-        Duration::from_secs(300),
-        aws_env(
-            Command::new(venv.join("bin/python"))
-                .arg(script)
-                .arg(endpoint)
-                .arg(phase),
-        )
-        .kill_on_drop(true)
-        .output(),
-    )
-    .await
-    .expect("the client finishes")
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "warm.py {phase} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
+    python("warm.py", endpoint, phase, venv).await
 }
 
 /// Kills the server with SIGKILL: it has no chance to let anything go.
